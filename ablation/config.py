@@ -1,0 +1,93 @@
+"""The trial config: one variant, trained once. Shared by `ablate train`, sweeps and reports."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Attention options that live as flat keys on a trial config (each is an ablation axis).
+ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "reduction")
+
+#: Keys that describe the variant, not its repetition: all but these identify a variant.
+REPETITION_KEYS: tuple[str, ...] = ("seed",)
+
+
+class TrialConfig(BaseModel):
+    """Everything needed to build, train and measure one variant."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # model
+    backbone: str = "resnet20"
+    attention: str = "none"
+    position: str = "standard"
+    stages: Optional[list[int]] = None
+    width_mult: float = Field(1.0, gt=0)
+    small_input: Optional[bool] = None  # None: decided by the data set's image size
+    # attention options (None: the module's default, or not applicable)
+    kernel_size: Optional[int] = None
+    branches: Optional[str] = None
+    pool: Optional[str] = None
+    fuse: Optional[str] = None
+    reduction: Optional[int] = None
+    # data
+    dataset: str = "digits"
+    data_dir: Optional[str] = None
+    subset: Optional[Union[int, float]] = None
+    download: bool = False
+    workers: int = Field(0, ge=0)
+    # optimisation
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+    # execution
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    threads: Optional[int] = Field(None, ge=1)
+    # measurement
+    latency_runs: int = Field(20, ge=1)
+    latency_batch: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_model_options(self) -> "TrialConfig":
+        from .attention import attention_options
+
+        allowed = attention_options(self.attention)
+        given = [k for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None]
+        bad = [k for k in given if k not in allowed]
+        if bad:
+            raise ValueError(
+                f"attention {self.attention!r} does not take {bad}; it takes {sorted(allowed) or 'no options'}"
+            )
+        return self
+
+    def attention_kwargs(self) -> dict[str, Any]:
+        """The attention options that are set, as keyword arguments for ``build_attention``."""
+        return {k: getattr(self, k) for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None}
+
+    def variant_key(self) -> str:
+        """Stable short id of the variant (all keys but the seed)."""
+        data = self.model_dump(exclude=set(REPETITION_KEYS))
+        return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` command-line pairs; values are read as YAML scalars/lists."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
