@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Attention options that live as flat keys on a trial config (each is an ablation axis).
 ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "reduction")
@@ -56,6 +56,13 @@ class TrialConfig(BaseModel):
     # measurement
     latency_runs: int = Field(20, ge=1)
     latency_batch: int = Field(1, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _check_dataset(cls, value: str) -> str:
+        from .data import check_dataset
+
+        return check_dataset(value)
 
     @model_validator(mode="after")
     def _check_model_options(self) -> "TrialConfig":

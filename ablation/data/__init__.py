@@ -1,0 +1,189 @@
+"""Data sets for trials: ``build_data(name, ...) -> DataBundle`` with train and val loaders.
+
+In-memory sets (digits, fashion-mnist, cifar10, cifar100, synthetic) are held as uint8 tensors
+and augmented per batch (see :mod:`ablation.data.memory`); ``imagefolder`` streams images through
+a ``DataLoader`` with workers. Augmentation per set:
+
+- ``digits`` (8x8 upsampled to 32 px): random crop, padding 4 (one original pixel). No flip:
+  a mirrored digit is a different glyph (or none), which a researcher would not expect.
+- ``fashion-mnist`` (28 px): random crop, padding 2, horizontal flip (garments are left/right
+  symmetric; flipping is the usual practice).
+- ``cifar10`` / ``cifar100`` (32 px): random crop, padding 4, horizontal flip.
+- ``synthetic``: none (its signal is already randomly shifted).
+- ``imagefolder``: random resized crop 224 + flip; evaluation resize 256 + centre crop 224.
+
+Normalisation uses each set's training mean and std per channel (ImageNet's for imagefolder).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Union
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from .memory import MemoryLoader
+from .sources import (Arrays, candidate_dirs, load_cifar_arrays, load_digits_arrays,
+                      load_fashion_arrays, make_synthetic_arrays, missing_error, parse_synthetic)
+
+#: Data set names; ``synthetic`` also takes options, e.g. ``synthetic:size=16,channels=1,classes=4``.
+DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+
+#: Augmentation of the in-memory sets: (crop padding in px, horizontal flip).
+AUGMENT: dict[str, tuple[int, bool]] = {
+    "digits": (4, False),
+    "fashion-mnist": (2, True),
+    "cifar10": (4, True),
+    "cifar100": (4, True),
+    "synthetic": (0, False),
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataBundle:
+    """Train and val loaders (iterables of ``(images, labels)`` with ``set_epoch``) and the
+    shape of the task."""
+
+    train: Iterable
+    val: Iterable
+    num_classes: int
+    in_channels: int
+    input_size: int
+
+
+def check_dataset(name: str) -> str:
+    """Return ``name`` if it names a data set (with valid options), else raise ``ConfigError``."""
+    base = name.split(":", 1)[0]
+    if base not in DATASETS:
+        raise ConfigError(f"dataset {name!r} is unknown; allowed: {', '.join(DATASETS)}")
+    if base == "synthetic":
+        parse_synthetic(name)
+    elif ":" in name:
+        raise ConfigError(f"dataset {name!r}: only 'synthetic' takes options after ':'")
+    return name
+
+
+def build_data(
+    name: str,
+    data_dir: Optional[str] = None,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    subset: Optional[Union[int, float]] = None,
+    seed: int = 0,
+    download: bool = False,
+) -> DataBundle:
+    """Load data set ``name`` and wrap it in loaders.
+
+    ``subset`` keeps a fraction (0 < f <= 1) or a count of each split: the training images are
+    drawn with ``seed``, the validation images with a fixed seed (every trial seed is then
+    evaluated on the same images). Missing files raise ``DataError`` naming the folders searched.
+    """
+    check_dataset(name)
+    base = name.split(":", 1)[0]
+    if base == "imagefolder":
+        return _imagefolder(data_dir, batch_size, workers, subset, seed)
+    if base == "digits":
+        arrays = load_digits_arrays()
+    elif base == "fashion-mnist":
+        arrays = load_fashion_arrays(data_dir)
+    elif base in ("cifar10", "cifar100"):
+        arrays = load_cifar_arrays(base, data_dir, download)
+    else:
+        arrays = make_synthetic_arrays(**parse_synthetic(name))
+    return _memory_bundle(base, arrays, batch_size, subset, seed)
+
+
+def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> Optional[np.ndarray]:
+    if subset is None:
+        return None
+    if isinstance(subset, bool) or subset <= 0:
+        raise ConfigError(f"subset must be a fraction in (0, 1] or a positive count, got {subset!r}")
+    keep = max(1, round(subset * n)) if isinstance(subset, float) and subset <= 1 else int(subset)
+    if keep >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(n)[:keep])
+
+
+def _memory_bundle(base: str, a: Arrays, batch_size: int, subset: Any, seed: int) -> DataBundle:
+    train_idx = _subset_indices(len(a.train_y), subset, seed)
+    val_idx = _subset_indices(len(a.val_y), subset, 0)
+    tx, ty = (a.train_x, a.train_y) if train_idx is None else (a.train_x[train_idx], a.train_y[train_idx])
+    vx, vy = (a.val_x, a.val_y) if val_idx is None else (a.val_x[val_idx], a.val_y[val_idx])
+    tx, ty, vx, vy = (torch.from_numpy(np.ascontiguousarray(v)) for v in (tx, ty, vx, vy))
+    pixels = tx.transpose(0, 1).reshape(tx.shape[1], -1).float().div_(255)
+    mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-3)
+    pad, flip = AUGMENT[base]
+    common = dict(mean=mean, std=std, batch_size=batch_size, seed=seed)
+    return DataBundle(
+        train=MemoryLoader(tx, ty, train=True, pad=pad, flip=flip, **common),
+        val=MemoryLoader(vx, vy, train=False, **common),
+        num_classes=a.num_classes,
+        in_channels=tx.shape[1],
+        input_size=tx.shape[2],
+    )
+
+
+class EpochLoader:
+    """A ``DataLoader`` whose shuffle (and worker seeds) follow ``(seed, epoch)``."""
+
+    def __init__(self, dataset: Any, *, batch_size: int, workers: int, train: bool, seed: int) -> None:
+        from torch.utils.data import DataLoader
+
+        self.seed, self.generator = seed, torch.Generator()
+        self.loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) >= batch_size,
+            num_workers=workers, persistent_workers=workers > 0, generator=self.generator,
+            pin_memory=torch.cuda.is_available(),
+        )
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.loader.dataset)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset: Any, seed: int) -> DataBundle:
+    from torch.utils.data import Subset
+    from torchvision import datasets, transforms
+
+    dirs = candidate_dirs("imagefolder", data_dir)
+    root = next((d for d in dirs if (d / "train").is_dir() and (d / "val").is_dir()), None)
+    if root is None:
+        raise missing_error("imagefolder", dirs, "train/ and val/ class folders")
+    norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), norm])
+    val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), norm])
+    try:
+        train = datasets.ImageFolder(str(root / "train"), train_tf)
+        val = datasets.ImageFolder(str(root / "val"), val_tf)
+    except (FileNotFoundError, OSError) as exc:
+        raise DataError(f"imagefolder {root}: {exc}") from exc
+    if train.classes != val.classes:
+        raise DataError(f"imagefolder {root}: train/ and val/ have different class folders")
+    train_idx = _subset_indices(len(train), subset, seed)
+    val_idx = _subset_indices(len(val), subset, 0)
+    train_ds = train if train_idx is None else Subset(train, train_idx.tolist())
+    val_ds = val if val_idx is None else Subset(val, val_idx.tolist())
+    common = dict(batch_size=batch_size, workers=workers, seed=seed)
+    return DataBundle(
+        train=EpochLoader(train_ds, train=True, **common),
+        val=EpochLoader(val_ds, train=False, **common),
+        num_classes=len(train.classes),
+        in_channels=3,
+        input_size=224,
+    )

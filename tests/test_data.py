@@ -1,0 +1,233 @@
+"""Data sets build from files in each format (written here), augment, subset and fail clearly."""
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ablation.data import DATASETS, build_data, check_dataset
+from ablation.data.memory import MemoryLoader
+from ablation.data.sources import read_idx
+from ablation.errors import ConfigError, DataError
+
+SHARED_FASHION = Path(__file__).parents[2] / "shared/data/fashion-mnist"
+
+
+@pytest.fixture(autouse=True)
+def _no_env_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("ABLATION_DATA_DIR", raising=False)
+    monkeypatch.setattr("ablation.data.sources.SYSTEM_DATA_DIR", tmp_path / "system-datasets")
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+def write_fashion(folder: Path, n_train: int = 40, n_val: int = 12, compress: bool = True) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(n_train) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_val, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.arange(n_val) % 10,
+    }
+    for stem, arr in arrays.items():
+        write_idx(folder / (stem + (".gz" if compress else "")), arr, compress)
+    return arrays
+
+
+def write_cifar(root: Path, name: str, n_per_batch: int = 6) -> None:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls = CIFAR10 if name == "cifar10" else CIFAR100
+    key = b"labels" if name == "cifar10" else b"fine_labels"
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for fname, _ in cls.train_list + cls.test_list:
+        batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 key: list(rng.integers(0, 10 if name == "cifar10" else 100, n_per_batch))}
+        with open(folder / fname, "wb") as f:
+            pickle.dump(batch, f)
+
+
+def first_batch(loader):
+    return next(iter(loader))
+
+
+def test_dataset_names_cover_the_spec():
+    assert set(DATASETS) == {"digits", "fashion-mnist", "cifar10", "cifar100", "imagefolder", "synthetic"}
+    with pytest.raises(ConfigError, match="allowed: digits"):
+        check_dataset("mnist")
+    with pytest.raises(ConfigError, match="size"):
+        check_dataset("synthetic:sise=3")
+
+
+def test_digits_is_real_upsampled_and_split_fixed():
+    a = build_data("digits", batch_size=64, seed=0)
+    b = build_data("digits", batch_size=64, seed=5)
+    assert (a.num_classes, a.in_channels, a.input_size) == (10, 1, 32)
+    assert a.train.num_images + a.val.num_images == 1797
+    assert torch.equal(a.val.images, b.val.images)  # same validation images for every seed
+    x, y = first_batch(a.train)
+    assert x.shape == (64, 1, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert abs(x.mean().item()) < 0.3 and 0.7 < x.std().item() < 1.3  # normalised
+
+
+def test_digits_are_not_flipped_but_cifar_style_sets_are():
+    from ablation.data import AUGMENT
+
+    assert AUGMENT["digits"][1] is False
+    assert AUGMENT["cifar10"] == (4, True)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_fashion_mnist_reads_idx_files(tmp_path, compress):
+    arrays = write_fashion(tmp_path / "fm", compress=compress)
+    bundle = build_data("fashion-mnist", str(tmp_path / "fm"), batch_size=8)
+    assert (bundle.num_classes, bundle.in_channels, bundle.input_size) == (10, 1, 28)
+    assert bundle.train.num_images == 40 and bundle.val.num_images == 12
+    assert torch.equal(bundle.val.images[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"].astype(np.uint8)))
+    assert torch.equal(bundle.val.labels, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]))
+
+
+def test_fashion_mnist_lookup_order(tmp_path, monkeypatch):
+    write_fashion(tmp_path / "env" / "fashion-mnist", n_train=20)
+    monkeypatch.setenv("ABLATION_DATA_DIR", str(tmp_path / "env"))
+    assert build_data("fashion-mnist", batch_size=4).train.num_images == 20
+    write_fashion(tmp_path / "explicit", n_train=30)
+    assert build_data("fashion-mnist", str(tmp_path / "explicit"), batch_size=4).train.num_images == 30
+    monkeypatch.delenv("ABLATION_DATA_DIR")
+    write_fashion(tmp_path / "system-datasets" / "fashion-mnist", n_train=10)
+    assert build_data("fashion-mnist", batch_size=4).train.num_images == 10
+
+
+def test_fashion_mnist_missing_names_the_folders(tmp_path):
+    with pytest.raises(DataError) as err:
+        build_data("fashion-mnist", str(tmp_path / "nowhere"), batch_size=4)
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere") in msg and "train-images-idx3-ubyte" in msg
+    assert str(tmp_path / "system-datasets" / "fashion-mnist") in msg
+
+
+def test_bad_idx_file_is_a_data_error(tmp_path):
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00")
+    with pytest.raises(DataError, match="magic"):
+        read_idx(path)
+
+
+@pytest.mark.skipif(not SHARED_FASHION.is_dir(), reason=f"real Fashion-MNIST not at {SHARED_FASHION}")
+def test_real_fashion_mnist():
+    bundle = build_data("fashion-mnist", str(SHARED_FASHION), batch_size=256)
+    assert bundle.train.num_images == 60000 and bundle.val.num_images == 10000
+    assert sorted(bundle.train.labels.unique().tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("name,classes,train_batches", [("cifar10", 10, 5), ("cifar100", 100, 1)])
+def test_cifar_reads_pickled_batches(tmp_path, name, classes, train_batches):
+    write_cifar(tmp_path, name)
+    bundle = build_data(name, str(tmp_path), batch_size=4)
+    assert (bundle.num_classes, bundle.in_channels, bundle.input_size) == (classes, 3, 32)
+    assert bundle.train.num_images == 6 * train_batches and bundle.val.num_images == 6
+    x, _ = first_batch(bundle.train)
+    assert x.shape == (4, 3, 32, 32)
+
+
+def test_cifar_missing_says_where_to_put_files(tmp_path):
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        build_data("cifar10", str(tmp_path), batch_size=4)
+
+
+def test_imagefolder_reads_class_folders(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for split, n in (("train", 3), ("val", 2)):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    bundle = build_data("imagefolder", str(tmp_path), batch_size=2)
+    assert (bundle.num_classes, bundle.in_channels, bundle.input_size) == (2, 3, 224)
+    x, y = first_batch(bundle.train)
+    assert x.shape == (2, 3, 224, 224)
+    assert bundle.val.num_images == 4 and sum(len(y) for _, y in bundle.val) == 4
+
+
+def test_imagefolder_missing_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="train/ and val/"):
+        build_data("imagefolder", str(tmp_path), batch_size=2)
+
+
+def test_synthetic_any_shape_and_learnable():
+    bundle = build_data("synthetic:size=12,channels=2,classes=3,train=300,val=90", batch_size=50)
+    assert (bundle.num_classes, bundle.in_channels, bundle.input_size) == (3, 2, 12)
+    assert bundle.train.num_images == 300 and bundle.val.num_images == 90
+    # a nearest-class-mean classifier on raw pixels beats chance: the signal is real, not noise
+    from sklearn.linear_model import LogisticRegression
+
+    tx, ty = bundle.train.images.flatten(1).float(), bundle.train.labels
+    vx, vy = bundle.val.images.flatten(1).float(), bundle.val.labels
+    feats = lambda x: torch.fft.rfft2(x.view(len(x), 2, 12, 12)).abs().flatten(1)  # phase-free
+    acc = LogisticRegression(max_iter=2000).fit(feats(tx), ty).score(feats(vx), vy)
+    assert acc > 0.6
+
+
+def test_subset_fraction_and_count_are_seeded():
+    a = build_data("digits", batch_size=16, subset=0.25, seed=1)
+    b = build_data("digits", batch_size=16, subset=0.25, seed=1)
+    c = build_data("digits", batch_size=16, subset=0.25, seed=2)
+    assert a.train.num_images == round(0.25 * 1437)
+    assert torch.equal(a.train.labels, b.train.labels) and torch.equal(a.train.images, b.train.images)
+    assert not torch.equal(a.train.images, c.train.images)
+    assert torch.equal(a.val.images, c.val.images)
+    assert build_data("digits", batch_size=16, subset=100).train.num_images == 100
+    with pytest.raises(ConfigError, match="subset"):
+        build_data("digits", batch_size=16, subset=-1)
+
+
+def _loader(pad=0, flip=False, n=8, size=6, seed=0):
+    images = torch.arange(n * size * size, dtype=torch.int64).remainder(251).to(torch.uint8).view(n, 1, size, size)
+    return MemoryLoader(images, torch.arange(n), torch.zeros(1), torch.ones(1) / 255, batch_size=n,
+                        train=True, seed=seed, pad=pad, flip=flip)
+
+
+def test_augmentation_crops_and_flips_per_image():
+    plain = _loader()
+    flipped = _loader(flip=True)
+    cropped = _loader(pad=2)
+    (x0, y0), (x1, y1), (x2, y2) = first_batch(plain), first_batch(flipped), first_batch(cropped)
+    assert torch.equal(y0, y1) and torch.equal(y0, y2)  # same shuffle from the same (seed, epoch)
+    is_flip = [torch.equal(a, b.flip(-1)) for a, b in zip(x0, x1)]
+    is_same = [torch.equal(a, b) for a, b in zip(x0, x1)]
+    assert all(f or s for f, s in zip(is_flip, is_same)) and any(is_flip)
+    assert x2.shape == x0.shape and not torch.equal(x2, x0)
+    # every crop is a shifted window of the zero-padded image
+    for a, b in zip(x0, x2):
+        padded = torch.nn.functional.pad(a, (2, 2, 2, 2))
+        assert any(torch.equal(padded[:, i:i + 6, j:j + 6], b) for i in range(5) for j in range(5))
+
+
+def test_epochs_are_seeded_and_independent_of_history():
+    a, b = _loader(pad=1, flip=True), _loader(pad=1, flip=True)
+    a.set_epoch(1), list(a)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    assert all(torch.equal(p, q) for (p, _), (q, _) in zip(a, b))
+    b.set_epoch(4)
+    assert not torch.equal(first_batch(a)[0], first_batch(b)[0])
+
+
+def test_validation_is_not_augmented_and_keeps_every_image():
+    bundle = build_data("synthetic:train=10,val=7", batch_size=3)
+    assert len(bundle.val) == 3 and sum(len(y) for _, y in bundle.val) == 7
+    assert len(bundle.train) == 3  # last partial training batch dropped
