@@ -1,0 +1,189 @@
+"""The results table of a sweep (``results.csv``) and its summary (``sweep.json``).
+
+Rows are built from Ray Tune trials (live, in the driver, or loaded from a run directory) and
+written atomically (temp file + rename), so a reader never sees a half-written file and a crash
+during a write leaves the previous version. Columns follow ``docs/contracts.md``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import pandas as pd
+
+from .config import TrialConfig
+
+RESULTS_FILE = "results.csv"
+SWEEP_FILE = "sweep.json"
+ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
+CONFIG_COLUMNS: tuple[str, ...] = (
+    "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
+    "reduction", "dataset", "width_mult", "epochs", "seed",
+)
+METRIC_COLUMNS: tuple[str, ...] = (
+    "epochs_done", "top1", "top5", "val_loss", "train_loss", "best_top1", "best_epoch", "params",
+    "flops", "attention_params", "attention_flops", "latency_ms", "train_time_s", "images_per_s",
+)
+#: Metrics taken from a trial's last report (the rest are derived from its whole history).
+LAST_METRICS: tuple[str, ...] = (
+    "top1", "top5", "val_loss", "train_loss", "params", "flops", "attention_params",
+    "attention_flops", "latency_ms",
+)
+STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
+#: Keys of a trial config that say where or how a trial ran, never what was ablated.
+NOT_VARIANT_COLUMNS: tuple[str, ...] = ("data_dir", "device", "threads", "download", "workers")
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the results table sees it: its config, state and per-epoch reports."""
+
+    trial_id: str
+    config: dict[str, Any]
+    status: str
+    error: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def record_from_trial(trial: Any, tune_status: Optional[str] = None) -> TrialRecord:
+    """A record from a Ray Tune ``Trial``; ``tune_status`` overrides its (lagging) status in callbacks."""
+    from .space import trial_config
+
+    config = trial_config(trial.config["point"]).model_dump()
+    history = _read_history(trial)
+    status = _status(tune_status or trial.status, history, config["epochs"])
+    error = _read_error(trial) if status == "failed" else ""
+    return TrialRecord(trial.trial_id, config, status, error, history)
+
+
+def records_from_run_dir(run_dir: str | Path) -> list[TrialRecord]:
+    """Records of every trial of the sweep stored in ``run_dir`` (Ray's experiment state)."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(Path(run_dir).resolve()))
+    return [record_from_trial(t) for t in analysis.trials]
+
+
+def _status(tune_status: str, history: list[dict[str, Any]], epochs: int) -> str:
+    if tune_status == "ERROR":
+        return "failed"
+    if tune_status == "TERMINATED":
+        done = history[-1].get("epoch", 0) if history else 0
+        return "completed" if done >= epochs else "stopped"
+    return "running" if tune_status == "RUNNING" else "pending"
+
+
+def _trial_dirs(trial: Any) -> list[Path]:
+    return [Path(p) for p in (trial.local_path, trial.path) if p]
+
+
+def _read_history(trial: Any) -> list[dict[str, Any]]:
+    """The trial's reports, from Tune's ``result.json`` (one JSON object per line)."""
+    for d in _trial_dirs(trial):
+        path = d / "result.json"
+        if path.exists():
+            rows = []
+            for line in path.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a crash mid-write
+                    continue
+            by_epoch = {r.get("epoch", r.get("training_iteration")): r for r in rows}
+            return [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
+    return []
+
+
+def _read_error(trial: Any) -> str:
+    """The last line of Tune's ``error.txt`` (the exception and its message)."""
+    for d in _trial_dirs(trial):
+        path = d / "error.txt"
+        if path.exists():
+            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+            if lines:
+                return lines[-1]
+    return "failed (no error file found)"
+
+
+def row(record: TrialRecord) -> dict[str, Any]:
+    """The table row of one trial: ids, config, final and best metrics, cost figures."""
+    cfg = record.config
+    out: dict[str, Any] = {
+        "trial_id": record.trial_id,
+        "variant": TrialConfig(**cfg).variant_key(),
+        "status": record.status,
+        "error": record.error,
+    }
+    out.update({k: v for k, v in cfg.items() if k not in CONFIG_COLUMNS})
+    out.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
+    out["stages"] = ",".join(str(s) for s in cfg["stages"]) if cfg.get("stages") else None
+    history = record.history
+    if history:
+        last = history[-1]
+        best = max(history, key=lambda m: _num(m.get("top1")))
+        out.update({k: last.get(k) for k in LAST_METRICS})
+        out["epochs_done"] = last.get("epoch", last.get("training_iteration"))
+        out["best_top1"] = best.get("top1")
+        out["best_epoch"] = best.get("epoch")
+        out["train_time_s"] = sum(_num(m.get("epoch_time_s"), 0.0) for m in history)
+        speeds = [m["images_per_s"] for m in history if m.get("images_per_s") is not None]
+        out["images_per_s"] = sum(speeds) / len(speeds) if speeds else None
+    else:
+        out["epochs_done"] = 0
+    return out
+
+
+def _num(value: Any, default: float = -math.inf) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else default
+
+
+def results_table(records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """The results table: contract columns plus every other config key whose value varies."""
+    rows = [row(r) for r in records]
+    frame = pd.DataFrame(rows)
+    fixed = set(ID_COLUMNS) | set(CONFIG_COLUMNS) | set(METRIC_COLUMNS)
+    extra = [
+        c for c in TrialConfig.model_fields
+        if c not in fixed and c not in NOT_VARIANT_COLUMNS and c in frame
+        and frame[c].astype(str).nunique() > 1
+    ]
+    columns = [*ID_COLUMNS, *extra, *CONFIG_COLUMNS, *METRIC_COLUMNS]
+    return frame.reindex(columns=columns)
+
+
+def write_results(run_dir: str | Path, records: Iterable[TrialRecord]) -> Path:
+    """Rewrite ``run_dir/results.csv`` atomically; returns its path."""
+    path = Path(run_dir) / RESULTS_FILE
+    atomic_write_text(path, results_table(records).to_csv(index=False))
+    return path
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """Read a run directory's ``results.csv``."""
+    return pd.read_csv(Path(run_dir) / RESULTS_FILE, keep_default_na=False, na_values=[""])
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

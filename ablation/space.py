@@ -1,0 +1,375 @@
+"""Search-space files: a declarative ablation (base + grid or sample + budget) -> trial configs.
+
+A space file names a base trial config, the axes to cross (``grid``; a list of grid blocks is
+the union of their expansions) or the ranges to sample (``sample``, searched by Optuna), the
+epoch budget and scheduler, and the resources of one trial. Expansion drops attention options
+that do not apply to a module and removes the duplicates that makes, so a grid never trains
+the same variant twice. Every error names the key path and the allowed values.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .config import ATTENTION_OPTION_KEYS, TrialConfig
+from .errors import ConfigError
+
+#: Trial-config keys a space may set (``epochs`` belongs to ``budget``).
+SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k != "epochs")
+#: Keys that together decide whether a backbone/position/stages combination exists.
+MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages")
+
+
+class Budget(BaseModel):
+    """How long each trial trains, how trials are scheduled and retried."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(ge=1)
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    max_failures: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _grace_within_epochs(self) -> "Budget":
+        if self.grace_period > self.epochs:
+            raise ValueError(f"grace_period ({self.grace_period}) exceeds epochs ({self.epochs})")
+        return self
+
+
+class Resources(BaseModel):
+    """What one trial reserves from Ray (fractions allowed, e.g. 0.5 GPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class Distribution(BaseModel):
+    """One sampled parameter: exactly one of ``choice``, ``int``, ``float`` or ``log``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    choice: Optional[list[Any]] = Field(None, min_length=1)
+    int_: Optional[tuple[int, int]] = Field(None, alias="int")
+    float_: Optional[tuple[float, float]] = Field(None, alias="float")
+    log: Optional[tuple[float, float]] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Distribution":
+        kinds = [k for k in ("choice", "int_", "float_", "log") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of choice, int, float, log")
+        bounds = self.int_ or self.float_ or self.log
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"low must be below high, got {list(bounds)}")
+        if self.log is not None and self.log[0] <= 0:
+            raise ValueError(f"log range must be positive, got {list(self.log)}")
+        return self
+
+    def corners(self) -> list[Any]:
+        """The values that bound the range (every value for a choice), for validation."""
+        return list(self.choice) if self.choice is not None else list(self.int_ or self.float_ or self.log)
+
+    def domain(self) -> Any:
+        """The Ray Tune search domain (OptunaSearch converts it to an Optuna distribution)."""
+        from ray import tune
+
+        if self.choice is not None:
+            return tune.choice(self.choice)
+        if self.int_ is not None:
+            return tune.randint(self.int_[0], self.int_[1] + 1)  # Tune's upper bound is exclusive
+        if self.float_ is not None:
+            return tune.uniform(*self.float_)
+        return tune.loguniform(*self.log)
+
+
+class Sample(BaseModel):
+    """Ranges sampled by Optuna instead of crossed: ``num_samples`` trials in all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_samples: int = Field(ge=1)
+    seed: int = 0
+    params: dict[str, Distribution] = Field(min_length=1)
+
+
+class SpaceFile(BaseModel):
+    """The parsed YAML file (``grid`` is checked by :func:`_grid_blocks`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: Any = None
+    sample: Optional[Sample] = None
+    budget: Budget
+    resources: Resources = Field(default_factory=Resources)
+
+
+def applicable(point: dict[str, Any]) -> dict[str, Any]:
+    """``point`` without the attention options its attention module does not take."""
+    from .attention import attention_options
+
+    allowed = attention_options(point.get("attention", "none"))
+    return {k: v for k, v in point.items() if k not in ATTENTION_OPTION_KEYS or k in allowed}
+
+
+def trial_config(point: dict[str, Any]) -> TrialConfig:
+    """The trial config of one (grid or sampled) point: options that do not apply are dropped."""
+    return TrialConfig(**applicable(point))
+
+
+class SearchSpace:
+    """A validated space: its file, its trial configs (grid) or its sampled ranges."""
+
+    def __init__(self, spec: SpaceFile, source: Optional[str] = None):
+        self.spec = spec
+        self.source = source
+        self._points = _expand(spec)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def sampled(self) -> bool:
+        return self.spec.sample is not None
+
+    @property
+    def num_trials(self) -> int:
+        return self.spec.sample.num_samples if self.sampled else len(self._points)
+
+    def points(self) -> list[dict[str, Any]]:
+        """Full trial-config dicts: one per grid trial, or the sampled ranges' fixed corners."""
+        return [dict(p) for p in self._points]
+
+    def configs(self) -> list[TrialConfig]:
+        """The grid's trial configs (for a sampled space: the validation corners)."""
+        return [trial_config(p) for p in self._points]
+
+    def varying_keys(self) -> list[str]:
+        """Config keys whose value differs between trials, in space order."""
+        if self.sampled:
+            return list(self.spec.sample.params)
+        keys: list[str] = []
+        for block in _grid_blocks(self.spec.grid):
+            keys += [k for k in block if k not in keys]
+        return [k for k in keys if len({repr(p.get(k)) for p in self._points}) > 1]
+
+    def with_base(self, **updates: Any) -> "SearchSpace":
+        """A copy whose base config has ``updates`` applied (e.g. an absolute ``data_dir``)."""
+        spec = self.spec.model_copy(update={"base": {**self.spec.base, **updates}})
+        return SearchSpace(spec, self.source)
+
+    def dump(self) -> dict[str, Any]:
+        """The parsed space as plain data (stored in ``sweep.json``)."""
+        return self.spec.model_dump(by_alias=True, exclude_none=True)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file; every problem is a :class:`ConfigError` naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read search space ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {list(SpaceFile.model_fields)}")
+    try:
+        return parse_space(data, source=str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_space(data: dict[str, Any], source: Optional[str] = None) -> SearchSpace:
+    """Validate a space given as a mapping (the YAML file's content)."""
+    try:
+        spec = SpaceFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_message(exc, allowed=list(SpaceFile.model_fields))) from None
+    return SearchSpace(spec, source)
+
+
+def _pydantic_message(exc: ValidationError, prefix: str = "", allowed: Optional[list[str]] = None) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p != "int_") if err["loc"] else ""
+    path = ".".join(p for p in (prefix, loc) if p) or "space"
+    if err["type"] == "extra_forbidden":
+        return f"{path}: unknown key; allowed: {allowed}"
+    if err["type"] == "missing":
+        return f"{path}: required key missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: {msg} (got {err.get('input')!r})" if err["type"] != "value_error" else f"{path}: {msg}"
+
+
+def _grid_blocks(grid: Any, required: bool = True) -> list[dict[str, list[Any]]]:
+    """The grid as a list of blocks (a single mapping is one block), checked for shape."""
+    if grid is None:
+        if required:
+            raise ConfigError("grid: missing; give axes to cross (e.g. attention: [none, sca]) or a sample section")
+        return []
+    blocks = grid if isinstance(grid, list) else [grid]
+    if not blocks:
+        raise ConfigError("grid: empty; give at least one axis with values")
+    for i, block in enumerate(blocks):
+        prefix = _block_path(grid, i)
+        if not isinstance(block, dict) or not block:
+            raise ConfigError(f"{prefix}: expected a non-empty mapping of key -> list of values")
+        for key, values in block.items():
+            if key not in SPACE_KEYS:
+                hint = " (set it in budget.epochs)" if key == "epochs" else ""
+                raise ConfigError(f"{prefix}.{key}: unknown key{hint}; allowed: {list(SPACE_KEYS)}")
+            if not isinstance(values, list):
+                raise ConfigError(f"{prefix}.{key}: expected a list of values, got {values!r}")
+            if not values:
+                raise ConfigError(f"{prefix}.{key}: empty list; give at least one value")
+    return blocks
+
+
+def _block_path(grid: Any, i: int) -> str:
+    return f"grid[{i}]" if isinstance(grid, list) else "grid"
+
+
+def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
+    """Validate ``spec`` and return its unique full config dicts (grid) or corners (sample)."""
+    for key in spec.base:
+        if key not in SPACE_KEYS:
+            hint = " (set it in budget.epochs)" if key == "epochs" else ""
+            raise ConfigError(f"base.{key}: unknown key{hint}; allowed: {list(SPACE_KEYS)}")
+    base = {**spec.base, "epochs": spec.budget.epochs}
+    base_paths = {k: f"base.{k}" for k in spec.base}
+    if spec.sample is not None:
+        if spec.grid is not None:
+            raise ConfigError("grid and sample are alternatives: cross axes with grid, or sample ranges with sample")
+        blocks, paths = _sample_blocks(spec.sample)
+    else:
+        blocks = _grid_blocks(spec.grid)
+        paths = [_block_path(spec.grid, i) for i in range(len(blocks))]
+    points: dict[str, dict[str, Any]] = {}
+    for block, prefix in zip(blocks, paths):
+        _check_values(base, base_paths, block, prefix)
+        keys = list(block)
+        for combo in itertools.product(*(range(len(block[k])) for k in keys)):
+            raw = {**base, **{k: block[k][j] for k, j in zip(keys, combo)}}
+            where = {**base_paths, **{k: f"{prefix}.{k}[{j}]" for k, j in zip(keys, combo)}}
+            cfg = _validated(raw, where)
+            points.setdefault(cfg.model_dump_json(), cfg.model_dump())
+        _check_options_used(base, base_paths, block, prefix)
+    return list(points.values())
+
+
+def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str]]:
+    """Sampled ranges as one grid block of their corners (for validation only)."""
+    block: dict[str, list[Any]] = {}
+    for key, dist in sample.params.items():
+        if key not in SPACE_KEYS:
+            raise ConfigError(f"sample.params.{key}: unknown key; allowed: {list(SPACE_KEYS)}")
+        block[key] = dist.corners()
+    return [block], ["sample.params"]
+
+
+def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], prefix: str) -> None:
+    """Check each axis value on its own, so errors name the exact value's path."""
+    from .attention import ATTENTIONS, attention_options
+
+    attentions = block.get("attention", [base.get("attention", "none")])
+    for j, name in enumerate(attentions):
+        if not isinstance(name, str) or name not in _attention_names():
+            where = f"{prefix}.attention[{j}]" if "attention" in block else base_paths.get("attention", "base.attention")
+            raise ConfigError(f"{where}: unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}")
+    for key in ATTENTION_OPTION_KEYS:
+        values = block.get(key, [base[key]] if base.get(key) is not None else [])
+        takers = [a for a in attentions if key in attention_options(a)]
+        for j, value in enumerate(values):
+            where = f"{prefix}.{key}[{j}]" if key in block else base_paths[key]
+            for name in takers:
+                message = _option_error(name, key, value)
+                if message:
+                    raise ConfigError(f"{where}: {message}")
+
+
+def _check_options_used(base: dict, base_paths: dict, block: dict[str, list[Any]], prefix: str) -> None:
+    """An option that no attention in its block takes is a mistake, not something to drop."""
+    from .attention import ATTENTIONS, attention_options
+
+    attentions = block.get("attention", [base.get("attention", "none")])
+    for key in ATTENTION_OPTION_KEYS:
+        given = key in block or base.get(key) is not None
+        if given and not any(key in attention_options(a) for a in attentions):
+            where = f"{prefix}.{key}" if key in block else base_paths[key]
+            takers = sorted(a for a in ATTENTIONS if key in attention_options(a))
+            raise ConfigError(f"{where}: no attention here takes {key!r} (got {sorted(set(attentions))}); modules that take it: {takers}")
+
+
+@lru_cache(maxsize=1)
+def _attention_names() -> frozenset[str]:
+    from .attention import ATTENTIONS, attention_options
+
+    attention_options("none")  # loads the registry
+    return frozenset(ATTENTIONS)
+
+
+@lru_cache(maxsize=None)
+def _option_error_cached(name: str, key: str, value: Any) -> Optional[str]:
+    from .attention import build_attention
+
+    try:
+        build_attention(name, 16, **{key: value})
+    except (ValueError, TypeError) as exc:
+        return str(exc) if name in str(exc) else f"{name}: {exc}"
+    return None
+
+
+def _option_error(name: str, key: str, value: Any) -> Optional[str]:
+    try:
+        return _option_error_cached(name, key, value)
+    except TypeError:  # unhashable value (e.g. a list where a scalar belongs)
+        return f"{key} must be a single value, got {value!r}"
+
+
+def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
+    """The trial config of one expanded point; errors name the paths of the keys involved."""
+    try:
+        cfg = trial_config(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else ""
+        path = where.get(key, f"base.{key}" if key else "point")
+        raise ConfigError(f"{path}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})") from None
+    _check_model(cfg, where)
+    return cfg
+
+
+def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:
+    stages = tuple(cfg.stages) if cfg.stages is not None else None
+    message = _model_error(cfg.backbone, cfg.position, stages)
+    if message:
+        paths = [where[k] for k in MODEL_KEYS if k in where] or ["base"]
+        raise ConfigError(f"{' with '.join(paths)}: {message}")
+
+
+@lru_cache(maxsize=None)
+def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]]) -> Optional[str]:
+    from .models import validate_model_args
+
+    try:
+        validate_model_args(backbone, position, list(stages) if stages is not None else None)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
