@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class AttentionSpec:
@@ -41,7 +43,7 @@ def attention_options(name: str) -> frozenset[str]:
     """Option names accepted by attention ``name``."""
     _ensure_loaded()
     if name not in ATTENTIONS:
-        raise ValueError(f"unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}")
+        raise ConfigError(f"unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}")
     return ATTENTIONS[name].options
 
 
@@ -50,7 +52,7 @@ def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
     allowed = attention_options(name)
     extra = sorted(set(options) - allowed)
     if extra:
-        raise ValueError(
+        raise ConfigError(
             f"attention {name!r} does not take option(s) {extra}; allowed: {sorted(allowed) or 'none'}"
         )
     module = ATTENTIONS[name].factory(channels, **options)

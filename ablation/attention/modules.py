@@ -1,0 +1,53 @@
+"""Registers every attention module (imported by the registry on first use).
+
+SE, ECA and CBAM come from timm with the papers' settings; Coordinate and Triplet attention
+and SCA are written here (``coord.py``, ``triplet.py``, ``sca.py``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from timm.layers import EcaModule, SEModule
+from timm.layers.cbam import CbamModule
+from torch import nn
+
+from .coord import CoordAttention
+from .options import check_kernel, check_reduction, reduced_channels
+from .registry import register
+from .sca import SCA
+from .triplet import TripletAttention
+
+
+@register("none")
+def none(channels: int) -> nn.Module:
+    """No attention (identity): the baseline."""
+    return nn.Identity()
+
+
+@register("se", options=("reduction",))
+def se(channels: int, reduction: int = 16) -> nn.Module:
+    """Squeeze-and-Excitation (Hu et al. 2018): FC layers with bias, ``C // reduction`` hidden units."""
+    hidden = reduced_channels(channels, check_reduction("se", reduction))
+    return SEModule(channels, rd_channels=hidden, bias=True)
+
+
+@register("eca", options=("kernel_size",))
+def eca(channels: int, kernel_size: Optional[int] = None) -> nn.Module:
+    """ECA (Wang et al. 2020); ``kernel_size=None`` picks the paper's adaptive size from C."""
+    if kernel_size is None:
+        return EcaModule(channels)
+    return EcaModule(None, kernel_size=check_kernel("eca", kernel_size))
+
+
+@register("cbam", options=("reduction", "kernel_size"))
+def cbam(channels: int, reduction: int = 16, kernel_size: int = 7) -> nn.Module:
+    """CBAM (Woo et al. 2018): channel MLP with bias as in the authors' code, then a k x k spatial gate."""
+    hidden = reduced_channels(channels, check_reduction("cbam", reduction))
+    return CbamModule(
+        channels, rd_channels=hidden, spatial_kernel_size=check_kernel("cbam", kernel_size), mlp_bias=True
+    )
+
+
+register("coord", options=("reduction",))(CoordAttention)
+register("triplet", options=("kernel_size",))(TripletAttention)
+register("sca", options=("kernel_size", "branches", "pool", "fuse"))(SCA)

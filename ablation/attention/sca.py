@@ -1,0 +1,99 @@
+"""SCA: spatial-channel attention (our reading of Liu et al. 2022).
+
+Channel and spatial information are modelled together with directional pooling and no
+channel reduction. Each branch pools ``x`` along one direction and runs one small
+convolution over the pooled map:
+
+- ``h``: pool over W to a (C, H) plane, one single-channel k x k conv over that plane
+  (neighbouring channels and rows interact), sigmoid: a (C, H, 1) gate;
+- ``w``: the same over (C, W): a (C, 1, W) gate;
+- ``c``: global pool to C values, a 1-D conv of size k along channels: a (C, 1, 1) gate.
+
+Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
+``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
+else 1), independent of C.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .options import check_choice, check_kernel
+
+BRANCHES = "hwc"
+POOLS = ("avg", "max", "avgmax")
+FUSES = ("mul", "mean")
+
+
+def check_branches(branches: object) -> str:
+    """A non-empty string of distinct letters from ``hwc``, returned in canonical order."""
+    if not isinstance(branches, str) or not branches or set(branches) - set(BRANCHES) or len(set(branches)) != len(branches):
+        raise ConfigError(
+            f"sca: branches must be a non-empty string of distinct letters from {BRANCHES!r} "
+            f"(e.g. 'hwc', 'hw', 'c'), got {branches!r}"
+        )
+    return "".join(b for b in BRANCHES if b in branches)
+
+
+class SCA(nn.Module):
+    """Directional-pooling gates over (C, H), (C, W) and C; see the module docstring."""
+
+    def __init__(
+        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avgmax", fuse: str = "mul"
+    ) -> None:
+        super().__init__()
+        k = check_kernel("sca", kernel_size)
+        self.branches = check_branches(branches)
+        self.pool = check_choice("sca", "pool", pool, POOLS)
+        self.fuse = check_choice("sca", "fuse", fuse, FUSES)
+        planes = 2 if pool == "avgmax" else 1
+        self.conv_h = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "h" in self.branches else None
+        self.conv_w = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "w" in self.branches else None
+        self.conv_c = nn.Conv1d(planes, 1, k, padding=k // 2, bias=False) if "c" in self.branches else None
+
+    def _pool(self, x: Tensor, dim) -> list[Tensor]:
+        """Average, max or both of ``x`` over ``dim``."""
+        if self.pool == "avg":
+            return [x.mean(dim)]
+        if self.pool == "max":
+            return [x.amax(dim)]
+        return [x.mean(dim), x.amax(dim)]
+
+    def _global(self, maps: list[Tensor]) -> list[Tensor]:
+        """Global pool from directional (N, C, L) maps: mean of row means, max of row maxes (exact)."""
+        return [m.amax(-1) if self.pool == "max" or i == 1 else m.mean(-1) for i, m in enumerate(maps)]
+
+    @staticmethod
+    def _stack(maps: list[Tensor]) -> Tensor:
+        """(N, C[, L]) maps as P input planes: (N, P, C[, L]); the (C, L) plane is one picture."""
+        return maps[0].unsqueeze(1) if len(maps) == 1 else torch.stack(maps, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        gates: list[Tensor] = []
+        maps: list[Tensor] = []
+        if self.conv_h is not None:
+            maps = self._pool(x, 3)
+            gates.append(torch.sigmoid(self.conv_h(self._stack(maps))).view(n, c, h, 1))
+        if self.conv_w is not None:
+            along_h = self._pool(x, 2)
+            maps = maps or along_h
+            gates.append(torch.sigmoid(self.conv_w(self._stack(along_h))).view(n, c, 1, w))
+        if self.conv_c is not None:
+            pooled = self._global(maps) if maps else self._pool(x, (2, 3))
+            gates.append(torch.sigmoid(self.conv_c(self._stack(pooled))).view(n, c, 1, 1))
+        return self._apply(x, gates)
+
+    def _apply(self, x: Tensor, gates: list[Tensor]) -> Tensor:
+        """Fuse the gates and gate ``x``; the small channel gate is folded in first, so at
+        most two full-size ops run."""
+        mul = self.fuse == "mul"
+        count = len(gates)
+        if self.conv_c is not None and count > 1:
+            gc = gates.pop()
+            gates[0] = gates[0] * gc if mul else gates[0] + gc
+        if mul:
+            return x * gates[0] if len(gates) == 1 else x * gates[0] * gates[1]
+        scaled = [g * (1.0 / count) for g in gates]
+        return x * (scaled[0] if len(scaled) == 1 else scaled[0] + scaled[1])

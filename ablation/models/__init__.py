@@ -1,0 +1,86 @@
+"""Backbones with attention inserted into their existing blocks.
+
+``build_model(backbone, attention, position, stages, ...)`` builds a torchvision ResNet or
+MobileNetV2 and places ``build_attention(attention, channels, **options)`` at ``position`` in
+every block of the chosen ``stages`` (1-based; default all).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from torch import nn
+
+from ..attention import build_attention
+from ..errors import ConfigError
+from . import mobilenet, resnet
+
+BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
+
+
+def positions(backbone: str) -> tuple[str, ...]:
+    """Attention positions that exist in ``backbone``."""
+    return mobilenet.POSITIONS if backbone == "mobilenet_v2" else resnet.POSITIONS
+
+
+def valid_stages(backbone: str, position: str) -> list[int]:
+    """Stages of ``backbone`` where ``position`` exists (1-based)."""
+    if backbone == "mobilenet_v2":
+        return mobilenet.valid_stages(position)
+    return list(range(1, resnet.num_stages(backbone) + 1))
+
+
+def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[int]]) -> None:
+    """Raise ``ConfigError`` naming the valid values when backbone, position or stages do not exist."""
+    if backbone not in BACKBONES:
+        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}")
+    if position not in positions(backbone):
+        raise ConfigError(f"position {position!r} does not exist in {backbone}; allowed: {list(positions(backbone))}")
+    if stages is None:
+        return
+    allowed = valid_stages(backbone, position)
+    if (
+        isinstance(stages, (str, bytes))
+        or not stages
+        or any(isinstance(s, bool) or not isinstance(s, int) or s not in allowed for s in stages)
+    ):
+        raise ConfigError(
+            f"stages {stages!r} invalid for {backbone} at position {position!r}; "
+            f"give a non-empty list from {allowed} (or none for all)"
+        )
+
+
+def build_model(
+    backbone: str,
+    attention: str = "none",
+    position: str = "standard",
+    stages: Optional[Sequence[int]] = None,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    width_mult: float = 1.0,
+    **attention_options: Any,
+) -> nn.Module:
+    """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all)."""
+    validate_model_args(backbone, position, stages)
+    if backbone != "mobilenet_v2" and width_mult != 1.0:
+        raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
+    build_attention(attention, 8, **attention_options)  # fail on bad options before building
+
+    def make(channels: int) -> nn.Module:
+        return build_attention(attention, channels, **attention_options)
+
+    chosen = list(stages) if stages is not None else valid_stages(backbone, position)
+    if backbone == "mobilenet_v2":
+        model = mobilenet.build_mobilenet(num_classes, in_channels, small_input, width_mult)
+        if attention != "none":
+            mobilenet.insert_mobilenet(model, position, chosen, make)
+    else:
+        model = resnet.build_resnet(backbone, num_classes, in_channels, small_input)
+        if attention != "none":
+            resnet.insert_resnet(model, position, chosen, make)
+    return model
+
+
+__all__ = ["BACKBONES", "build_model", "positions", "valid_stages", "validate_model_args"]

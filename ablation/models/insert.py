@@ -1,0 +1,24 @@
+"""Helpers that put an attention module into an existing block without rewriting it."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from torch import nn
+
+#: Builds an attention module for a given channel count.
+MakeAttention = Callable[[int], nn.Module]
+
+
+def after(module: nn.Module, attention: nn.Module) -> nn.Sequential:
+    """``module`` then ``attention``."""
+    return nn.Sequential(module, attention)
+
+
+def before(module: nn.Module, attention: nn.Module) -> nn.Sequential:
+    """``attention`` then ``module``."""
+    return nn.Sequential(attention, module)
+
+
+def on_shortcut(downsample: Optional[nn.Module], attention: nn.Module) -> nn.Module:
+    """A shortcut (``None`` for identity) followed by ``attention``."""
+    return attention if downsample is None else after(downsample, attention)
