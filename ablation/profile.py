@@ -1,0 +1,217 @@
+"""Cost of a model: parameters, FLOPs (fvcore) and latency, with attention's share.
+
+FLOP convention: fvcore's, one multiply-add = one FLOP (the figure papers quote as "FLOPs"),
+counted for one image in eval mode. fvcore's own handles count conv/linear/matmul as
+multiply-adds and eval-mode batch norm as 2 per element (scale and shift). The handles
+added here count elementwise ops (activations, gates, add, mul, div) one per output
+element, and reductions and pooling (mean, amax, sum, adaptive pooling) one per input
+element; max-pooling counts one per window element of each output. Ops in ``ZERO_COST_OPS``
+move or reshape data and are counted as zero; every other op left without a handle shows
+up in ``FlopCountAnalysis.unsupported_ops()`` (the tests require none for our models).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Optional, Union
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import get_shape
+from torch import nn
+
+from .attention import is_attention
+
+#: Ops counted as zero, with the reason.
+ZERO_COST_OPS: dict[str, str] = {
+    **{op: "shape or view change, no arithmetic" for op in (
+        "aten::view", "aten::reshape", "aten::flatten", "aten::unsqueeze", "aten::squeeze",
+        "aten::transpose", "aten::permute", "aten::expand", "aten::expand_as", "aten::t",
+        "aten::size", "aten::Int", "aten::ScalarImplicit", "aten::numel",
+    )},
+    **{op: "copies or splits data, no arithmetic" for op in (
+        "aten::cat", "aten::stack", "aten::split", "aten::split_with_sizes", "aten::chunk",
+        "aten::slice", "aten::select", "aten::contiguous", "aten::clone", "aten::to",
+        "aten::detach", "aten::copy_",
+    )},
+    "aten::dropout": "identity in eval mode",
+    "aten::dropout_": "identity in eval mode",
+}
+
+
+def _numel(shape: Optional[list[int]]) -> int:
+    return math.prod(shape) if shape else 0
+
+
+def _per_output(inputs: list[Any], outputs: list[Any]) -> int:
+    return _numel(get_shape(outputs[0]))
+
+
+def _per_input(inputs: list[Any], outputs: list[Any]) -> int:
+    return _numel(get_shape(inputs[0]))
+
+
+def _max_pool(inputs: list[Any], outputs: list[Any]) -> int:
+    kernel = [int(v.toIValue()) for v in inputs[1].node().inputs()]
+    return _numel(get_shape(outputs[0])) * math.prod(kernel if len(kernel) == 2 else kernel * 2)
+
+
+ELEMENTWISE_OPS = (
+    "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul", "aten::mul_", "aten::div", "aten::div_",
+    "aten::sigmoid", "aten::sigmoid_", "aten::relu", "aten::relu_", "aten::hardtanh", "aten::hardtanh_",
+    "aten::hardswish", "aten::hardswish_", "aten::hardsigmoid", "aten::hardsigmoid_", "aten::clamp",
+    "aten::clamp_", "aten::silu", "aten::silu_", "aten::gelu", "aten::tanh",
+)
+REDUCTION_OPS = (
+    "aten::mean", "aten::sum", "aten::amax", "aten::amin", "aten::max", "aten::min",
+    "aten::adaptive_avg_pool1d", "aten::adaptive_avg_pool2d", "aten::adaptive_max_pool2d",
+    "aten::avg_pool2d",
+)
+
+#: Handles added to fvcore's defaults.
+OP_HANDLES = {
+    **{op: _per_output for op in ELEMENTWISE_OPS},
+    **{op: _per_input for op in REDUCTION_OPS},
+    "aten::max_pool2d": _max_pool,
+}
+
+
+def flop_analysis(model: nn.Module, inputs: torch.Tensor) -> FlopCountAnalysis:
+    """fvcore analysis with our handles; only ``ZERO_COST_OPS`` are ignored.
+
+    fvcore's built-in ignore list silently drops ops that do arithmetic (e.g. ``aten::relu``,
+    ``aten::max``), so it is replaced by ``ZERO_COST_OPS``.
+    """
+    analysis = FlopCountAnalysis(model, inputs).set_op_handle(**OP_HANDLES)
+    analysis._ignored_ops = set(ZERO_COST_OPS)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    return analysis
+
+
+def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Outermost attention modules by qualified name."""
+    found: dict[str, nn.Module] = {}
+    for name, module in model.named_modules():
+        if is_attention(module) and not any(name.startswith(f"{outer}.") for outer in found):
+            found[name] = module
+    return found
+
+
+@dataclass
+class CostReport:
+    """Cost figures of one model; FLOPs are multiply-adds for one image."""
+
+    params: int
+    flops: int
+    attention_params: int
+    attention_flops: int
+    latency_ms: Optional[float]
+    latency_batch: int
+    latency_threads: int
+    latency_device: str
+    attention_flops_by_module: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flat figures of the contract (no per-module breakdown)."""
+        out = asdict(self)
+        out.pop("attention_flops_by_module")
+        return out
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _threads(threads: Optional[int]) -> Iterator[int]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _size(input_size: Union[int, tuple[int, int]]) -> tuple[int, int]:
+    return (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+
+
+def measure_latency(
+    model: nn.Module, inputs: torch.Tensor, runs: int = 20, warmup: int = 5
+) -> float:
+    """Median wall time in ms of ``runs`` forward passes after ``warmup`` untimed ones (no grad)."""
+    sync = torch.cuda.synchronize if inputs.device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            sync()
+            start = time.perf_counter()
+            model(inputs)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def profile_model(
+    model: nn.Module,
+    input_size: Union[int, tuple[int, int]],
+    in_channels: int = 3,
+    *,
+    batch_size: int = 1,
+    runs: int = 20,
+    warmup: int = 5,
+    device: str = "cpu",
+    threads: Optional[int] = None,
+    latency: bool = True,
+) -> CostReport:
+    """Parameters, FLOPs (one image) and median latency (``batch_size`` images on ``device``).
+
+    The model is left in the mode and on the device it came in; latency on another device
+    runs on a copy.
+    """
+    h, w = _size(input_size)
+    param_device = next(model.parameters()).device
+    attention = attention_modules(model)
+    with _eval_mode(model), _threads(threads) as n_threads:
+        analysis = flop_analysis(model, torch.zeros(1, in_channels, h, w, device=param_device))
+        by_module = analysis.by_module()
+        flops_by_attention = {name: int(by_module[name]) for name in attention}
+        report = CostReport(
+            params=sum(p.numel() for p in model.parameters()),
+            flops=int(analysis.total()),
+            attention_params=sum(p.numel() for m in attention.values() for p in m.parameters()),
+            attention_flops=sum(flops_by_attention.values()),
+            latency_ms=None,
+            latency_batch=batch_size,
+            latency_threads=n_threads,
+            latency_device=str(torch.device(device)),
+            attention_flops_by_module=flops_by_attention,
+        )
+        if latency:
+            target = torch.device(device)
+            timed = model if param_device == target else copy.deepcopy(model).to(target)
+            with _eval_mode(timed):
+                x = torch.randn(batch_size, in_channels, h, w, device=target)
+                report.latency_ms = measure_latency(timed, x, runs, warmup)
+    return report
+
+
+def unsupported_ops(model: nn.Module, input_size: Union[int, tuple[int, int]], in_channels: int = 3) -> dict[str, int]:
+    """Ops of ``model`` that neither have a FLOP handle nor appear in ``ZERO_COST_OPS``."""
+    h, w = _size(input_size)
+    with _eval_mode(model):
+        analysis = flop_analysis(model, torch.zeros(1, in_channels, h, w))
+        analysis.total()
+        return dict(analysis.unsupported_ops())
