@@ -152,7 +152,14 @@ def results_table(records: Iterable[TrialRecord]) -> pd.DataFrame:
         and frame[c].astype(str).nunique() > 1
     ]
     columns = [*ID_COLUMNS, *extra, *CONFIG_COLUMNS, *METRIC_COLUMNS]
-    return frame.reindex(columns=columns)
+    frame = frame.reindex(columns=columns)
+    if len(frame):
+        frame = frame.sort_values("trial_id", ignore_index=True)
+    for column in frame.columns:
+        values = [r[column] for r in rows if r.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def write_results(run_dir: str | Path, records: Iterable[TrialRecord]) -> Path:

@@ -1,0 +1,291 @@
+"""Run a search space as a Ray Tune sweep: one Tune trial per trial config, resumable.
+
+Each trial calls ``run_trial`` (or an injected trial function, for tests) and reports every
+epoch with ``tune.report`` plus a checkpoint, so an interrupted trial continues from its last
+epoch. The run directory (``<storage>/<name>/``) holds Ray's experiment state, the trial
+folders, ``results.csv`` (rewritten atomically as trials start and finish) and ``sweep.json``.
+A sweep whose driver died continues with ``resume=True`` without re-running finished trials.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ray import tune
+
+from .errors import AblationError, ConfigError
+from .results import SWEEP_FILE, record_from_trial, records_from_run_dir, write_json, write_results
+from .space import SearchSpace, trial_config
+
+#: The metric trials are ranked and scheduled by (percent, higher is better).
+METRIC, MODE = "top1", "max"
+#: Tune writes its experiment state at most this often (s): a killed driver loses at most this much.
+STATE_PERIOD_S = "2"
+
+TrialFn = Callable[..., dict]
+
+
+@dataclass
+class SweepOutcome:
+    """Where a sweep's results are and how its trials ended."""
+
+    run_dir: Path
+    counts: dict[str, int]
+    wall_time_s: float
+
+
+def make_trainable(trial_fn: Optional[TrialFn] = None) -> Callable[[dict], None]:
+    """The Tune function trainable: builds the trial config, resumes from Tune's checkpoint,
+    and reports every epoch's metrics with the epoch's checkpoint."""
+
+    def ablation_trial(config: dict) -> None:
+        fn = trial_fn
+        if fn is None:
+            from .train import run_trial as fn
+        cfg = trial_config(config["point"])
+
+        def report(metrics: dict, checkpoint_dir: str) -> None:
+            tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            fn(cfg, report=report, resume_from=None)
+        else:
+            with checkpoint.as_directory() as resume_from:
+                fn(cfg, report=report, resume_from=resume_from)
+
+    return ablation_trial
+
+
+def param_space(space: SearchSpace) -> dict[str, Any]:
+    """Tune's param space: a grid over full config dicts, or the base with sampled domains."""
+
+    if not space.sampled:
+        return {"point": tune.grid_search(space.points())}
+    spec = space.spec
+    fixed = {**spec.base, "epochs": spec.budget.epochs}
+    return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
+
+
+def _scheduler(space: SearchSpace) -> Any:
+    budget = space.spec.budget
+    if budget.scheduler != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=budget.epochs,
+                         grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+
+
+def _search_alg(space: SearchSpace) -> Any:
+    if not space.sampled:
+        return None
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(seed=space.spec.sample.seed)
+
+
+class ResultsCallback(tune.Callback):
+    """Rewrites ``results.csv`` whenever a trial starts, finishes or fails (driver side)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def _write(self, trials: list, trial: Any, status: str) -> None:
+        write_results(self.run_dir, [record_from_trial(t, status if t is trial else None) for t in trials])
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, trial, "RUNNING")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write(trials, trial, "ERROR")
+
+
+def _reporter(space: SearchSpace) -> Any:
+    return tune.CLIReporter(
+        parameter_columns={f"point/{k}": k for k in space.varying_keys()},
+        metric_columns={"training_iteration": "epoch", "top1": "top1", "val_loss": "val_loss",
+                        "images_per_s": "img/s"},
+        sort_by_metric=True, max_report_frequency=30,
+        max_progress_rows=40,
+    )
+
+
+def prepare_run_dir(storage: str | Path, name: str) -> Path:
+    """``<storage>/<name>`` created and proven writable, or a clear error."""
+    run_dir = Path(storage).expanduser().resolve() / name
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"run directory {run_dir} is not writable ({exc.strerror or exc}); "
+                          f"pass --storage DIR with a writable folder") from None
+    return run_dir
+
+
+def _absolute_data_dir(space: SearchSpace) -> SearchSpace:
+    """Make a relative ``data_dir`` absolute: trials run in their own folders, maybe elsewhere."""
+    data_dir = space.spec.base.get("data_dir")
+    if data_dir and not Path(data_dir).expanduser().is_absolute():
+        return space.with_base(data_dir=str(Path(data_dir).expanduser().resolve()))
+    return space
+
+
+def check_data(space: SearchSpace) -> None:
+    """Load each data set the space uses once, so missing or corrupt files fail before any trial."""
+    from .data import build_data
+
+    seen = set()
+    for cfg in space.configs():
+        key = (cfg.dataset, cfg.data_dir)
+        if key not in seen:
+            seen.add(key)
+            build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset,
+                       seed=cfg.seed)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on an address nobody answers (``ray.init`` would retry for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT (e.g. 10.0.0.1:6379), ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise AblationError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
+                            f"start one with `ray start --head` and pass its address") from None
+
+
+def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local Ray sized to the
+    machine. Returns True when this call started Ray (the caller shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    runtime_env = {"env_vars": env_vars} if env_vars else None
+    if address:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise AblationError(f"--address {address}: cannot join the Ray cluster ({exc}). If it uses token "
+                                f"authentication, set RAY_AUTH_TOKEN as on the cluster") from None
+        return True
+    import torch
+
+    ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), include_dashboard=False,
+             log_to_driver=False, runtime_env=runtime_env)
+    return True
+
+
+def _sweep_info(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def run_sweep(
+    space: SearchSpace,
+    *,
+    storage: str | Path = "runs",
+    address: Optional[str] = None,
+    resume: bool = False,
+    max_concurrent: Optional[int] = None,
+    trial_fn: Optional[TrialFn] = None,
+    check_files: bool = True,
+    verbose: int = 1,
+) -> SweepOutcome:
+    """Run (or, with ``resume``, continue) the sweep of ``space``; returns where results are.
+
+    Everything the user can get wrong is checked before Ray starts: the run directory, an
+    existing sweep there, the data set files (``check_files``, on this machine) and the address.
+    """
+
+    run_dir = prepare_run_dir(storage, space.name)
+    space = _absolute_data_dir(space)
+    exists = tune.Tuner.can_restore(str(run_dir))
+    previous = _sweep_info(run_dir)
+    if exists and not resume:
+        raise ConfigError(f"{run_dir} already holds sweep {space.name!r}; pass --resume to continue it, "
+                          f"or --storage DIR for a new one")
+    if exists and previous.get("space") not in (None, space.dump()):
+        raise ConfigError(f"{run_dir}: the sweep there was started from a different version of "
+                          f"{space.source or space.name}; restore that file or use --storage DIR")
+    if check_files and not (address or os.environ.get("RAY_ADDRESS")):
+        check_data(space)
+    env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD_S)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    started_ray = connect(address, env_vars)
+    start = time.time()
+    info = {
+        "name": space.name, "description": space.spec.description, "space": space.dump(),
+        "source": space.source, "started": previous.get("started", _now()), "finished": None,
+        "wall_time_s": previous.get("wall_time_s", 0.0), "n_trials": space.num_trials,
+        "resources": space.spec.resources.model_dump(),
+    }
+    write_json(run_dir / SWEEP_FILE, info)
+    try:
+        tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose)
+        tuner.fit()
+        records = records_from_run_dir(run_dir)
+        write_results(run_dir, records)
+    finally:
+        info["wall_time_s"] = round(info["wall_time_s"] + time.time() - start, 3)
+        info["finished"] = _now()
+        write_json(run_dir / SWEEP_FILE, info)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    counts = {s: sum(r.status == s for r in records) for s in sorted({r.status for r in records})}
+    return SweepOutcome(run_dir, counts, info["wall_time_s"])
+
+
+def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], restore: bool,
+           max_concurrent: Optional[int], verbose: int) -> Any:
+
+    resources = space.spec.resources
+    trainable = tune.with_resources(make_trainable(trial_fn), {"cpu": resources.cpu, "gpu": resources.gpu})
+    if restore:
+        return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=False)
+    budget = space.spec.budget
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(space),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode=MODE, scheduler=_scheduler(space), search_alg=_search_alg(space),
+            num_samples=space.spec.sample.num_samples if space.sampled else 1,
+            max_concurrent_trials=max_concurrent or budget.max_concurrent,
+            trial_dirname_creator=_trial_dirname, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=space.name, storage_path=str(run_dir.parent), verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=budget.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[ResultsCallback(run_dir)], progress_reporter=_reporter(space),
+        ),
+    )
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
