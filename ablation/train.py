@@ -8,7 +8,6 @@ channels_last are on by default; on the CPU both are off (they slow most CPUs do
 """
 from __future__ import annotations
 
-import copy
 import math
 import tempfile
 import time
@@ -187,10 +186,10 @@ def evaluate(step: _Step, loader: Any) -> dict[str, float]:
 
 
 def measure_cost(model: nn.Module, cfg: TrialConfig, data: DataBundle, device: torch.device) -> dict[str, float]:
-    """Params, FLOPs and latency of (a copy of) the model at the trained input size."""
+    """Params, FLOPs and latency of the model at the trained input size."""
     from .profile import profile_model
 
-    report = profile_model(copy.deepcopy(model), data.input_size, data.in_channels,
+    report = profile_model(model, data.input_size, data.in_channels,
                            batch_size=cfg.latency_batch, runs=cfg.latency_runs, device=str(device),
                            threads=cfg.threads)
     cost = report.as_dict()

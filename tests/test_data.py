@@ -43,7 +43,7 @@ def write_fashion(folder: Path, n_train: int = 40, n_val: int = 12, compress: bo
     return arrays
 
 
-def write_cifar(root: Path, name: str, n_per_batch: int = 6) -> None:
+def write_cifar(root: Path, name: str, n_per_batch: int = 6) -> dict:
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls = CIFAR10 if name == "cifar10" else CIFAR100
@@ -56,6 +56,7 @@ def write_cifar(root: Path, name: str, n_per_batch: int = 6) -> None:
                  key: list(rng.integers(0, 10 if name == "cifar10" else 100, n_per_batch))}
         with open(folder / fname, "wb") as f:
             pickle.dump(batch, f)
+    return batch  # the test batch (written last)
 
 
 def first_batch(loader):
@@ -133,8 +134,12 @@ def test_real_fashion_mnist():
 
 @pytest.mark.parametrize("name,classes,train_batches", [("cifar10", 10, 5), ("cifar100", 100, 1)])
 def test_cifar_reads_pickled_batches(tmp_path, name, classes, train_batches):
-    write_cifar(tmp_path, name)
+    test_batch = write_cifar(tmp_path, name)
     bundle = build_data(name, str(tmp_path), batch_size=4)
+    label_key = b"labels" if name == "cifar10" else b"fine_labels"
+    # rows are 1024 red, then green, then blue values, each row-major 32x32
+    assert torch.equal(bundle.val.images, torch.from_numpy(test_batch[b"data"].reshape(-1, 3, 32, 32)))
+    assert bundle.val.labels.tolist() == [int(v) for v in test_batch[label_key]]
     assert (bundle.num_classes, bundle.in_channels, bundle.input_size) == (classes, 3, 32)
     assert bundle.train.num_images == 6 * train_batches and bundle.val.num_images == 6
     x, _ = first_batch(bundle.train)
