@@ -23,7 +23,7 @@ from .errors import ConfigError
 #: Trial-config keys a space may set (``epochs`` belongs to ``budget``).
 SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k != "epochs")
 #: Keys that together decide whether a backbone/position/stages combination exists.
-MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages")
+MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages", "width_mult")
 
 
 class Budget(BaseModel):
@@ -357,19 +357,21 @@ def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
 
 def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:
     stages = tuple(cfg.stages) if cfg.stages is not None else None
-    message = _model_error(cfg.backbone, cfg.position, stages)
+    message = _model_error(cfg.backbone, cfg.position, stages, cfg.width_mult)
     if message:
         paths = [where[k] for k in MODEL_KEYS if k in where] or ["base"]
         raise ConfigError(f"{' with '.join(paths)}: {message}")
 
 
 @lru_cache(maxsize=None)
-def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]]) -> Optional[str]:
+def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]], width_mult: float) -> Optional[str]:
     from .models import validate_model_args
 
     try:
         validate_model_args(backbone, position, list(stages) if stages is not None else None)
     except ValueError as exc:
         return str(exc)
+    if backbone != "mobilenet_v2" and width_mult != 1.0:
+        return f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}"
     return None
 
