@@ -24,6 +24,9 @@ from .config import TrialConfig
 from .data import DataBundle, build_data
 from .errors import ConfigError, NonFiniteLossError
 
+#: Per-epoch training metrics (then the cost figures), in report order.
+METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr")
+
 #: Cost figures from ``profile_model`` carried in every epoch's metrics.
 COST_KEYS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
 
@@ -248,8 +251,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         start = time.perf_counter()
         metrics = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
         metrics["epoch_time_s"] = time.perf_counter() - start
-        metrics = {k: metrics[k] for k in ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s",
-                                           "images_per_s", "lr")} | cost
+        metrics = {k: metrics[k] for k in METRIC_KEYS} | cost
         history.append(metrics)
         if report is not None:
             with tempfile.TemporaryDirectory(prefix="ablation-ckpt-") as ckpt:
