@@ -64,3 +64,6 @@ def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
 def is_attention(module: nn.Module) -> bool:
     """True for modules built by :func:`build_attention` (used to attribute cost)."""
     return getattr(module, "is_ablation_attention", False)
+
+
+_ensure_loaded()

@@ -11,7 +11,7 @@ convolution over the pooled map:
 
 Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
 ``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
-else 1), independent of C.
+else 1), independent of C: 21 with the defaults (k=3, avg).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class SCA(nn.Module):
     """Directional-pooling gates over (C, H), (C, W) and C; see the module docstring."""
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avgmax", fuse: str = "mul"
+        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avg", fuse: str = "mul"
     ) -> None:
         super().__init__()
         k = check_kernel("sca", kernel_size)
@@ -83,17 +83,21 @@ class SCA(nn.Module):
         if self.conv_c is not None:
             pooled = self._global(maps) if maps else self._pool(x, (2, 3))
             gates.append(torch.sigmoid(self.conv_c(self._stack(pooled))).view(n, c, 1, 1))
-        return self._apply(x, gates)
+        return self._gate(x, gates)
 
-    def _apply(self, x: Tensor, gates: list[Tensor]) -> Tensor:
-        """Fuse the gates and gate ``x``; the small channel gate is folded in first, so at
-        most two full-size ops run."""
+    def _gate(self, x: Tensor, gates: list[Tensor]) -> Tensor:
+        """Fuse the gates and gate ``x`` in at most two full-size passes: the small channel gate
+        is folded into another gate first, and the second spatial gate is applied in place
+        (a fresh full-size temporary costs more than the multiply on CPU)."""
         mul = self.fuse == "mul"
         count = len(gates)
         if self.conv_c is not None and count > 1:
             gc = gates.pop()
             gates[0] = gates[0] * gc if mul else gates[0] + gc
+        if not mul:
+            gates = [g * (1.0 / count) for g in gates]
+        if len(gates) == 1:
+            return x * gates[0]
         if mul:
-            return x * gates[0] if len(gates) == 1 else x * gates[0] * gates[1]
-        scaled = [g * (1.0 / count) for g in gates]
-        return x * (scaled[0] if len(scaled) == 1 else scaled[0] + scaled[1])
+            return (x * gates[0]).mul_(gates[1])
+        return (gates[0] + gates[1]).mul_(x)
