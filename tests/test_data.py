@@ -166,6 +166,9 @@ def test_imagefolder_reads_class_folders(tmp_path):
     x, y = first_batch(bundle.train)
     assert x.shape == (2, 3, 224, 224)
     assert bundle.val.num_images == 4 and sum(len(y) for _, y in bundle.val) == 4
+    again = build_data("imagefolder", str(tmp_path), batch_size=2)
+    bundle.train.set_epoch(2), again.train.set_epoch(2)
+    assert torch.equal(first_batch(bundle.train)[0], first_batch(again.train)[0])  # seeded per epoch
 
 
 def test_imagefolder_missing_is_a_data_error(tmp_path):

@@ -129,7 +129,8 @@ def _memory_bundle(base: str, a: Arrays, batch_size: int, subset: Any, seed: int
 
 
 class EpochLoader:
-    """A ``DataLoader`` whose shuffle (and worker seeds) follow ``(seed, epoch)``."""
+    """A ``DataLoader`` whose shuffle and worker seeds follow ``(seed, epoch)``; workers restart
+    each epoch (not persistent) so that their augmentation is reseeded too."""
 
     def __init__(self, dataset: Any, *, batch_size: int, workers: int, train: bool, seed: int) -> None:
         from torch.utils.data import DataLoader
@@ -137,7 +138,7 @@ class EpochLoader:
         self.seed, self.generator = seed, torch.Generator()
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) >= batch_size,
-            num_workers=workers, persistent_workers=workers > 0, generator=self.generator,
+            num_workers=workers, generator=self.generator,
             pin_memory=torch.cuda.is_available(),
         )
         self.set_epoch(0)
