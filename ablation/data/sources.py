@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
@@ -172,8 +172,6 @@ SYNTHETIC_DEFAULTS = {"size": 32, "channels": 3, "classes": 10, "train": 1000, "
 
 def parse_synthetic(name: str) -> dict:
     """Options of ``synthetic[:key=value,...]`` (keys: size, channels, classes, train, val, noise)."""
-    from ..errors import ConfigError
-
     opts = dict(SYNTHETIC_DEFAULTS)
     _, _, spec = name.partition(":")
     for item in filter(None, spec.split(",")):
