@@ -25,7 +25,7 @@ from .space import SearchSpace, trial_config
 #: The metric trials are ranked and scheduled by (percent, higher is better).
 METRIC, MODE = "top1", "max"
 #: Tune writes its experiment state at most this often (s): a killed driver loses at most this much.
-STATE_PERIOD_S = "2"
+STATE_PERIOD_S = "1"
 
 TrialFn = Callable[..., dict]
 
@@ -174,12 +174,13 @@ def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:
     machine. Returns True when this call started Ray (the caller shuts it down)."""
     import ray
 
-    if ray.is_initialized():
-        return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    runtime_env = {"env_vars": env_vars} if env_vars else None
     if address:
         _check_reachable(address)
+    if ray.is_initialized():
+        return False
+    runtime_env = {"env_vars": env_vars} if env_vars else None
+    if address:
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
