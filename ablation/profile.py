@@ -5,7 +5,9 @@ counted for one image in eval mode. fvcore's own handles count conv/linear/matmu
 multiply-adds and eval-mode batch norm as 2 per element (scale and shift). The handles
 added here count elementwise ops (activations, gates, add, mul, div) one per output
 element, and reductions and pooling (mean, amax, sum, adaptive pooling) one per input
-element; max-pooling counts one per window element of each output. Ops in ``ZERO_COST_OPS``
+element; max-pooling counts one per window element of each output; ``matmul`` counts its
+multiply-adds for any operand ranks. Ops on 0-dim tensors (size arithmetic the tracer
+records) count zero. Ops in ``ZERO_COST_OPS``
 move or reshape data and are counted as zero; every other op left without a handle shows
 up in ``FlopCountAnalysis.unsupported_ops()`` (the tests require none for our models).
 """
@@ -42,12 +44,16 @@ ZERO_COST_OPS: dict[str, str] = {
         "aten::slice", "aten::select", "aten::contiguous", "aten::clone", "aten::to",
         "aten::detach", "aten::copy_",
     )},
+    **{op: "allocates a tensor, no arithmetic" for op in (
+        "aten::new_full", "aten::full", "aten::zeros", "aten::ones", "aten::empty", "aten::zeros_like",
+    )},
     "aten::dropout": "identity in eval mode",
     "aten::dropout_": "identity in eval mode",
 }
 
 
 def _numel(shape: Optional[list[int]]) -> int:
+    """Elements of a tensor; 0-dim tensors (size arithmetic recorded by the tracer) count zero."""
     return math.prod(shape) if shape else 0
 
 
@@ -64,9 +70,14 @@ def _max_pool(inputs: list[Any], outputs: list[Any]) -> int:
     return _numel(get_shape(outputs[0])) * math.prod(kernel if len(kernel) == 2 else kernel * 2)
 
 
+def _matmul(inputs: list[Any], outputs: list[Any]) -> int:
+    """Multiply-adds of any ``matmul`` (fvcore's handle rejects matrix-vector products)."""
+    return _numel(get_shape(outputs[0])) * get_shape(inputs[0])[-1]
+
+
 ELEMENTWISE_OPS = (
     "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul", "aten::mul_", "aten::div", "aten::div_",
-    "aten::sigmoid", "aten::sigmoid_", "aten::relu", "aten::relu_", "aten::hardtanh", "aten::hardtanh_",
+    "aten::reciprocal", "aten::sigmoid", "aten::sigmoid_", "aten::relu", "aten::relu_", "aten::hardtanh", "aten::hardtanh_",
     "aten::hardswish", "aten::hardswish_", "aten::hardsigmoid", "aten::hardsigmoid_", "aten::clamp",
     "aten::clamp_", "aten::silu", "aten::silu_", "aten::gelu", "aten::tanh",
 )
@@ -81,6 +92,7 @@ OP_HANDLES = {
     **{op: _per_output for op in ELEMENTWISE_OPS},
     **{op: _per_input for op in REDUCTION_OPS},
     "aten::max_pool2d": _max_pool,
+    "aten::matmul": _matmul,
 }
 
 

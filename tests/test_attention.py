@@ -5,7 +5,6 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ablation.attention import ATTENTIONS, attention_options, build_attention, is_attention
@@ -73,15 +72,15 @@ def test_sca_param_count_follows_options(kernel_size, branches, pool):
 
 
 def _reference_sca(module, x: torch.Tensor) -> torch.Tensor:
-    """SCA written out plainly: permute each pooled plane into a 1-channel image, convolve, gate."""
+    """SCA written out plainly: each pooled (C, L) plane is convolved as its (L, C) transpose."""
     pools = {"avg": [torch.mean], "max": [torch.amax], "avgmax": [torch.mean, torch.amax]}[module.pool]
     gates = []
     if "h" in module.branches:  # (C, H) plane after pooling over W
         plane = torch.stack([p(x, dim=3) for p in pools], 1)
-        gates.append(torch.sigmoid(module.conv_h(plane)).squeeze(1).unsqueeze(3))
+        gates.append(torch.sigmoid(module.conv_h(plane.transpose(2, 3))).transpose(2, 3).squeeze(1).unsqueeze(3))
     if "w" in module.branches:
         plane = torch.stack([p(x, dim=2) for p in pools], 1)
-        gates.append(torch.sigmoid(module.conv_w(plane)).squeeze(1).unsqueeze(2))
+        gates.append(torch.sigmoid(module.conv_w(plane.transpose(2, 3))).transpose(2, 3).squeeze(1).unsqueeze(2))
     if "c" in module.branches:
         vec = torch.stack([p(x, dim=(2, 3)) for p in pools], 1)
         gates.append(torch.sigmoid(module.conv_c(vec)).squeeze(1)[:, :, None, None])
