@@ -11,7 +11,7 @@ convolution over the pooled map:
 
 The pooled (C, L) plane is convolved as an (L, C) image (its transpose: channels along the
 image width), which is the same family of k x k kernels and runs several times faster on CPU
-for deep, narrow stages; row means are a matrix-vector product for the same reason.
+for deep, narrow stages.
 Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
 ``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
 else 1), independent of C: 21 with the defaults (k=3, avg).
@@ -55,11 +55,19 @@ class SCA(nn.Module):
         self.conv_w = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "w" in self.branches else None
         self.conv_c = nn.Conv1d(planes, 1, k, padding=k // 2, bias=False) if "c" in self.branches else None
 
+    @staticmethod
+    def _mean(x: Tensor, dim) -> Tensor:
+        """Mean over ``dim``; over contiguous rows (dim 3) a matrix-vector product, which is
+        several times faster than the reduction kernel on CPU for rows of 7-28 elements."""
+        if dim == 3 and x.is_contiguous():
+            return x @ x.new_full((x.shape[3],), 1.0 / x.shape[3])
+        return x.mean(dim)
+
     def _pool(self, x: Tensor, dim) -> list[Tensor]:
         """Average, max or both of ``x`` over ``dim``."""
         if self.pool == "max":
             return [x.amax(dim)]
-        mean = x @ x.new_full((x.shape[3],), 1.0 / x.shape[3]) if dim == 3 else x.mean(dim)
+        mean = self._mean(x, dim)
         return [mean] if self.pool == "avg" else [mean, x.amax(dim)]
 
     def _global(self, maps: list[Tensor]) -> list[Tensor]:
