@@ -9,6 +9,7 @@ A sweep whose driver died continues with ``resume=True`` without re-running fini
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -231,6 +232,9 @@ def run_sweep(
     env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD_S)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # "no metrics yet" noise
+    # Tune snapshots its state after every checkpoint (num_to_keep=1), which is what resume needs.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_ray = connect(address, env_vars)
     start = time.time()
     info = {
@@ -243,7 +247,7 @@ def run_sweep(
     try:
         tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose)
         tuner.fit()
-        records = records_from_run_dir(run_dir)
+        records = records_from_run_dir(run_dir)  # Ray's saved state: interrupted trials are pending
         write_results(run_dir, records)
     finally:
         info["wall_time_s"] = round(info["wall_time_s"] + time.time() - start, 3)
@@ -253,7 +257,8 @@ def run_sweep(
             import ray
 
             ray.shutdown()
-    counts = {s: sum(r.status == s for r in records) for s in sorted({r.status for r in records})}
+    statuses = [r.status for r in records]
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     return SweepOutcome(run_dir, counts, info["wall_time_s"])
 
 

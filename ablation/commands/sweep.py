@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if unfinished:
         print(f"sweep {space.name} stopped before the end; continue it with: "
               f"ablate sweep {args.space} --storage {args.storage} --resume", file=sys.stderr)
-    if not args.no_report and not unfinished:
+        return 130
+    if not args.no_report:
         _report(outcome.run_dir)
     return 1 if outcome.counts.get("failed") else 0
 
