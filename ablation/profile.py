@@ -7,9 +7,9 @@ added here count elementwise ops (activations, gates, add, mul, div) one per out
 element, and reductions and pooling (mean, amax, sum, adaptive pooling) one per input
 element; max-pooling counts one per window element of each output; ``matmul`` counts its
 multiply-adds for any operand ranks. Ops on 0-dim tensors (size arithmetic the tracer
-records) count zero. Ops in ``ZERO_COST_OPS``
-move or reshape data and are counted as zero; every other op left without a handle shows
-up in ``FlopCountAnalysis.unsupported_ops()`` (the tests require none for our models).
+records) count zero. Ops in ``ZERO_COST_OPS`` move, reshape or allocate data and count zero,
+each with its reason; any other op without a handle shows up in :func:`unsupported_ops`
+(the tests require none for our models).
 """
 from __future__ import annotations
 
