@@ -10,7 +10,7 @@ at a time so that both sides have the same CPUs. Two ratios (Tune / direct, targ
 - end to end, training images over wall-clock seconds for all trials: adds Tune's scheduling,
   worker start-up and result handling.
 
-    python bench/sweep_overhead.py --epochs 3 --out reports/benchmarks/sweep_overhead.md
+    python bench/sweep_overhead.py --epochs 3 --rounds 2 --out reports/benchmarks/sweep_overhead.md
 """
 from __future__ import annotations
 
@@ -36,20 +36,19 @@ def space_dict(epochs: int, dataset: str) -> dict:
     }
 
 
-def direct(configs: list) -> tuple[float, list[float], int]:
-    """Wall seconds, per-epoch images/s and training images of ``run_trial`` called in-process."""
+def direct(configs: list) -> tuple[float, list[float]]:
+    """Wall seconds and per-epoch images/s of ``run_trial`` called in-process, one after another."""
     from ablation.train import run_trial
 
     def report(metrics: dict, checkpoint_dir: str) -> None:
         """Does nothing, but makes run_trial write its per-epoch checkpoint, as under Tune."""
 
-    speeds, images = [], 0
+    speeds = []
     start = time.perf_counter()
     for cfg in configs:
         result = run_trial(cfg, report=report)
         speeds += [m["images_per_s"] for m in result["history"]]
-        images += _train_images(cfg) * result["epochs_done"]
-    return time.perf_counter() - start, speeds, images
+    return time.perf_counter() - start, speeds
 
 
 def _train_images(cfg) -> int:
@@ -59,8 +58,8 @@ def _train_images(cfg) -> int:
                       seed=cfg.seed).train.num_images
 
 
-def under_tune(space, storage: Path) -> tuple[float, float, list[float], int]:
-    """Ray start-up seconds, sweep wall seconds, per-epoch images/s and training images."""
+def under_tune(space, storage: Path) -> tuple[float, float, list[float]]:
+    """Ray start-up seconds, sweep wall seconds and per-epoch images/s of the same trials."""
     import json
 
     import ray
@@ -76,19 +75,17 @@ def under_tune(space, storage: Path) -> tuple[float, float, list[float], int]:
         wall = time.perf_counter() - start
     finally:
         ray.shutdown()
-    speeds, images = [], 0
+    speeds = []
     for result in sorted(outcome.run_dir.glob("trial_*/result.json")):
-        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        speeds += [r["images_per_s"] for r in rows]
-    for cfg in space.configs():
-        images += _train_images(cfg) * cfg.epochs
-    return startup, wall, speeds, images
+        speeds += [json.loads(line)["images_per_s"] for line in result.read_text().splitlines() if line.strip()]
+    return startup, wall, speeds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (load on a shared machine hits both)")
     parser.add_argument("--out", default="reports/benchmarks/sweep_overhead.md")
     args = parser.parse_args()
 
@@ -96,25 +93,34 @@ def main() -> None:
 
     space = parse_space(space_dict(args.epochs, args.dataset))
     configs = space.configs()
-    d_wall, d_speeds, d_images = direct(configs)
-    with tempfile.TemporaryDirectory() as storage:
-        t_start, t_wall, t_speeds, t_images = under_tune(space, Path(storage))
-    assert d_images == t_images
+    images = sum(_train_images(cfg) * cfg.epochs for cfg in configs)
+    d_walls, d_speeds, t_starts, t_walls, t_speeds = [], [], [], [], []
+    for _ in range(args.rounds):
+        wall, speeds = direct(configs)
+        d_walls.append(wall)
+        d_speeds += speeds
+        with tempfile.TemporaryDirectory() as storage:
+            start, wall, speeds = under_tune(space, Path(storage))
+        t_starts.append(start)
+        t_walls.append(wall)
+        t_speeds += speeds
     d_rate, t_rate = statistics.mean(d_speeds), statistics.mean(t_speeds)
-    d_e2e, t_e2e = d_images / d_wall, t_images / t_wall
+    d_wall, t_wall, t_start = statistics.mean(d_walls), statistics.mean(t_walls), statistics.mean(t_starts)
+    d_e2e, t_e2e = images / d_wall, images / t_wall
     lines = [
         "# Sweep overhead: Ray Tune vs run_trial called directly",
         "",
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({os.cpu_count()} CPUs), `python bench/sweep_overhead.py --epochs {args.epochs} --dataset {args.dataset}`.",
+        f"({os.cpu_count()} CPUs), `python bench/sweep_overhead.py --epochs {args.epochs} --dataset {args.dataset} --rounds {args.rounds}`.",
         f"Trials: resnet20 on {args.dataset}, attention {', '.join(ATTENTIONS)}, {args.epochs} epochs, "
-        "1 thread, one trial at a time on both sides.",
+        f"1 thread, one trial at a time on both sides; {args.rounds} alternating rounds, means shown.",
         "",
         "| measure | direct | Ray Tune | ratio (Tune / direct) |",
         "|---|---:|---:|---:|",
         f"| training images/s inside a trial (mean over epochs) | {d_rate:.0f} | {t_rate:.0f} | {t_rate / d_rate:.3f} |",
         f"| end to end: training images / wall s | {d_e2e:.0f} | {t_e2e:.0f} | {t_e2e / d_e2e:.3f} |",
-        f"| wall seconds for all trials | {d_wall:.1f} | {t_wall:.1f} | |",
+        f"| wall seconds for all trials (per round) | {', '.join(f'{w:.1f}' for w in d_walls)} | "
+        f"{', '.join(f'{w:.1f}' for w in t_walls)} | |",
         "",
         f"Local Ray start-up (not in the sweep's wall time): {t_start:.1f} s. Target: ratio >= 0.9.",
         "",
