@@ -13,6 +13,11 @@ HELP = "check a search-space file; print its trials and their estimated training
 
 #: Training FLOPs per image = forward x 3 (the backward pass costs about twice the forward).
 TRAIN_FLOPS_FACTOR = 3
+#: (classes, channels, input size) of data sets whose files may be absent where a space is
+#: validated (e.g. a cluster's ImageNet): forward FLOPs are still shown, training FLOPs not.
+NOMINAL_SHAPES: dict[str, tuple[int, int, int]] = {
+    "imagefolder": (1000, 3, 224), "fashion-mnist": (10, 1, 28), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,14 +58,17 @@ def _forward_flops(model_key: str, num_classes: int, in_channels: int, input_siz
 def trial_cost(cfg: TrialConfig) -> dict[str, Any]:
     """Estimated training cost of one trial: forward FLOPs x 3 x epochs x training images.
 
-    Returns ``forward_flops, train_images, train_flops`` (None where the data set's files are
-    missing, with the reason under ``note``).
+    Returns ``forward_flops, train_images, train_flops``; where the data set's files are missing,
+    the last two are None (the reason under ``note``) and ``forward_flops`` is at the set's
+    nominal shape, if it has one.
     """
+    model_key = cfg.model_copy(update={"seed": 0, "data_dir": None}).model_dump_json()
     try:
         images, classes, channels, size = _data_shape(cfg.dataset, cfg.data_dir, cfg.subset, cfg.seed)
     except DataError as exc:
-        return {"forward_flops": None, "train_images": None, "train_flops": None, "note": str(exc)}
-    model_key = cfg.model_copy(update={"seed": 0, "data_dir": None}).model_dump_json()
+        nominal = NOMINAL_SHAPES.get(cfg.dataset)
+        flops = _forward_flops(model_key, *nominal) if nominal else None
+        return {"forward_flops": flops, "train_images": None, "train_flops": None, "note": str(exc)}
     flops = _forward_flops(model_key, classes, channels, size)
     return {"forward_flops": flops, "train_images": images,
             "train_flops": flops * TRAIN_FLOPS_FACTOR * cfg.epochs * images, "note": ""}
@@ -130,7 +138,8 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
                       f"multiply-adds, x{TRAIN_FLOPS_FACTOR} for forward+backward x epochs x training images; "
                       f"evaluation not included)")
     for note in notes:
-        console.print(f"cost unknown where data is missing: {note}", markup=False)
+        console.print(f"training cost unknown where data is missing (forward FLOPs at the data set's nominal "
+                      f"shape): {note}", markup=False)
 
 
 def _cell(value: Any) -> str:
