@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def space_dict(name: str, scheduler: str, epochs: int, subset: int) -> dict:
+def space_dict(name: str, scheduler: str, epochs: int, subset: int, data_dir: str | None) -> dict:
     return {
         "name": name,
-        "base": {"dataset": "fashion-mnist", "backbone": "resnet20", "subset": subset, "threads": 1,
-                 "device": "cpu", "latency_runs": 5},
+        "base": {"dataset": "fashion-mnist", "data_dir": data_dir, "backbone": "resnet20", "subset": subset,
+                 "threads": 1, "device": "cpu", "latency_runs": 5},
         "grid": [{"attention": ["none", "se", "eca", "cbam"]}, {"attention": ["sca"], "kernel_size": [3, 5, 7]}],
         "budget": {"epochs": epochs, "scheduler": scheduler, "grace_period": 1, "reduction_factor": 2,
                    "max_failures": 0},
@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--subset", type=int, default=3000)
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the usual lookup)")
     parser.add_argument("--storage", default="runs/bench")
     parser.add_argument("--out", default="reports/benchmarks/asha_savings.md")
     args = parser.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
     tables = {}
     try:
         for scheduler in ("none", "asha"):
-            space = parse_space(space_dict(f"asha_savings_{scheduler}", scheduler, args.epochs, args.subset))
+            space = parse_space(space_dict(f"asha_savings_{scheduler}", scheduler, args.epochs, args.subset, args.data_dir))
             outcome = run_sweep(space, storage=args.storage, resume=True, verbose=0)
             tables[scheduler] = read_results(outcome.run_dir)
     finally:
@@ -64,7 +65,7 @@ def main() -> None:
 
     key = ["attention", "kernel_size"]
     full, asha = (tables[s].assign(kernel_size=tables[s]["kernel_size"].fillna(0)).set_index(key) for s in ("none", "asha"))
-    images = _train_images(args.subset)
+    images = _train_images(args.subset, args.data_dir)
     spent = {s: float((t["flops"] * 3 * t["epochs_done"] * images).sum()) for s, t in (("none", full), ("asha", asha))}
     epochs = {s: int(t["epochs_done"].sum()) for s, t in (("none", full), ("asha", asha))}
     survivors = asha[asha["status"] == "completed"].index
@@ -116,10 +117,10 @@ def main() -> None:
     out.write_text(text)
 
 
-def _train_images(subset: int) -> int:
+def _train_images(subset: int, data_dir: str | None) -> int:
     from ablation.data import build_data
 
-    return build_data("fashion-mnist", batch_size=1, subset=subset).train.num_images
+    return build_data("fashion-mnist", data_dir, batch_size=1, subset=subset).train.num_images
 
 
 if __name__ == "__main__":
