@@ -1,0 +1,102 @@
+"""Seeds -> variants: mean, standard deviation, 95% confidence interval and n of each metric.
+
+Only completed trials count; a variant is every config key but the seed (``variant`` column of
+``results.csv``). Costs do not depend on the seed, so they are taken once per variant.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+#: Metrics aggregated over seeds (mean, std, CI, n).
+SEED_METRICS: tuple[str, ...] = ("top1", "top5", "val_loss")
+#: Per-variant cost figures (the median over seeds: latency is measured per trial).
+COST_METRICS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
+#: Config columns describing an attention variant (the rest describe the setting it runs in).
+ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
+                                      "reduction")
+#: Short names used in variant labels.
+SHORT = {"kernel_size": "k", "branches": "b", "position": "pos", "stages": "stages", "pool": "pool", "fuse": "fuse",
+         "reduction": "r", "width_mult": "w", "backbone": "", "attention": ""}
+CONFIDENCE = 0.95
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Half-open interval of the mean by Student's t (NaN for fewer than two values)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf((1 + CONFIDENCE) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def config_columns(results: pd.DataFrame) -> list[str]:
+    """Columns of ``results.csv`` that hold a trial's config (the seed included)."""
+    return [c for c in results.columns if c not in _NOT_CONFIG]
+
+
+def factors(results: pd.DataFrame) -> list[str]:
+    """Config columns (seed excluded) that take more than one value among completed trials."""
+    done = results[results["status"] == "completed"]
+    return [c for c in config_columns(results) if c != "seed" and done[c].nunique(dropna=False) > 1]
+
+
+_NOT_CONFIG = frozenset(("trial_id", "variant", "status", "error", "epochs_done", "top1", "top5", "val_loss",
+                         "train_loss", "best_top1", "best_epoch", "params", "flops", "attention_params",
+                         "attention_flops", "latency_ms", "train_time_s", "images_per_s"))
+
+
+def cell_text(value: Any) -> str:
+    """A config value as text: ``-`` for not applicable, integers without ``.0``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label(row: pd.Series, shown: Sequence[str]) -> str:
+    """A short human name for a variant from the factors in ``shown``, e.g. ``resnet20 sca k=5``."""
+    parts = []
+    for key in shown:
+        value = cell_text(row.get(key))
+        if key == "width_mult" and not str(row.get("backbone", "")).startswith("mobilenet"):
+            continue  # ResNets have no width multiplier
+        if value != "-":
+            prefix = SHORT.get(key, key)
+            parts.append(f"{prefix}={value}" if prefix else value)
+    return " ".join(parts) or "baseline"
+
+
+def aggregate(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant with completed trials: factor values, ``n``, ``<metric>_mean/_std/
+    _ci_low/_ci_high`` for :data:`SEED_METRICS`, the cost figures, ``seeds`` and a ``label``."""
+    done = results[results["status"] == "completed"]
+    varying = factors(results)
+    config_cols = [c for c in config_columns(results) if c != "seed"]
+    rows = []
+    for variant, group in done.groupby("variant", sort=False):
+        first = group.iloc[0]
+        row = {"variant": variant, **{c: first[c] for c in config_cols}, "n": len(group),
+               "seeds": ",".join(str(s) for s in sorted(group["seed"].tolist()))}
+        for metric in SEED_METRICS:
+            values = group[metric].astype(float).dropna()
+            row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci95(values)
+        for metric in COST_METRICS:
+            values = group[metric].astype(float).dropna() if metric in group else pd.Series(dtype=float)
+            row[metric] = float(values.median()) if len(values) else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    shown = [c for c in ("backbone", "width_mult", *ATTENTION_FACTORS) if c in varying or c in ("backbone", "attention")]
+    shown += [c for c in varying if c not in shown]
+    table["label"] = [label(r, shown) for _, r in table.iterrows()]
+    return table.sort_values(["backbone", "label"], kind="stable").reset_index(drop=True)

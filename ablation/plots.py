@@ -1,0 +1,120 @@
+"""Report figures as PNG bytes (matplotlib, headless): accuracy against cost with the front,
+per-factor effects with error bars, factor importance."""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .aggregate import cell_text  # noqa: E402
+from .tables import short_label  # noqa: E402
+
+COST_AXES = {"flops": "FLOPs (multiply-adds, M)", "params": "parameters (M)"}
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _error(variants: pd.DataFrame) -> np.ndarray:
+    """Half-width of the 95% CI of top-1, the std where there is no CI, else 0."""
+    half = (variants["top1_ci_high"] - variants["top1_ci_low"]) / 2
+    return half.fillna(variants["top1_std"]).fillna(0).to_numpy(float)
+
+
+def front_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both lower ``x`` and higher ``y``, by ``x``."""
+    order = np.lexsort((-y, x))
+    best, keep = -math.inf, []
+    for i in order:
+        if y[i] > best:
+            keep.append(i)
+            best = y[i]
+    return np.array(keep, dtype=int)
+
+
+def accuracy_vs_cost(variants: pd.DataFrame, cost: str) -> bytes:
+    """Top-1 (mean, 95% CI) against ``cost`` per backbone; the front of this plane drawn as a
+    staircase, variants on the full multi-objective Pareto front ringed."""
+    fig, axes = plt.subplots(1, variants["backbone"].nunique(), figsize=(6.4 * variants["backbone"].nunique(), 4.6),
+                             squeeze=False)
+    for ax, (backbone, group) in zip(axes[0], variants.groupby("backbone", sort=True)):
+        x, y = group[cost].to_numpy(float) / 1e6, group["top1_mean"].to_numpy(float)
+        ax.errorbar(x, y, yerr=_error(group), fmt="o", capsize=3, color="tab:blue", label="variant (mean, 95% CI)")
+        pareto = group["pareto"].to_numpy(bool)
+        ax.scatter(x[pareto], y[pareto], s=160, facecolors="none", edgecolors="black", label="Pareto front (all objectives)")
+        front = front_2d(x, y)
+        ax.step(x[front], y[front], where="post", color="tab:orange", alpha=0.7, label="front in this plane")
+        for xi, yi, name in zip(x, y, group["label"]):
+            ax.annotate(short_label(name, backbone), (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        _top1_limits(ax, y, _error(group))
+        ax.set_title(backbone)
+        ax.set_xlabel(COST_AXES[cost])
+        ax.set_ylabel("val top-1 %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def factor_effects(variants: pd.DataFrame, factors: list[str]) -> bytes:
+    """Mean top-1 with 95% CI for each value of each factor, one line per backbone."""
+    fig, axes = plt.subplots(1, len(factors), figsize=(4.6 * len(factors), 4.0), squeeze=False)
+    for ax, factor in zip(axes[0], factors):
+        means, errors = [], []
+        for backbone, group in variants.groupby("backbone", sort=True):
+            values = group[factor].map(cell_text)
+            order = sorted(values.unique(), key=_sort_key)
+            group = group.assign(position=[order.index(v) for v in values]).sort_values("position")
+            ax.errorbar(group["position"], group["top1_mean"], yerr=_error(group), capsize=3, label=backbone,
+                        fmt="o" if factor == "attention" else "o-", alpha=0.85)
+            ax.set_xticks(range(len(order)), [v if v != "-" else "none" for v in order])
+            means.append(group["top1_mean"].to_numpy(float))
+            errors.append(_error(group))
+        _top1_limits(ax, np.concatenate(means), np.concatenate(errors))
+        ax.set_title(factor)
+        ax.set_ylabel("val top-1 %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def importance_plot(importance: dict[str, dict[str, float]], evaluator: str) -> bytes:
+    """Horizontal bars of each factor's importance for each target."""
+    targets = list(importance)
+    factors = sorted({f for imp in importance.values() for f in imp})
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(factors) * len(targets)))
+    height = 0.8 / max(len(targets), 1)
+    for i, target in enumerate(targets):
+        ax.barh(np.arange(len(factors)) + i * height, [importance[target].get(f, 0.0) for f in factors],
+                height=height, label=target)
+    ax.set_yticks(np.arange(len(factors)) + height * (len(targets) - 1) / 2, factors)
+    ax.set_xlabel(f"importance ({evaluator.split(' ')[0]})")
+    ax.legend(fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def _sort_key(value: str) -> tuple:
+    """Not applicable (the baseline) first, then numbers by value, then names."""
+    if value == "-":
+        return (0, 0.0, value)
+    try:
+        return (1, float(value), value)
+    except ValueError:
+        return (2, 0.0, value)
+
+
+def _top1_limits(ax: plt.Axes, means: np.ndarray, errors: np.ndarray) -> None:
+    """Y range covering the error bars but never beyond 0-100% (CIs of few seeds can be wide)."""
+    low, high = np.nanmin(means - errors), np.nanmax(means + errors)
+    pad = max((high - low) * 0.08, 0.5)
+    ax.set_ylim(max(low - pad, 0.0), min(high + pad, 100.0))

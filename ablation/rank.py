@@ -1,0 +1,215 @@
+"""Accuracy against cost: a multi-objective Optuna study of the aggregated variants.
+
+Each variant becomes one finished Optuna trial (``create_trial`` + ``add_trials``) whose params
+are the factors and whose values are the objectives: maximise top-1 (mean over seeds), minimise
+FLOPs, params and, when every variant has it, latency. The study is stored (SQLite by default)
+so that ``optuna-dashboard`` opens it as is. On top of the study: the Pareto front, a
+non-dominated rank per variant, the front's hypervolume, factor importance, and every variant's
+difference to the same setting without attention, with a test against seed noise.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import optuna
+import pandas as pd
+from scipy import stats
+
+from .aggregate import ATTENTION_FACTORS, CONFIDENCE, cell_text, config_columns
+
+#: (column, direction, name) of every objective; latency only when measured for all variants.
+OBJECTIVES: tuple[tuple[str, str, str], ...] = (
+    ("top1_mean", "maximize", "top-1 %"), ("flops", "minimize", "FLOPs"), ("params", "minimize", "params"),
+    ("latency_ms", "minimize", "latency ms"),
+)
+#: Reference point of the hypervolume, in objectives min-max normalised to [0, 1] and all minimised.
+HV_REFERENCE = 1.1
+
+
+@dataclass
+class Ranking:
+    """Everything :func:`rank` finds; ``variants`` is the aggregated table with ``pareto`` and
+    ``nd_rank`` columns added."""
+
+    variants: pd.DataFrame
+    objectives: list[str]
+    hypervolume: float
+    importance: dict[str, dict[str, float]] = field(default_factory=dict)
+    evaluator: str = ""
+    deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
+    storage: str = ""
+    study_name: str = ""
+
+
+def objectives_of(variants: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The objectives this table supports (latency dropped where any variant lacks it)."""
+    return [o for o in OBJECTIVES if o[0] in variants and variants[o[0]].notna().all()]
+
+
+def _loss_matrix(variants: pd.DataFrame, objectives: list[tuple[str, str, str]]) -> np.ndarray:
+    """Objective values as an (n, m) array, every column to be minimised."""
+    cols = [variants[c].to_numpy(float) * (-1 if d == "maximize" else 1) for c, d, _ in objectives]
+    return np.stack(cols, axis=1)
+
+
+def non_dominated_ranks(losses: np.ndarray) -> np.ndarray:
+    """Rank 0 for the Pareto front, 1 for the front of the rest, and so on (all minimised)."""
+    ranks = np.full(len(losses), -1)
+    remaining = np.arange(len(losses))
+    level = 0
+    while len(remaining):
+        sub = losses[remaining]
+        dominated = np.array([
+            np.any(np.all(sub <= p, axis=1) & np.any(sub < p, axis=1)) for p in sub
+        ])
+        ranks[remaining[~dominated]] = level
+        remaining = remaining[dominated]
+        level += 1
+    return ranks
+
+
+def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Exact hypervolume dominated by ``points`` (minimised) up to ``reference``, by slicing
+    along the first objective; fine for the tens of variants an ablation has."""
+    points = points[np.all(points < reference, axis=1)]
+    if len(points) == 0:
+        return 0.0
+    if points.shape[1] == 1:
+        return float(reference[0] - points[:, 0].min())
+    order = np.argsort(points[:, 0])
+    points = points[order]
+    volume = 0.0
+    for i, p in enumerate(points):
+        upper = points[i + 1, 0] if i + 1 < len(points) else reference[0]
+        if upper > p[0]:
+            volume += (upper - p[0]) * hypervolume(points[: i + 1, 1:], reference[1:])
+    return volume
+
+
+def normalised_hypervolume(losses: np.ndarray, front: np.ndarray) -> float:
+    """Hypervolume of the front with objectives min-max normalised over all variants."""
+    low, high = losses.min(axis=0), losses.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (losses[front] - low) / span
+    return hypervolume(scaled, np.full(losses.shape[1], HV_REFERENCE))
+
+
+def _factors(variants: pd.DataFrame, factors: list[str]) -> list[str]:
+    return [f for f in factors if f in variants and variants[f].astype(str).nunique() > 1]
+
+
+def build_study(variants: pd.DataFrame, factors: list[str], objectives: list[tuple[str, str, str]],
+                storage: Optional[str], study_name: str) -> optuna.Study:
+    """A fresh study (an older one of the same name is replaced) holding one trial per variant."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is not None:
+        try:
+            optuna.delete_study(study_name=study_name, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(storage=storage, study_name=study_name,
+                                directions=[d for _, d, _ in objectives])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([n for _, _, n in objectives])
+    choices = {f: sorted({cell_text(v) for v in variants[f]}) for f in factors}
+    trials = []
+    for _, row in variants.iterrows():
+        trials.append(optuna.trial.create_trial(
+            params={f: cell_text(row[f]) for f in factors},
+            distributions={f: optuna.distributions.CategoricalDistribution(choices[f]) for f in factors},
+            values=[float(row[c]) for c, _, _ in objectives],
+            user_attrs={"variant": row["variant"], "label": row["label"], "n_seeds": int(row["n"])},
+        ))
+    study.add_trials(trials)
+    return study
+
+
+def importance(study: optuna.Study, factors: list[str], targets: dict[str, int]) -> tuple[dict[str, dict[str, float]], str]:
+    """Importance of each factor for each target objective, and the evaluator's name.
+
+    fANOVA (a variance decomposition, seeded) rather than Optuna's default PED-ANOVA: an
+    ablation grid holds tens of variants, and PED-ANOVA's top-10% region is one or two of them.
+    """
+    if not factors or len(study.trials) < 3:
+        return {}, ""
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    result = {
+        target: {k: float(v) for k, v in optuna.importance.get_param_importances(
+            study, evaluator=evaluator, params=factors, target=lambda t, i=index: t.values[i]).items()}
+        for target, index in targets.items()
+    }
+    return result, "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)"
+
+
+def setting_columns(results: pd.DataFrame) -> list[str]:
+    """Config columns that must match between a variant and its no-attention baseline."""
+    return [c for c in config_columns(results) if c not in ATTENTION_FACTORS and c != "seed"]
+
+
+def deltas(variants: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Delta top-1 of every attention variant to its baseline (``attention == none``, same
+    setting): mean, 95% CI and p-value, by a paired t-test over the seeds both have where there
+    are at least two, else Welch's t-test; ``significant`` when the CI excludes 0."""
+    done = results[results["status"] == "completed"]
+    key = setting_columns(results)
+    baselines = variants[variants["attention"] == "none"]
+    rows = []
+    for _, row in variants[variants["attention"] != "none"].iterrows():
+        match = baselines[(baselines[key].astype(str) == row[key].astype(str)).all(axis=1)]
+        if match.empty:
+            continue
+        base = match.iloc[0]
+        a = done[done["variant"] == row["variant"]].set_index("seed")["top1"].astype(float)
+        b = done[done["variant"] == base["variant"]].set_index("seed")["top1"].astype(float)
+        rows.append({"variant": row["variant"], "label": row["label"], "baseline": base["label"],
+                     **_difference(a, b)})
+    return pd.DataFrame(rows)
+
+
+def _difference(a: pd.Series, b: pd.Series) -> dict[str, Any]:
+    """Mean difference a - b with CI and p-value; paired over shared seeds when possible."""
+    shared = a.index.intersection(b.index)
+    if len(shared) >= 2:
+        d = (a[shared] - b[shared]).to_numpy()
+        mean, se, df = d.mean(), d.std(ddof=1) / math.sqrt(len(d)), len(d) - 1
+        test = "paired t"
+    elif len(a) >= 2 and len(b) >= 2:
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        mean, se = a.mean() - b.mean(), math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+        test = "Welch t"
+    else:
+        return {"delta_top1": float(a.mean() - b.mean()), "ci_low": math.nan, "ci_high": math.nan,
+                "p_value": math.nan, "test": "n/a (one seed)", "significant": None}
+    if se == 0:
+        p, half = (1.0 if mean == 0 else 0.0), 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(mean / se), df))
+        half = float(stats.t.ppf((1 + CONFIDENCE) / 2, df) * se)
+    return {"delta_top1": float(mean), "ci_low": float(mean - half), "ci_high": float(mean + half),
+            "p_value": p, "test": test, "significant": bool(mean - half > 0 or mean + half < 0)}
+
+
+def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, storage: Optional[str] = None,
+         study_name: str = "ablation") -> Ranking:
+    """Rank the aggregated ``variants`` (see :func:`ablation.aggregate.aggregate`)."""
+    variants = variants.copy()
+    objectives = objectives_of(variants)
+    if variants.empty:
+        return Ranking(variants.assign(pareto=[], nd_rank=[]), [n for _, _, n in objectives], math.nan)
+    factors = _factors(variants, factors)
+    study = build_study(variants, factors, objectives, storage, study_name)
+    front = {t.number for t in study.best_trials}
+    variants["pareto"] = [i in front for i in range(len(variants))]
+    losses = _loss_matrix(variants, objectives)
+    variants["nd_rank"] = non_dominated_ranks(losses)
+    hv = normalised_hypervolume(losses, variants["pareto"].to_numpy())
+    targets = {"accuracy (top-1)": 0, "cost (FLOPs)": 1}
+    imp, evaluator = importance(study, factors, targets)
+    return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, deltas(variants, results),
+                   storage or "", study_name)

@@ -1,0 +1,51 @@
+"""Seed aggregation against figures computed by hand from the raw numbers."""
+import math
+import statistics
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ablation.aggregate import aggregate, factors
+from report_fixtures import trial_row
+
+SCA = dict(attention="sca", kernel_size=5, branches="hwc")
+
+
+def table() -> pd.DataFrame:
+    rows = [trial_row(i, seed=i, top1=t, top5=99.0, val_loss=0.3, params=100, flops=1000, latency_ms=1.0 + i)
+            for i, t in enumerate([90.0, 91.5, 89.0])]
+    rows += [trial_row(10 + i, seed=i, top1=t, top5=98.0, val_loss=0.4, params=121, flops=1100, latency_ms=2.0, **SCA)
+             for i, t in enumerate([92.0, 93.0])]
+    rows.append(trial_row(20, status="failed", seed=2, error="boom", **SCA))
+    rows.append(trial_row(21, status="running", seed=3, top1=10.0, **SCA))
+    return pd.DataFrame(rows)
+
+
+def test_mean_std_ci_and_n_match_hand_computation():
+    agg = aggregate(table()).set_index("attention")
+    for attention, values in (("none", [90.0, 91.5, 89.0]), ("sca", [92.0, 93.0])):
+        row = agg.loc[attention]
+        n, mean, sd = len(values), statistics.mean(values), statistics.stdev(values)
+        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        assert row["n"] == n  # failed and running trials do not count
+        assert row["top1_mean"] == pytest.approx(mean)
+        assert row["top1_std"] == pytest.approx(sd)
+        assert (row["top1_ci_low"], row["top1_ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert agg.loc["none", "latency_ms"] == pytest.approx(statistics.median([1.0, 2.0, 3.0]))
+    assert agg.loc["sca", "params"] == 121
+
+
+def test_single_seed_has_no_spread():
+    agg = aggregate(pd.DataFrame([trial_row(0, top1=80.0, params=1, flops=1)]))
+    assert agg.loc[0, "n"] == 1 and agg.loc[0, "top1_mean"] == 80.0
+    assert math.isnan(agg.loc[0, "top1_std"]) and math.isnan(agg.loc[0, "top1_ci_low"])
+
+
+def test_factors_are_the_config_columns_that_vary():
+    assert set(factors(table())) == {"attention", "kernel_size", "branches"}
+
+
+def test_labels_name_what_varies():
+    labels = set(aggregate(table())["label"])
+    assert labels == {"resnet20 none", "resnet20 sca k=5 b=hwc"}
