@@ -26,9 +26,9 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def _error(variants: pd.DataFrame) -> np.ndarray:
-    """Half-width of the 95% CI of top-1, the std where there is no CI, else 0."""
-    half = (variants["top1_ci_high"] - variants["top1_ci_low"]) / 2
-    return half.fillna(variants["top1_std"]).fillna(0).to_numpy(float)
+    """Standard deviation of top-1 over seeds (0 for one seed): with two or three seeds a 95% CI
+    is too wide to read in a plot; the tables give it."""
+    return variants["top1_std"].fillna(0).to_numpy(float)
 
 
 def front_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -43,13 +43,13 @@ def front_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def accuracy_vs_cost(variants: pd.DataFrame, cost: str) -> bytes:
-    """Top-1 (mean, 95% CI) against ``cost`` per backbone; the front of this plane drawn as a
+    """Top-1 (mean ± std) against ``cost`` per backbone; the front of this plane drawn as a
     staircase, variants on the full multi-objective Pareto front ringed."""
     fig, axes = plt.subplots(1, variants["backbone"].nunique(), figsize=(6.4 * variants["backbone"].nunique(), 4.6),
                              squeeze=False)
     for ax, (backbone, group) in zip(axes[0], variants.groupby("backbone", sort=True)):
         x, y = group[cost].to_numpy(float) / 1e6, group["top1_mean"].to_numpy(float)
-        ax.errorbar(x, y, yerr=_error(group), fmt="o", capsize=3, color="tab:blue", label="variant (mean, 95% CI)")
+        ax.errorbar(x, y, yerr=_error(group), fmt="o", capsize=3, color="tab:blue", label="variant (mean ± std over seeds)")
         pareto = group["pareto"].to_numpy(bool)
         ax.scatter(x[pareto], y[pareto], s=160, facecolors="none", edgecolors="black", label="Pareto front (all objectives)")
         front = front_2d(x, y)
@@ -61,12 +61,12 @@ def accuracy_vs_cost(variants: pd.DataFrame, cost: str) -> bytes:
         ax.set_xlabel(COST_AXES[cost])
         ax.set_ylabel("val top-1 %")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     return _png(fig)
 
 
 def factor_effects(variants: pd.DataFrame, factors: list[str]) -> bytes:
-    """Mean top-1 with 95% CI for each value of each factor, one line per backbone."""
+    """Mean top-1 (± std over seeds) for each value of each factor, one line per backbone."""
     fig, axes = plt.subplots(1, len(factors), figsize=(4.6 * len(factors), 4.0), squeeze=False)
     for ax, factor in zip(axes[0], factors):
         means, errors = [], []
@@ -114,7 +114,7 @@ def _sort_key(value: str) -> tuple:
 
 
 def _top1_limits(ax: plt.Axes, means: np.ndarray, errors: np.ndarray) -> None:
-    """Y range covering the error bars but never beyond 0-100% (CIs of few seeds can be wide)."""
+    """Y range covering the error bars, within 0-100% (and a little headroom for labels)."""
     low, high = np.nanmin(means - errors), np.nanmax(means + errors)
     pad = max((high - low) * 0.08, 0.5)
-    ax.set_ylim(max(low - pad, 0.0), min(high + pad, 100.0))
+    ax.set_ylim(max(low - pad, 0.0), min(high + pad, 101.0))

@@ -127,8 +127,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, ranking: Ranking, vary
     blocks += _summary_blocks(ranking)
     blocks += [
         Heading("Accuracy against cost"),
-        Figure("accuracy_vs_flops.png", "Top-1 (mean over seeds, 95% CI) against FLOPs", plots.accuracy_vs_cost(variants, "flops")),
-        Figure("accuracy_vs_params.png", "Top-1 (mean over seeds, 95% CI) against parameters", plots.accuracy_vs_cost(variants, "params")),
+        Figure("accuracy_vs_flops.png", "Top-1 (mean ± std over seeds) against FLOPs", plots.accuracy_vs_cost(variants, "flops")),
+        Figure("accuracy_vs_params.png", "Top-1 (mean ± std over seeds) against parameters", plots.accuracy_vs_cost(variants, "params")),
         Heading("All variants"),
         Para("Top-1 is the final validation top-1 over seeds (mean ± std); Δ is the difference to the same "
              "setting without attention with its 95% CI (* where the CI excludes 0, i.e. distinguishable "
@@ -139,7 +139,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, ranking: Ranking, vary
     for factor, table in factor_tables(variants, ranking.deltas, varying).items():
         blocks += [Heading(f"Ablation: {factor}"), Table(table)]
     if effect_factors:
-        blocks.append(Figure("factor_effects.png", "Top-1 by factor value (mean, 95% CI)",
+        blocks.append(Figure("factor_effects.png", "Top-1 by factor value (mean ± std over seeds)",
                              plots.factor_effects(variants, effect_factors)))
     blocks += _delta_blocks(ranking) + _importance_blocks(ranking)
     return blocks + _failures(results) + _sweep_figures(info, results) + _files_blocks(ranking)
@@ -147,7 +147,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, ranking: Ranking, vary
 
 def _summary_blocks(ranking: Ranking) -> list[Block]:
     variants = ranking.variants
-    best = variants.loc[variants.groupby("backbone")["top1_mean"].idxmax()]
+    best = variants.sort_values(["top1_mean", "flops"], ascending=[False, True]).groupby("backbone").head(1)
     items = [f"best top-1 on {r['backbone']}: {short_label(r['label'], r['backbone'])}, "
              f"{r['top1_mean']:.2f}% (n={int(r['n'])}), {count(r['flops'])} FLOPs, {count(r['params'])} params"
              for _, r in best.iterrows()]
