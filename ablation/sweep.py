@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +170,32 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise AblationError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
                             f"start one with `ray start --head` and pass its address") from None
+    if not address.startswith("ray://"):
+        _probe_gcs(address)
+
+
+#: How long a Ray head has to answer (s; ``$ABLATION_CONNECT_TIMEOUT_S`` overrides it): against an
+#: open port that is not Ray's, ``ray.init`` would retry for many minutes.
+CONNECT_TIMEOUT_S = 20.0
+_PROBE = ("import sys; from ray._private.services import canonicalize_bootstrap_address_or_die as c; "
+          "from ray._raylet import GcsClient; GcsClient(address=c(sys.argv[1]))")
+
+
+def _probe_gcs(address: str) -> None:
+    """Ask the Ray head at ``address`` for its cluster id, in a child process killed after
+    ``CONNECT_TIMEOUT_S`` (Ray's own client would block far longer)."""
+    timeout = float(os.environ.get("ABLATION_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
+                               timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AblationError(f"--address {address}: something listens there, but no Ray head answered within "
+                            f"{timeout:g} s; pass the address `ray start --head` printed (its GCS port, "
+                            f"6379 by default)") from None
+    if probe.returncode != 0:
+        lines = [ln for ln in probe.stderr.splitlines() if ln.strip()]
+        raise AblationError(f"--address {address}: cannot join the Ray head there "
+                            f"({lines[-1] if lines else 'no answer'})") from None
 
 
 def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:

@@ -132,15 +132,20 @@ def _cifar_layout(name: str):
 
 
 def _read_cifar_batches(folder: Path, files: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of the pickled batches ``files``; any unreadable batch is a ``DataError``
+    (unpickling a damaged file can raise almost any exception, hence the broad catch)."""
     xs, ys = [], []
     for fname in files:
         try:
             with open(folder / fname, "rb") as f:
                 entry = pickle.load(f, encoding="bytes")
             xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(entry[label_key], dtype=np.int64))
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
-            raise DataError(f"cannot read CIFAR batch {folder / fname}: {exc!r}") from exc
+            ys.append(np.asarray(entry[label_key], dtype=np.int64).reshape(-1))
+        except Exception as exc:
+            raise DataError(f"cannot read CIFAR batch {folder / fname} (damaged or not a CIFAR batch; "
+                            f"replace it): {exc!r}") from None
+        if len(xs[-1]) != len(ys[-1]):
+            raise DataError(f"CIFAR batch {folder / fname}: {len(xs[-1])} images but {len(ys[-1])} labels")
     return np.concatenate(xs), np.concatenate(ys)
 
 
