@@ -11,6 +11,8 @@ import base64
 import html
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +67,21 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / STUDY_FILE}"
 
 
+def _rank_into_study_file(variants: pd.DataFrame, results: pd.DataFrame, varying: list[str], run_dir: Path,
+                          name: str) -> Ranking:
+    """Rank into a private SQLite file, then rename it over ``optuna.db``: reports run side by
+    side (say, two ``ablate report`` calls during a sweep) never share a half-built study."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{STUDY_FILE}.", suffix=".tmp", dir=run_dir)
+    os.close(fd)
+    try:
+        ranking = rank(variants, results, varying, storage=f"sqlite:///{tmp}", study_name=name)
+        os.replace(tmp, run_dir / STUDY_FILE)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    ranking.storage = default_storage(run_dir)
+    return ranking
+
+
 def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage: Optional[str] = None) -> Path:
     """Write every report file of the sweep in ``run_dir`` into ``out`` (default
     ``reports/<name>``); returns ``out``."""
@@ -79,7 +96,8 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     results = read_results(run_dir)
     varying = factors(results)
     variants = aggregate(results)
-    ranking = rank(variants, results, varying, storage=storage or default_storage(run_dir), study_name=name)
+    ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
+               else _rank_into_study_file(variants, results, varying, run_dir, name))
     blocks = _blocks(name, info, results, ranking, varying)
     for block in blocks:
         if isinstance(block, Figure):

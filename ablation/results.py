@@ -61,12 +61,14 @@ def record_from_trial(trial: Any, tune_status: Optional[str] = None) -> TrialRec
     return TrialRecord(trial.trial_id, config, status, error, history)
 
 
-def records_from_run_dir(run_dir: str | Path) -> list[TrialRecord]:
-    """Records of every trial of the sweep stored in ``run_dir`` (Ray's experiment state)."""
+def records_from_run_dir(run_dir: str | Path, failed: Iterable[str] = ()) -> list[TrialRecord]:
+    """Records of every trial of the sweep stored in ``run_dir`` (Ray's experiment state);
+    trial ids in ``failed`` are recorded as failed whatever the state says."""
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(str(Path(run_dir).resolve()))
-    return [record_from_trial(t) for t in analysis.trials]
+    failed = set(failed)
+    return [record_from_trial(t, "ERROR" if t.trial_id in failed else None) for t in analysis.trials]
 
 
 def _status(tune_status: str, history: list[dict[str, Any]], epochs: int) -> str:

@@ -274,8 +274,11 @@ def run_sweep(
     write_json(run_dir / SWEEP_FILE, info)
     try:
         tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose)
-        tuner.fit()
-        records = records_from_run_dir(run_dir)  # Ray's saved state: interrupted trials are pending
+        grid = tuner.fit()
+        # Ray's saved state (interrupted trials are pending), corrected by the in-memory outcome:
+        # a trial whose worker died on its last retry can be saved as RUNNING.
+        failed = {Path(r.path).name.removeprefix("trial_") for r in grid if r.error is not None}
+        records = records_from_run_dir(run_dir, failed)
         write_results(run_dir, records)
     finally:
         info["wall_time_s"] = round(info["wall_time_s"] + time.time() - start, 3)

@@ -1,15 +1,9 @@
-"""Ray Tune sweeps for real on a local Ray: results table, failures, ASHA, Optuna, resume after
-the driver is killed, and the clear errors given before any trial starts."""
+"""Ray Tune sweeps for real on a local Ray: results table, failures, ASHA, Optuna, resume, and the
+clear errors given before any trial starts (faults injected for real: ``test_faults.py``)."""
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -18,72 +12,7 @@ import yaml
 from ablation.cli import main
 from ablation.errors import ConfigError
 from ablation.results import read_results
-from ablation.space import parse_space
-
-TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
-TINY_BASE = {"dataset": TINY_DATA, "backbone": "resnet20", "batch_size": 32, "latency_runs": 1,
-             "device": "cpu", "threads": 1}
-
-
-def space(name: str, grid=None, sample=None, **budget) -> "object":
-    data = {"name": name, "base": dict(TINY_BASE), "budget": {"epochs": 2, "max_failures": 0, **budget},
-            "resources": {"cpu": 1}}
-    data.update({"grid": grid} if grid is not None else {"sample": sample})
-    return parse_space(data)
-
-
-def fake_trial(cfg, report=None, resume_from=None):
-    """A trial with run_trial's contract, cheap and scriptable through its config.
-
-    ``lr`` > 1 raises; ``kernel_size`` lowers top1 (so ASHA has losers); every epoch run is
-    appended to ``$FAKE_TRIAL_LOG``; the trial with ``seed == 2`` pauses at epoch 2 while
-    ``$FAKE_TRIAL_PAUSE`` names a file that does not exist yet (then creates it).
-    """
-    log = os.environ["FAKE_TRIAL_LOG"]
-    start = json.loads(Path(resume_from, "state.json").read_text())["epoch"] if resume_from else 0
-    history = []
-    for epoch in range(start + 1, cfg.epochs + 1):
-        pause = os.environ.get("FAKE_TRIAL_PAUSE")
-        if pause and cfg.seed == 2 and epoch == 2 and not os.path.exists(pause):
-            Path(pause).write_text("paused")
-            time.sleep(120)
-        if cfg.lr > 1:
-            with open(log, "a") as f:
-                f.write(f"fail {cfg.seed} {epoch}\n")
-            raise RuntimeError(f"diverged with lr={cfg.lr}")
-        metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
-                   "top1": 90.0 - 10 * (cfg.kernel_size or 0) + epoch + cfg.lr, "top5": 100.0,
-                   "epoch_time_s": 0.01, "images_per_s": 1000.0, "lr": cfg.lr, "params": 1, "flops": 1,
-                   "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1}
-        with tempfile.TemporaryDirectory() as d:
-            Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
-            report(metrics, d)
-        with open(log, "a") as f:
-            f.write(f"epoch {cfg.seed} {epoch}\n")
-        history.append(metrics)
-    return {**history[-1], "history": history} if history else {}
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """One local Ray for the module (its start-up is the slow part of every sweep); its
-    workers log fake trials' epochs to the file it returns."""
-    import ray
-    import ray.cloudpickle
-
-    log = tmp_path_factory.mktemp("fake") / "trials.log"
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FAKE_TRIAL_LOG", str(log))  # inherited by Ray's workers
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield log
-    ray.shutdown()
-
-
-@pytest.fixture
-def trial_log(local_ray):
-    local_ray.write_text("")
-    return local_ray
+from sweep_fixtures import TINY_BASE, fake_trial, space
 
 
 def test_real_sweep_writes_results_table(local_ray, tmp_path):
@@ -152,53 +81,6 @@ def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log):
     before = trial_log.read_text()
     outcome = run_sweep(s, storage=tmp_path, resume=True, trial_fn=fake_trial, verbose=0)
     assert outcome.counts == {"completed": 1} and trial_log.read_text() == before  # nothing re-run
-
-
-DRIVER = """
-import sys
-sys.path.insert(0, {tests!r})
-import ray.cloudpickle
-import test_sweep
-from ablation.space import parse_space
-from ablation.sweep import run_sweep
-ray.cloudpickle.register_pickle_by_value(test_sweep)
-space = parse_space({space!r})
-run_sweep(space, storage={storage!r}, trial_fn=test_sweep.fake_trial, resume="--resume" in sys.argv, verbose=0)
-"""
-
-
-def test_sweep_killed_mid_way_resumes_without_rerunning(tmp_path):
-    """SIGKILL the whole driver (and its Ray) while a trial is mid-way, then resume: every
-    epoch of every trial runs exactly once, and the table matches an uninterrupted sweep."""
-    spec = {"name": "killed", "base": dict(TINY_BASE), "grid": {"seed": [0, 1, 2, 3]},
-            "budget": {"epochs": 3, "max_concurrent": 1, "max_failures": 0}, "resources": {"cpu": 1}}
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(tests=str(Path(__file__).parent), space=spec, storage=str(tmp_path / "runs")))
-    pause, trial_log = tmp_path / "paused", tmp_path / "trials.log"
-    env = {**os.environ, "FAKE_TRIAL_PAUSE": str(pause), "FAKE_TRIAL_LOG": str(trial_log)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        while not pause.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.time() < deadline, "the sweep never reached the paused trial"
-            time.sleep(0.5)
-        time.sleep(3)  # Tune snapshots its state every second
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run_dir = tmp_path / "runs" / "killed"
-    mid = read_results(run_dir).set_index("seed")
-    assert list(mid.loc[[0, 1], "status"]) == ["completed", "completed"]
-    assert 3 not in mid.index or mid.loc[3, "status"] == "pending"  # trials are created as slots free up
-
-    resumed = subprocess.run([sys.executable, str(script), "--resume"], env=env, capture_output=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
-    runs = [tuple(line.split()[1:]) for line in trial_log.read_text().splitlines()]
-    assert sorted(runs) == sorted((str(s), str(e)) for s in range(4) for e in range(1, 4))  # each once
-    table = read_results(run_dir)
-    assert len(table) == 4 and set(table["status"]) == {"completed"} and set(table["epochs_done"]) == {3}
 
 
 # --- clear errors before any trial starts (no Ray needed) ---

@@ -1,0 +1,91 @@
+"""Tiny search spaces and scriptable fake trials for sweeps on a real local Ray.
+
+The fakes keep ``run_trial``'s contract (``(config, report, resume_from) -> dict``) and are
+pickled by value into Ray's workers; they append every epoch they run to ``$FAKE_TRIAL_LOG``
+so that tests can prove what ran, and how often.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ablation.space import parse_space
+
+TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
+TINY_BASE = {"dataset": TINY_DATA, "backbone": "resnet20", "batch_size": 32, "latency_runs": 1,
+             "device": "cpu", "threads": 1}
+
+
+def space(name: str, grid=None, sample=None, **budget) -> "object":
+    data = {"name": name, "base": dict(TINY_BASE), "budget": {"epochs": 2, "max_failures": 0, **budget},
+            "resources": {"cpu": 1}}
+    data.update({"grid": grid} if grid is not None else {"sample": sample})
+    return parse_space(data)
+
+
+def log_line(text: str) -> None:
+    with open(os.environ["FAKE_TRIAL_LOG"], "a") as f:
+        f.write(text + "\n")
+
+
+def _hold(cfg, epoch: int) -> None:
+    """The trial with ``seed == 2`` pauses at epoch 2 while ``$FAKE_TRIAL_PAUSE`` names a file
+    that does not exist yet (it creates it): until ``$FAKE_TRIAL_RELEASE`` exists where that is
+    set, else for 120 s (long enough to be killed)."""
+    pause = os.environ.get("FAKE_TRIAL_PAUSE")
+    if not (pause and cfg.seed == 2 and epoch == 2 and not os.path.exists(pause)):
+        return
+    Path(pause).write_text("paused")
+    release = os.environ.get("FAKE_TRIAL_RELEASE")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.2)
+
+
+def fake_trial(cfg, report=None, resume_from=None):
+    """Cheap and scriptable through its config: ``lr`` > 1 raises; ``kernel_size`` lowers top1
+    (so ASHA has losers); see :func:`_hold` for the pause."""
+    start = json.loads(Path(resume_from, "state.json").read_text())["epoch"] if resume_from else 0
+    history = []
+    for epoch in range(start + 1, cfg.epochs + 1):
+        _hold(cfg, epoch)
+        if cfg.lr > 1:
+            log_line(f"fail {cfg.seed} {epoch}")
+            raise RuntimeError(f"diverged with lr={cfg.lr}")
+        metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
+                   "top1": 90.0 - 10 * (cfg.kernel_size or 0) + epoch + cfg.lr, "top5": 100.0,
+                   "epoch_time_s": 0.01, "images_per_s": 1000.0, "lr": cfg.lr, "params": 1, "flops": 1,
+                   "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1}
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
+            report(metrics, d)
+        log_line(f"epoch {cfg.seed} {epoch}")
+        history.append(metrics)
+    return {**history[-1], "history": history} if history else {}
+
+
+#: seed -> how the trial dies; other seeds train normally (fake_trial).
+DEATHS = {1: "sigkill", 2: "exception", 3: "oom", 4: "non-finite"}
+
+
+def dying_trial(cfg, report=None, resume_from=None):
+    """A trial that dies the way ``DEATHS`` says for its seed, on every attempt."""
+    death = DEATHS.get(cfg.seed)
+    if death is None:
+        return fake_trial(cfg, report, resume_from)
+    log_line(f"attempt {cfg.seed} {death}")
+    if death == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if death == "exception":
+        raise ValueError("bad batch in the data loader")
+    if death == "oom":
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+    from ablation.train import run_trial
+
+    return run_trial(cfg.model_copy(update={"lr": 1e30, "warmup_epochs": 0}), report, resume_from)
