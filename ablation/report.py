@@ -218,8 +218,7 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     wall = info.get("wall_time_s")
     items = [
         f"trials: {len(results)} ({info.get('n_trials', len(results))} in the space)",
-        f"wall time: {wall / 60:.1f} min" if info.get("finished") and isinstance(wall, (int, float))
-        else "wall time: the sweep has not finished",
+        _wall_time(info),
         f"trial-epochs trained: {int(done['epochs_done'].sum())}; training time summed over trials: "
         f"{done['train_time_s'].sum() / 60:.1f} min",
         f"training compute (estimate: FLOPs x 3 x images trained): {train_flops:.3g} multiply-adds",
@@ -227,6 +226,21 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     if info.get("started"):
         items.append(f"started {info['started']}" + (f", finished {info['finished']}" if info.get("finished") else ""))
     return [Heading("The sweep"), Bullets(items)]
+
+
+def _wall_time(info: dict) -> str:
+    """The driver's wall time; with the span from start to finish where they differ (a resumed
+    sweep, whose driver did not run in between)."""
+    wall = info.get("wall_time_s")
+    if not isinstance(wall, (int, float)):
+        return "wall time: not recorded"
+    text = f"wall time: {wall / 60:.1f} min" + ("" if info.get("finished") else " so far (the sweep has not finished)")
+    try:
+        span = (datetime.strptime(info["finished"], "%Y-%m-%dT%H:%M:%S%z")
+                - datetime.strptime(info["started"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return text
+    return text + (f" of driver time; {span / 60:.1f} min from start to finish (resumed)" if span > wall + 60 else "")
 
 
 def _files_blocks(ranking: Ranking) -> list[Block]:

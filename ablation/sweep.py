@@ -94,13 +94,22 @@ def _search_alg(space: SearchSpace) -> Any:
 
 
 class ResultsCallback(tune.Callback):
-    """Rewrites ``results.csv`` whenever a trial starts, finishes or fails (driver side)."""
+    """Rewrites ``results.csv`` whenever a trial starts, finishes or fails (driver side), and the
+    driver's wall time in ``sweep.json``, so that a driver killed outright loses neither."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
+        self.start, self.previous_s = time.time(), 0.0
+
+    def setup(self, **info: Any) -> None:
+        self.start, self.previous_s = time.time(), float(_sweep_info(self.run_dir).get("wall_time_s") or 0.0)
 
     def _write(self, trials: list, trial: Any, status: str) -> None:
         write_results(self.run_dir, [record_from_trial(t, status if t is trial else None) for t in trials])
+        info = _sweep_info(self.run_dir)
+        if info:
+            write_json(self.run_dir / SWEEP_FILE,
+                       {**info, "wall_time_s": round(self.previous_s + time.time() - self.start, 3)})
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trials, trial, "RUNNING")
@@ -271,7 +280,7 @@ def run_sweep(
         "wall_time_s": previous.get("wall_time_s", 0.0), "n_trials": space.num_trials,
         "resources": space.spec.resources.model_dump(),
     }
-    write_json(run_dir / SWEEP_FILE, info)
+    write_json(run_dir / SWEEP_FILE, info)  # the results callback keeps wall_time_s current
     try:
         tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose)
         grid = tuner.fit()

@@ -3,6 +3,7 @@ exception, out of memory, non-finite loss), reports generated while a sweep runs
 while results or reports are written. Bad input: ``test_bad_input.py``."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ablation.report import REPORT_FILES, write_report
-from ablation.results import RESULTS_FILE, read_results
+from ablation.results import RESULTS_FILE, SWEEP_FILE, read_results
 from report_fixtures import trial_row, write_run
 from sweep_fixtures import DEATHS, TINY_BASE, dying_trial, space
 
@@ -74,10 +75,13 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     mid = read_results(tmp_path / "killed" / SPEC["name"]).set_index("seed")
     assert list(mid.loc[[0, 1], "status"]) == ["completed", "completed"]
     assert mid.loc[2, "status"] in ("running", "pending")
+    killed_wall = json.loads((tmp_path / "killed" / SPEC["name"] / SWEEP_FILE).read_text())["wall_time_s"]
+    assert killed_wall > 0  # the killed driver's time is on disk
 
     resumed = subprocess.run([*cmd, str(tmp_path / "killed"), "--resume"], env=env, capture_output=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
     assert _epochs_run(tmp_path / "trials.log") == [(str(s), str(e)) for s in range(4) for e in range(1, 4)]
+    assert json.loads((tmp_path / "killed" / SPEC["name"] / SWEEP_FILE).read_text())["wall_time_s"] > killed_wall
 
     clean_env = {**env, "FAKE_TRIAL_LOG": str(tmp_path / "clean.log")}
     clean = subprocess.run([*cmd, str(tmp_path / "clean")], env=clean_env, capture_output=True, timeout=300)

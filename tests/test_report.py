@@ -65,7 +65,7 @@ def test_running_sweep_reports_what_finished(tmp_path):
     out = write_report(write_run(tmp_path / "live", rows, finished=False), tmp_path / "report")
     md = (out / "report.md").read_text()
     assert "still running: 2 trials have not finished" in md
-    assert "k=7" not in md and "wall time: the sweep has not finished" in md
+    assert "k=7" not in md and "so far (the sweep has not finished)" in md
 
 
 def test_no_completed_trial_gives_a_report_saying_so(tmp_path):
