@@ -12,6 +12,8 @@ convolution over the pooled map:
 The pooled (C, L) plane is convolved as an (L, C) image (its transpose: channels along the
 image width), which is the same family of k x k kernels and runs several times faster on CPU
 for deep, narrow stages.
+Inference on the CPU runs a fused kernel that reads the map once (``sca_kernel``); training,
+tracing (fvcore) and other devices run the eager ops below, which the kernel matches.
 Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
 ``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
 else 1), independent of C: 21 with the defaults (k=3, avg).
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from . import sca_kernel
 from .options import check_choice, check_kernel
 
 BRANCHES = "hwc"
@@ -50,6 +53,7 @@ class SCA(nn.Module):
         self.branches = check_branches(branches)
         self.pool = check_choice("sca", "pool", pool, POOLS)
         self.fuse = check_choice("sca", "fuse", fuse, FUSES)
+        self.kernel_size = k
         planes = 2 if pool == "avgmax" else 1
         self.conv_h = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "h" in self.branches else None
         self.conv_w = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "w" in self.branches else None
@@ -86,6 +90,13 @@ class SCA(nn.Module):
         return torch.sigmoid(conv(self._stack(maps).transpose(2, 3))).permute(dims).contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
+        weights = [None if conv is None else conv.weight for conv in (self.conv_h, self.conv_w, self.conv_c)]
+        if sca_kernel.applies(x, weights):
+            return sca_kernel.forward(x, self.kernel_size, self.branches, self.pool, self.fuse, weights)
+        return self.forward_eager(x)
+
+    def forward_eager(self, x: Tensor) -> Tensor:
+        """SCA by PyTorch ops (differentiable, any device and dtype)."""
         n, c = x.shape[:2]
         gates: list[Tensor] = []
         maps: list[Tensor] = []
