@@ -20,20 +20,33 @@ from pathlib import Path
 
 import torch
 
+from ablation.attention import sca_kernel
+from ablation.attention.sca import SCA
 from ablation.models import build_model
 from ablation.profile import profile_model
 
-VARIANTS: list[tuple[str, dict]] = [
-    ("none", {}), ("se", {}), ("eca", {}), ("cbam", {}), ("coord", {}), ("triplet", {}),
-    ("sca", {}), ("sca", {"pool": "avgmax"}),
+#: (attention, options, eager): eager runs SCA on PyTorch ops only, to show what its fused
+#: inference kernel (ablation/attention/sca_kernel.c) saves.
+VARIANTS: list[tuple[str, dict, bool]] = [
+    ("none", {}, False), ("se", {}, False), ("eca", {}, False), ("cbam", {}, False), ("coord", {}, False),
+    ("triplet", {}, False), ("sca", {}, False), ("sca", {"pool": "avgmax"}, False), ("sca", {}, True),
 ]
 BACKBONES = ("resnet50", "mobilenet_v2")
 #: Targets for SCA with default options in ResNet-50.
 MAX_PARAMS_INCREASE, MAX_FLOPS_INCREASE = 0.0001, 0.01
 
 
-def label(attention: str, options: dict) -> str:
-    return attention + "".join(f" {k}={v}" for k, v in options.items())
+def label(attention: str, options: dict, eager: bool) -> str:
+    return attention + "".join(f" {k}={v}" for k, v in options.items()) + (" (eager ops)" if eager else "")
+
+
+def build(backbone: str, attention: str, options: dict, eager: bool) -> torch.nn.Module:
+    model = build_model(backbone, attention, **options).eval()
+    if eager:
+        for module in model.modules():
+            if isinstance(module, SCA):
+                module.forward = module.forward_eager
+    return model
 
 
 def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> dict[str, dict[str, float]]:
@@ -62,7 +75,7 @@ def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> di
 
 
 def run_backbone(backbone: str, args: argparse.Namespace) -> list[dict]:
-    models = {label(a, o): build_model(backbone, a, **o).eval() for a, o in VARIANTS}
+    models = {label(*variant): build(backbone, *variant) for variant in VARIANTS}
     rows = []
     for key, model in models.items():
         report = profile_model(model, args.size, latency=False)
@@ -101,6 +114,8 @@ def verdict(rows: list[dict], batches: list[int]) -> list[str]:
         lines.append(f"- CPU latency ratio at batch 1 (thread CPU time): sca x{s:.3f} vs eca x{e:.3f} "
                      f"(target: sca <= eca): {'met' if s <= e else 'MISSED'}")
         s, e = sca["latency_b1_ms_ratio"], eca["latency_b1_ms_ratio"]
+        k = get[("resnet50", "sca (eager ops)")]["latency_b1_cpu_ms_ratio"]
+        lines.append(f"- for information, SCA on PyTorch ops only (no fused kernel): x{k:.3f}")
         lines.append(f"- for information, wall-clock at batch 1: sca x{s:.3f} vs eca x{e:.3f} (waits for a "
                      "core on a loaded machine make these noisy; the verdict uses CPU time)")
     return lines
@@ -128,7 +143,10 @@ def write(rows: list[dict], args: argparse.Namespace, started: float, loads: tup
         "interleaved rounds "
         f"(batch 1: {args.rounds} rounds x {args.runs} passes; larger batches: {args.rounds_large} rounds x 1 pass); "
         "ratios are to the plain backbone in the same run. Thread CPU time leaves out waiting for a "
-        "core on this shared machine, so its ratios are the steadier ones.", "",
+        "core on this shared machine, so its ratios are the steadier ones. "
+        f"SCA runs its fused inference kernel (`ablation/attention/sca_kernel.c`, "
+        f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run); "
+        "`sca (eager ops)` is the same module on PyTorch ops only.", "",
         "## SCA (default options: kernel_size=3, branches=hwc, pool=avg, fuse=mul) in ResNet-50", "",
         *verdict(rows, args.batches), "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),

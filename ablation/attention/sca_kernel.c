@@ -120,26 +120,37 @@ INLINE void pool_plane(const float *restrict p, int H, int W, int avg, int max, 
     }
 }
 
-/* Sigmoid gates of channels [c0, c1) for one spatial branch: a k x k conv over P zero-padded
- * pooled planes (rows of Lp = L + 2r floats, r zero rows above and below), as flat shifted
- * sums. out[(c - c0) * Lp + r + l] is the gate at (c, l); the pad columns of out hold junk. */
-INLINE void plane_gates(const float *restrict wt, float *const *planes, int P, int L, int k, int c0, int c1,
-                        float *restrict out) {
+/* Sigmoid gates of window rows [c0, c1) for one spatial branch: a k x k conv over P zero-padded
+ * pooled planes (rows of Lp = L + 2r floats; row t + r holds the block's channel t), as flat
+ * shifted sums. out[(t - c0) * Lp + r + l] is the gate at (t, l); pad columns hold junk. */
+INLINE void plane_gates_k(const float *restrict wt, float *const *planes, int P, int L, int k, int c0, int c1,
+                          float *restrict out) {
     int r = k / 2, Lp = L + 2 * r;
     long end = (long)(c1 - c0) * Lp - r;
     for (long q0 = r; q0 < end; q0 += STRIP) {
         int n = end - q0 < STRIP ? (int)(end - q0) : STRIP;
         float acc[STRIP];
         for (int q = 0; q < n; q++) acc[q] = 0.f;
-        for (int p = 0; p < P; p++)
-            for (int j = 0; j < k; j++)
-                for (int i = 0; i < k; i++) {
-                    float wv = wt[(p * k + i) * k + j];
-                    const float *src = planes[p] + (long)(c0 + j) * Lp + q0 + i - r;
-                    for (int q = 0; q < n; q++) acc[q] += wv * src[q];
-                }
+        for (int p = 0; p < P; p++) {
+            const float *restrict base = planes[p] + (long)c0 * Lp + q0 - r;
+            const float *restrict w = wt + p * k * k;
+            for (int q = 0; q < n; q++) { /* all k * k taps per output: one store, not k * k */
+                float s = acc[q];
+                for (int j = 0; j < k; j++)
+                    for (int i = 0; i < k; i++) s += w[i * k + j] * base[(long)j * Lp + i + q];
+                acc[q] = s;
+            }
+        }
         for (int q = 0; q < n; q++) out[q0 + q] = sigmoid(acc[q]);
     }
+}
+
+/* One compiled copy for the default k = 3 (its taps unroll), one for any k. */
+static void plane_gates(const float *wt, float *const *planes, int P, int L, int k, int c0, int c1, float *out) {
+    if (k == 3)
+        plane_gates_k(wt, planes, P, L, 3, c0, c1, out);
+    else
+        plane_gates_k(wt, planes, P, L, k, c0, c1, out);
 }
 
 /* out = x * gate for one H x W plane; the gate at (h, w) is fuse(A[h], B[w]) folded with base,
@@ -169,11 +180,36 @@ INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int 
     }
 }
 
-/* Zero the pads of a (rows, Lp) pooled plane: r rows at each end and r columns at each side. */
-static void zero_pads(float *pl, long rows, int Lp, int r) {
-    for (long q = 0; q < (long)r * Lp; q++) pl[q] = pl[rows * Lp - 1 - q] = 0.f;
-    for (long row = r; row < rows - r; row++)
-        for (int q = 0; q < r; q++) pl[row * Lp + q] = pl[row * Lp + Lp - 1 - q] = 0.f;
+/* Pooled values of a sliding window of channels: row t of each plane holds channel
+ * c0 - r + t, for the block [c0, c0 + B) and the r halo channels on each side; rows of
+ * Lp = L + 2r floats with r zero columns at each side, zero rows for channels outside [0, C). */
+typedef struct {
+    float *rs, *rm, *cs, *cm, *gs, *gm;
+    int Hp, Wp, r;
+} Window;
+
+static void clear_row(const Window *w, long t) {
+    memset(w->rs + t * w->Hp, 0, sizeof(float) * w->Hp), memset(w->rm + t * w->Hp, 0, sizeof(float) * w->Hp);
+    memset(w->cs + t * w->Wp, 0, sizeof(float) * w->Wp), memset(w->cm + t * w->Wp, 0, sizeof(float) * w->Wp);
+    w->gs[t] = w->gm[t] = 0.f;
+}
+
+static void zero_pad_columns(const Window *w, long t) {
+    for (int q = 0; q < w->r; q++) {
+        w->rs[t * w->Hp + q] = w->rs[t * w->Hp + w->Hp - 1 - q] = 0.f;
+        w->rm[t * w->Hp + q] = w->rm[t * w->Hp + w->Hp - 1 - q] = 0.f;
+        w->cs[t * w->Wp + q] = w->cs[t * w->Wp + w->Wp - 1 - q] = 0.f;
+        w->cm[t * w->Wp + q] = w->cm[t * w->Wp + w->Wp - 1 - q] = 0.f;
+    }
+}
+
+/* Move rows [from, from + count) to [0, count): the halo shared by consecutive blocks. */
+static void slide(const Window *w, long from, long count) {
+    memmove(w->rs, w->rs + from * w->Hp, sizeof(float) * count * w->Hp);
+    memmove(w->rm, w->rm + from * w->Hp, sizeof(float) * count * w->Hp);
+    memmove(w->cs, w->cs + from * w->Wp, sizeof(float) * count * w->Wp);
+    memmove(w->cm, w->cm + from * w->Wp, sizeof(float) * count * w->Wp);
+    memmove(w->gs, w->gs + from, sizeof(float) * count), memmove(w->gm, w->gm + from, sizeof(float) * count);
 }
 
 INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k, int branches, int pool,
@@ -182,10 +218,13 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
     int avg = pool != POOL_MAX, max = pool != POOL_AVG;
     int uh = branches & 1, uw = (branches >> 1) & 1, uc = (branches >> 2) & 1;
     float inv = 1.f / (float)(uh + uw + uc);
-    long HW = (long)H * W, rows = C + 2 * r;
-    int B = (int)(32768 / HW); /* channels per block: about 128 KiB of the map */
-    if (B < 1) B = 1;
-    if (B > C) B = C;
+    long HW = (long)H * W;
+    /* Channels per block: about 128 KiB of the map, and at most 64 so that the pooled window
+     * stays small and in cache. */
+    int B = (int)(32768 / HW);
+    B = B < 1 ? 1 : B > 64 ? 64 : B;
+    B = B > C ? C : B;
+    long rows = B + 2 * r;
 
     static __thread float *scratch = NULL;
     static __thread size_t capacity = 0;
@@ -196,32 +235,41 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
         capacity = scratch ? need : 0;
         if (!scratch) return -1;
     }
-    float *rs = scratch, *rm = rs + rows * Hp, *cs = rm + rows * Hp, *cm = cs + rows * Wp;
-    float *gs = cm + rows * Wp, *gm = gs + rows, *GA = gm + rows, *GB = GA + (long)B * Hp;
-    zero_pads(rs, rows, Hp, r), zero_pads(rm, rows, Hp, r), zero_pads(cs, rows, Wp, r), zero_pads(cm, rows, Wp, r);
-    for (int q = 0; q < r; q++) gs[q] = gm[q] = gs[rows - 1 - q] = gm[rows - 1 - q] = 0.f;
-    float *hp[2] = {pool == POOL_MAX ? rm : rs, rm}, *wp[2] = {pool == POOL_MAX ? cm : cs, cm};
-    float *gp[2] = {pool == POOL_MAX ? gm : gs, gm};
+    Window win = {scratch, scratch + rows * Hp, scratch + 2 * rows * Hp, scratch + 2 * rows * Hp + rows * Wp,
+                  scratch + 2 * rows * (Hp + Wp), scratch + 2 * rows * (Hp + Wp) + rows, Hp, Wp, r};
+    float *GA = win.gm + rows, *GB = GA + (long)B * Hp;
+    float *hp[2] = {pool == POOL_MAX ? win.rm : win.rs, win.rm}, *wp[2] = {pool == POOL_MAX ? win.cm : win.cs, win.cm};
+    float *gp[2] = {pool == POOL_MAX ? win.gm : win.gs, win.gm};
 
     for (int n = 0; n < N; n++) {
         const float *xn = x + (long)n * C * HW;
         float *on = out + (long)n * C * HW;
-        int pooled = 0;
         for (int c0 = 0; c0 < C; c0 += B) {
-            int c1 = c0 + B < C ? c0 + B : C, upto = c1 + r < C ? c1 + r : C;
-            for (; pooled < upto; pooled++) {
-                long q = pooled + r;
-                pool_plane(xn + pooled * HW, H, W, avg, max, rs + q * Hp + r, cs + q * Wp + r, rm + q * Hp + r,
-                           cm + q * Wp + r, gs + q, gm + q);
+            int c1 = c0 + B < C ? c0 + B : C, first = c0 + r;
+            if (c0 == 0) {
+                for (long t = 0; t < r; t++) clear_row(&win, t);
+                first = 0;
+            } else {
+                slide(&win, B, 2 * r);
             }
-            if (uh) plane_gates(wh, hp, P, H, k, c0, c1, GA);
-            if (uw) plane_gates(ww, wp, P, W, k, c0, c1, GB);
+            for (int c = first; c < c1 + r; c++) {
+                long t = c - c0 + r;
+                if (c >= C) {
+                    clear_row(&win, t);
+                    continue;
+                }
+                pool_plane(xn + c * HW, H, W, avg, max, win.rs + t * Hp + r, win.cs + t * Wp + r, win.rm + t * Hp + r,
+                           win.cm + t * Wp + r, win.gs + t, win.gm + t);
+                if (r) zero_pad_columns(&win, t);
+            }
+            if (uh) plane_gates(wh, hp, P, H, k, 0, c1 - c0, GA);
+            if (uw) plane_gates(ww, wp, P, W, k, 0, c1 - c0, GB);
             for (int c = c0; c < c1; c++) {
                 float g = 0.f;
                 if (uc) {
                     float s = 0.f;
                     for (int p = 0; p < P; p++)
-                        for (int i = 0; i < k; i++) s += wc[p * k + i] * gp[p][c + i];
+                        for (int i = 0; i < k; i++) s += wc[p * k + i] * gp[p][c - c0 + i];
                     g = sigmoid(s);
                 }
                 const float *A = GA + (long)(c - c0) * Hp + r, *Bw = GB + (long)(c - c0) * Wp + r;
