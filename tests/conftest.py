@@ -26,3 +26,14 @@ def local_ray(tmp_path_factory):
 def trial_log(local_ray):
     local_ray.write_text("")
     return local_ray
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test, restored after (steady timings, no oversubscription)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

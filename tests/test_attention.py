@@ -15,12 +15,7 @@ NAMES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 ALL_BRANCHES = ["".join(c) for r in (1, 2, 3) for c in itertools.combinations("hwc", r)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_has_every_module_with_flat_option_keys():

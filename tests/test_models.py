@@ -15,12 +15,7 @@ RESNET_POSITIONS = ("standard", "pre", "post", "identity")
 MOBILENET_POSITIONS = ("standard", "dw", "post")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params(model: torch.nn.Module) -> int:

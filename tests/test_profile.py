@@ -18,12 +18,7 @@ CONTRACT_KEYS = {"params", "flops", "attention_params", "attention_flops", "late
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("attention", MODULES)

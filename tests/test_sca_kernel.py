@@ -20,12 +20,7 @@ BRANCHES = ["".join(c) for r in (1, 2, 3) for c in itertools.combinations("hwc",
 SHAPES = [(1, 7, 7), (2, 5, 3), (3, 1, 1), (1, 14, 9), (2, 6, 70), (1, 2, 4), (1, 3, 16), (2, 4, 14), (1, 28, 28)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
