@@ -15,9 +15,12 @@ needs_compiler = pytest.mark.skipif(
     not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler: the kernel cannot be built here"
 )
 BRANCHES = ["".join(c) for r in (1, 2, 3) for c in itertools.combinations("hwc", r)]
-#: (N, H, W): widths below, at and above the vector width, compiled widths (7, 14, 16, 28)
-#: and one past the register path (70); a 1 x 1 map.
-SHAPES = [(1, 7, 7), (2, 5, 3), (3, 1, 1), (1, 14, 9), (2, 6, 70), (1, 2, 4), (1, 3, 16), (2, 4, 14), (1, 28, 28)]
+#: (N, H, W) for every code path of the kernel: scalar rows (W < 4, planes under 8 floats, W past
+#: 128), short rows read from both ends (W 4-7), whole 8-float vectors with and without an
+#: overlapping last one (8, 9, 14, 16, 28, 56, 70, 128), row counts that are not a multiple of 8
+#: (the transposing row reduction), and the widths with their own compiled copy (7, 14, 16, 28, 56).
+SHAPES = [(1, 7, 7), (2, 5, 3), (3, 1, 1), (1, 14, 9), (2, 6, 70), (1, 2, 4), (1, 3, 16), (2, 4, 14), (1, 28, 28),
+          (2, 9, 5), (1, 2, 6), (1, 1, 6), (1, 19, 8), (1, 3, 129), (1, 2, 128), (2, 3, 56)]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

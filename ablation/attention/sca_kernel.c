@@ -41,141 +41,228 @@ INLINE float sigmoid(float z) {
     return 1.0f / (1.0f + p * scale);
 }
 
-/* Four-float vectors (GCC vector extensions: SSE/NEON or scalar code, whatever the target has).
- * A row of W >= 4 floats is covered by whole vectors plus one that ends at the row's end and
- * overlaps the previous one; where an overlap would count twice, its repeated lanes are masked. */
-typedef float v4 __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
+/* Eight-float vectors (GCC vector extensions: AVX, or pairs of SSE/NEON registers, or scalar
+ * code, whatever the target has). A row of W >= 8 floats is covered by whole vectors plus one
+ * that ends at the row's end and overlaps the previous one; where an overlap would count twice,
+ * its repeated lanes are masked. Rows of 4 to 7 floats are read as vectors that start at row 0's
+ * start (head) or end at a row's end (tail), both inside the plane; shorter rows, planes of
+ * fewer than 8 floats and rows longer than 8 * MAX_CHUNKS take the scalar path. */
+#define LANES 8
+typedef float vf __attribute__((vector_size(4 * LANES)));
+typedef int vi __attribute__((vector_size(4 * LANES)));
+static const vi LANE = {0, 1, 2, 3, 4, 5, 6, 7};
 
-INLINE v4 load4(const float *p) { v4 v; memcpy(&v, p, sizeof v); return v; }
-INLINE void store4(float *p, v4 v) { memcpy(p, &v, sizeof v); }
-INLINE v4 vmax4(v4 a, v4 b) { v4i gt = a > b; return (v4)((gt & (v4i)a) | (~gt & (v4i)b)); }
-/* Lanes of a row's last, overlapping vector that the whole vectors before it did not cover. */
-INLINE v4i tail_mask(int W) { v4i lane = {0, 1, 2, 3}; return lane >= 4 - W % 4; }
+INLINE vf loadv(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+INLINE void storev(float *p, vf v) { memcpy(p, &v, sizeof v); }
+INLINE vf splat(float a) { return (vf){a, a, a, a, a, a, a, a}; }
+INLINE vf blend(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+INLINE vf vmax(vf a, vf b) { return blend(a > b, a, b); }
+INLINE float hsum(vf v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+INLINE float hmax(vf v) {
+    float m = v[0];
+    for (int i = 1; i < LANES; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
 
-/* Offset of a row's i-th vector: the last one ends at the row's end. */
-INLINE int chunk_at(int i, int W) { return 4 * i + 4 <= W ? 4 * i : W - 4; }
+/* Sums (or maxima) of each of 8 vectors, as one vector: a transposing reduction, much cheaper
+ * than 8 horizontal sums. */
+INLINE vf pair(vf a, vf b, int max) { return max ? vmax(a, b) : a + b; }
+INLINE vf reduce8(const vf *v, int max) {
+    vf t[4], u[2];
+    for (int i = 0; i < 4; i++)
+        t[i] = pair(__builtin_shuffle(v[2 * i], v[2 * i + 1], (vi){0, 2, 8, 10, 4, 6, 12, 14}),
+                    __builtin_shuffle(v[2 * i], v[2 * i + 1], (vi){1, 3, 9, 11, 5, 7, 13, 15}), max);
+    for (int i = 0; i < 2; i++)
+        u[i] = pair(__builtin_shuffle(t[2 * i], t[2 * i + 1], (vi){0, 2, 8, 10, 4, 6, 12, 14}),
+                    __builtin_shuffle(t[2 * i], t[2 * i + 1], (vi){1, 3, 9, 11, 5, 7, 13, 15}), max);
+    return pair(__builtin_shuffle(u[0], u[1], (vi){0, 1, 2, 3, 8, 9, 10, 11}),
+                __builtin_shuffle(u[0], u[1], (vi){4, 5, 6, 7, 12, 13, 14, 15}), max);
+}
 
-#define MAX_CHUNKS 16 /* rows up to 64 floats keep their column sums in registers */
-
-/* Row, column and global mean (avg) and/or max of one H x W plane. Column accumulators live in
- * registers, not in cs/cm: a store to them followed by an overlapping load would stall. */
-INLINE void pool_plane(const float *restrict p, int H, int W, int avg, int max, float *restrict rs,
-                       float *restrict cs, float *restrict rm, float *restrict cm, float *gs, float *gm) {
-    int chunks = (W + 3) / 4, tail = W % 4 != 0;
-    if (W < 4 || chunks > MAX_CHUNKS) {
-        float total = 0.f, top = -FLT_MAX;
-        for (int w = 0; w < W; w++) cs[w] = 0.f, cm[w] = -FLT_MAX;
-        for (int h = 0; h < H; h++) {
-            const float *row = p + (long)h * W;
-            float s = 0.f, m = -FLT_MAX;
-            for (int w = 0; w < W; w++) {
-                if (avg) s += row[w], cs[w] += row[w];
-                if (max) m = row[w] > m ? row[w] : m, cm[w] = row[w] > cm[w] ? row[w] : cm[w];
-            }
-            rs[h] = s / (float)W, rm[h] = m;
-            total += s, top = m > top ? m : top;
-        }
-        for (int w = 0; w < W; w++) cs[w] /= (float)H;
-        *gs = total / ((float)H * (float)W), *gm = top;
-        return;
-    }
-    v4i mask = tail_mask(W);
-    if (avg) {
-        v4 col[MAX_CHUNKS], all = {0.f, 0.f, 0.f, 0.f};
-        for (int i = 0; i < chunks; i++) col[i] = all;
-        for (int h = 0; h < H; h++) {
-            const float *row = p + (long)h * W;
-            v4 acc = {0.f, 0.f, 0.f, 0.f};
-            for (int i = 0; i < chunks; i++) {
-                v4 v = load4(row + chunk_at(i, W));
-                if (tail && i == chunks - 1) v = (v4)((v4i)v & mask);
-                acc += v, col[i] += v;
-            }
-            rs[h] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) / (float)W;
-            all += acc;
-        }
-        for (int i = chunks - 1; i >= 0; i--) store4(cs + chunk_at(i, W), col[i] / (float)H); /* tail first */
-        *gs = ((all[0] + all[1]) + (all[2] + all[3])) / ((float)H * (float)W);
-    }
-    if (max) {
-        v4 col[MAX_CHUNKS], lowest = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX}, top = lowest;
-        for (int i = 0; i < chunks; i++) col[i] = lowest;
-        for (int h = 0; h < H; h++) {
-            const float *row = p + (long)h * W;
-            v4 acc = lowest;
-            for (int i = 0; i < chunks; i++) { /* max does not mind the overlap */
-                v4 v = load4(row + chunk_at(i, W));
-                acc = vmax4(acc, v), col[i] = vmax4(col[i], v);
-            }
-            float m = acc[0] > acc[1] ? acc[0] : acc[1];
-            m = acc[2] > m ? acc[2] : m;
-            rm[h] = acc[3] > m ? acc[3] : m;
-            top = vmax4(top, acc);
-        }
-        for (int i = 0; i < chunks; i++) store4(cm + chunk_at(i, W), col[i]);
-        float m = top[0] > top[1] ? top[0] : top[1];
-        m = top[2] > m ? top[2] : m;
-        *gm = top[3] > m ? top[3] : m;
+/* out[h] = scale * (sum or max of the lanes of rows[h]) for h < H; rows has room for a multiple
+ * of 8 vectors, the ones past H are filled here with the neutral value. */
+INLINE void reduce_rows(vf *rows, int H, int max, float scale, float *out) {
+    for (int h = H; h % LANES; h++) rows[h] = splat(max ? -FLT_MAX : 0.f);
+    for (int h = 0; h < H; h += LANES) {
+        vf v = reduce8(rows + h, max);
+        if (!max) v *= scale;
+        for (int l = 0; l < LANES && h + l < H; l++) out[h + l] = v[l];
     }
 }
 
-/* Sigmoid gates of window rows [c0, c1) for one spatial branch: a k x k conv over P zero-padded
+/* Offset of a row's i-th vector: the last one ends at the row's end. */
+INLINE int chunk_at(int i, int W) { return LANES * i + LANES <= W ? LANES * i : W - LANES; }
+
+#define MAX_CHUNKS 16 /* rows up to 128 floats keep their column sums in registers */
+
+/* Row, column and global mean/max of a plane by scalar code: the shapes vectors do not fit. */
+static void pool_plane_scalar(const float *restrict p, int H, int W, float *restrict rs, float *restrict cs,
+                              float *restrict rm, float *restrict cm, float *gs, float *gm) {
+    float total = 0.f, top = -FLT_MAX;
+    for (int w = 0; w < W; w++) cs[w] = 0.f, cm[w] = -FLT_MAX;
+    for (int h = 0; h < H; h++) {
+        const float *row = p + (long)h * W;
+        float s = 0.f, m = -FLT_MAX;
+        for (int w = 0; w < W; w++) {
+            s += row[w], cs[w] += row[w];
+            m = row[w] > m ? row[w] : m, cm[w] = row[w] > cm[w] ? row[w] : cm[w];
+        }
+        rs[h] = s / (float)W, rm[h] = m;
+        total += s, top = m > top ? m : top;
+    }
+    for (int w = 0; w < W; w++) cs[w] /= (float)H;
+    *gs = total / ((float)H * (float)W), *gm = top;
+}
+
+/* Rows of 4 to 7 floats: row 0 read from its start (lanes [0, W)), every other row from
+ * W - 8 floats before its start (lanes [8 - W, 8)), so that no read leaves the plane. */
+INLINE void pool_short_rows(const float *restrict p, int H, int W, int avg, int max, vf *rows,
+                            float *restrict rs, float *restrict cs, float *restrict rm, float *restrict cm,
+                            float *gs, float *gm) {
+    int s = LANES - W;
+    vi head = LANE < W, tail = LANE >= s;
+    vf zero = splat(0.f), lowest = splat(-FLT_MAX), first = loadv(p);
+    if (avg) {
+        vf sum0 = blend(head, first, zero), col = zero;
+        rows[0] = sum0;
+        for (int h = 1; h < H; h++) {
+            vf a = blend(tail, loadv(p + (long)h * W - s), zero);
+            rows[h] = a, col += a;
+        }
+        for (int w = 0; w < W; w++) cs[w] = (sum0[w] + col[w + s]) / (float)H;
+        *gs = hsum(sum0 + col) / ((float)H * (float)W);
+        reduce_rows(rows, H, 0, 1.f / (float)W, rs);
+    }
+    if (max) {
+        vf max0 = blend(head, first, lowest), col = lowest;
+        rows[0] = max0;
+        for (int h = 1; h < H; h++) {
+            vf m = blend(tail, loadv(p + (long)h * W - s), lowest);
+            rows[h] = m, col = vmax(col, m);
+        }
+        for (int w = 0; w < W; w++) cm[w] = max0[w] > col[w + s] ? max0[w] : col[w + s];
+        *gm = hmax(vmax(max0, col));
+        reduce_rows(rows, H, 1, 1.f, rm);
+    }
+}
+
+/* Row, column and global mean (avg) and/or max of one H x W plane. Column accumulators live in
+ * registers, not in cs/cm: a store to them followed by an overlapping load would stall. */
+INLINE void pool_plane(const float *restrict p, int H, int W, int avg, int max, vf *rows, float *restrict rs,
+                       float *restrict cs, float *restrict rm, float *restrict cm, float *gs, float *gm) {
+    if (W < 4 || (long)H * W < LANES || W > LANES * MAX_CHUNKS) {
+        pool_plane_scalar(p, H, W, rs, cs, rm, cm, gs, gm);
+        return;
+    }
+    if (W < LANES) {
+        pool_short_rows(p, H, W, avg, max, rows, rs, cs, rm, cm, gs, gm);
+        return;
+    }
+    int chunks = (W + LANES - 1) / LANES, tail = W % LANES != 0;
+    vi mask = LANE >= LANES - W % LANES;
+    if (avg) {
+        vf col[MAX_CHUNKS], all = splat(0.f);
+        for (int i = 0; i < chunks; i++) col[i] = all;
+        for (int h = 0; h < H; h++) {
+            const float *row = p + (long)h * W;
+            vf acc = splat(0.f);
+            for (int i = 0; i < chunks; i++) {
+                vf v = loadv(row + chunk_at(i, W));
+                if (tail && i == chunks - 1) v = (vf)((vi)v & mask);
+                acc += v, col[i] += v;
+            }
+            rows[h] = acc, all += acc;
+        }
+        for (int i = chunks - 1; i >= 0; i--) storev(cs + chunk_at(i, W), col[i] / (float)H); /* tail first */
+        *gs = hsum(all) / ((float)H * (float)W);
+        reduce_rows(rows, H, 0, 1.f / (float)W, rs);
+    }
+    if (max) {
+        vf col[MAX_CHUNKS], lowest = splat(-FLT_MAX), top = lowest;
+        for (int i = 0; i < chunks; i++) col[i] = lowest;
+        for (int h = 0; h < H; h++) {
+            const float *row = p + (long)h * W;
+            vf acc = lowest;
+            for (int i = 0; i < chunks; i++) { /* max does not mind the overlap */
+                vf v = loadv(row + chunk_at(i, W));
+                acc = vmax(acc, v), col[i] = vmax(col[i], v);
+            }
+            rows[h] = acc, top = vmax(top, acc);
+        }
+        for (int i = 0; i < chunks; i++) storev(cm + chunk_at(i, W), col[i]);
+        *gm = hmax(top);
+        reduce_rows(rows, H, 1, 1.f, rm);
+    }
+}
+
+/* Sigmoid gates of window rows [0, count) for one spatial branch: a k x k conv over P zero-padded
  * pooled planes (rows of Lp = L + 2r floats; row t + r holds the block's channel t), as flat
- * shifted sums. out[(t - c0) * Lp + r + l] is the gate at (t, l); pad columns hold junk. */
-INLINE void plane_gates_k(const float *restrict wt, float *const *planes, int P, int L, int k, int c0, int c1,
+ * shifted sums, a strip of STRIP outputs at a time in registers. out[t * Lp + r + l] is the gate
+ * at (t, l); pad columns, and up to STRIP floats past the end, hold junk (the scratch has room). */
+INLINE void plane_gates_k(const float *restrict wt, float *const *planes, int P, int L, int k, int count,
                           float *restrict out) {
     int r = k / 2, Lp = L + 2 * r;
-    long end = (long)(c1 - c0) * Lp - r;
+    long end = (long)count * Lp - r;
     for (long q0 = r; q0 < end; q0 += STRIP) {
-        int n = end - q0 < STRIP ? (int)(end - q0) : STRIP;
-        float acc[STRIP];
-        for (int q = 0; q < n; q++) acc[q] = 0.f;
+        vf acc[STRIP / LANES];
+        for (int m = 0; m < STRIP / LANES; m++) acc[m] = splat(0.f);
         for (int p = 0; p < P; p++) {
-            const float *restrict base = planes[p] + (long)c0 * Lp + q0 - r;
+            const float *restrict base = planes[p] + q0 - r;
             const float *restrict w = wt + p * k * k;
-            for (int q = 0; q < n; q++) { /* all k * k taps per output: one store, not k * k */
-                float s = acc[q];
-                for (int j = 0; j < k; j++)
-                    for (int i = 0; i < k; i++) s += w[i * k + j] * base[(long)j * Lp + i + q];
-                acc[q] = s;
-            }
+            for (int j = 0; j < k; j++)
+                for (int i = 0; i < k; i++) {
+                    vf tap = splat(w[i * k + j]);
+                    const float *src = base + (long)j * Lp + i;
+                    for (int m = 0; m < STRIP / LANES; m++) acc[m] += tap * loadv(src + LANES * m);
+                }
         }
-        for (int q = 0; q < n; q++) out[q0 + q] = sigmoid(acc[q]);
+        float *dst = out + q0;
+        for (int m = 0; m < STRIP / LANES; m++) storev(dst + LANES * m, acc[m]);
+        for (int q = 0; q < STRIP; q++) dst[q] = sigmoid(dst[q]);
     }
 }
 
 /* One compiled copy for the default k = 3 (its taps unroll), one for any k. */
-static void plane_gates(const float *wt, float *const *planes, int P, int L, int k, int c0, int c1, float *out) {
+static void plane_gates(const float *wt, float *const *planes, int P, int L, int k, int count, float *out) {
     if (k == 3)
-        plane_gates_k(wt, planes, P, L, 3, c0, c1, out);
+        plane_gates_k(wt, planes, P, L, 3, count, out);
     else
-        plane_gates_k(wt, planes, P, L, k, c0, c1, out);
+        plane_gates_k(wt, planes, P, L, k, count, out);
 }
 
-/* out = x * gate for one H x W plane; the gate at (h, w) is fuse(A[h], B[w]) folded with base,
- * the channel gate (mul: product, mean: sum over branches times inv). The overlapping last
- * vector of a row recomputes a few outputs from x, which is harmless. */
-INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int W, const float *restrict A,
-                       const float *restrict B, int uh, int uw, int fuse, float base, float inv) {
+/* out = x * gate for one H x W plane, gate(h, w) = a[h] * b[w] (fuse mul) or a[h] + b[w]
+ * (fuse mean). Vectors that overlap a row's previous vector or, for rows of 4 to 7 floats,
+ * the previous row, recompute those outputs with their own gates, so every store is right. */
+INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int W, const float *restrict a,
+                       const float *restrict b, int fuse) {
+    if (W < 4 || (long)H * W < LANES || W > LANES * MAX_CHUNKS) {
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++)
+                out[(long)h * W + w] = x[(long)h * W + w] * (fuse ? a[h] + b[w] : a[h] * b[w]);
+        return;
+    }
+    if (W < LANES) { /* lane l of row h's tail vector is column (l - s) mod W of row h or h - 1 */
+        int s = LANES - W;
+        vf bh, bt;
+        for (int l = 0; l < LANES; l++) bh[l] = b[l % W], bt[l] = b[(l + W - s) % W];
+        vi prev = LANE < s, own = LANE < W;
+        vf ah = blend(own, splat(a[0]), splat(a[1]));
+        storev(out, loadv(x) * (fuse ? ah + bh : ah * bh));
+        for (int h = 1; h < H; h++) {
+            vf at = blend(prev, splat(a[h - 1]), splat(a[h]));
+            long o = (long)h * W - s;
+            storev(out + o, loadv(x + o) * (fuse ? at + bt : at * bt));
+        }
+        return;
+    }
     for (int h = 0; h < H; h++) {
-        float a = uh ? (fuse ? A[h] * inv + base : A[h] * base) : base;
+        vf av = splat(a[h]);
         const float *xr = x + (long)h * W;
         float *orow = out + (long)h * W;
-        if (W < 4) {
-            for (int w = 0; w < W; w++) orow[w] = xr[w] * (!uw ? a : fuse ? a + B[w] * inv : a * B[w]);
-            continue;
-        }
-        for (int i = 0; i < (W + 3) / 4; i++) {
+        for (int i = 0; i < (W + LANES - 1) / LANES; i++) {
             int at = chunk_at(i, W);
-            v4 v = load4(xr + at);
-            if (!uw)
-                v = v * a;
-            else if (fuse)
-                v = v * (a + load4(B + at) * inv);
-            else
-                v = v * a * load4(B + at);
-            store4(orow + at, v);
+            vf bv = loadv(b + at);
+            storev(orow + at, loadv(xr + at) * (fuse ? av + bv : av * bv));
         }
     }
 }
@@ -226,18 +313,25 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
     B = B > C ? C : B;
     long rows = B + 2 * r;
 
+    /* Scratch, 64-byte aligned: per-row vectors of one plane, the window, gates GA/GB, channel
+     * gates GC, one channel's a and b, and room for strips that run past the end. */
     static __thread float *scratch = NULL;
     static __thread size_t capacity = 0;
-    size_t need = (size_t)rows * (2 * Hp + 2 * Wp + 2) + (size_t)B * (Hp + Wp);
+    size_t vecs = (size_t)(H + LANES) * LANES;
+    size_t need = vecs + (size_t)rows * (2 * Hp + 2 * Wp + 2) + (size_t)B * (Hp + Wp + 1) + H + W + 2 * STRIP;
+    need = (need + 15) / 16 * 16;
     if (need > capacity) {
         free(scratch);
-        scratch = malloc(need * sizeof(float));
+        scratch = aligned_alloc(64, need * sizeof(float));
         capacity = scratch ? need : 0;
         if (!scratch) return -1;
+        memset(scratch, 0, need * sizeof(float));
     }
-    Window win = {scratch, scratch + rows * Hp, scratch + 2 * rows * Hp, scratch + 2 * rows * Hp + rows * Wp,
-                  scratch + 2 * rows * (Hp + Wp), scratch + 2 * rows * (Hp + Wp) + rows, Hp, Wp, r};
-    float *GA = win.gm + rows, *GB = GA + (long)B * Hp;
+    vf *racc = (vf *)scratch;
+    float *wbase = scratch + vecs;
+    Window win = {wbase, wbase + rows * Hp, wbase + 2 * rows * Hp, wbase + 2 * rows * Hp + rows * Wp,
+                  wbase + 2 * rows * (Hp + Wp), wbase + 2 * rows * (Hp + Wp) + rows, Hp, Wp, r};
+    float *GA = win.gm + rows, *GB = GA + (long)B * Hp, *GC = GB + (long)B * Wp, *a = GC + B, *b = a + H;
     float *hp[2] = {pool == POOL_MAX ? win.rm : win.rs, win.rm}, *wp[2] = {pool == POOL_MAX ? win.cm : win.cs, win.cm};
     float *gp[2] = {pool == POOL_MAX ? win.gm : win.gs, win.gm};
 
@@ -258,23 +352,30 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
                     clear_row(&win, t);
                     continue;
                 }
-                pool_plane(xn + c * HW, H, W, avg, max, win.rs + t * Hp + r, win.cs + t * Wp + r, win.rm + t * Hp + r,
+                pool_plane(xn + c * HW, H, W, avg, max, racc, win.rs + t * Hp + r, win.cs + t * Wp + r, win.rm + t * Hp + r,
                            win.cm + t * Wp + r, win.gs + t, win.gm + t);
                 if (r) zero_pad_columns(&win, t);
             }
-            if (uh) plane_gates(wh, hp, P, H, k, 0, c1 - c0, GA);
-            if (uw) plane_gates(ww, wp, P, W, k, 0, c1 - c0, GB);
-            for (int c = c0; c < c1; c++) {
-                float g = 0.f;
-                if (uc) {
-                    float s = 0.f;
+            if (uh) plane_gates(wh, hp, P, H, k, c1 - c0, GA);
+            if (uw) plane_gates(ww, wp, P, W, k, c1 - c0, GB);
+            if (uc) {
+                for (int t = 0; t < c1 - c0; t++) {
+                    float z = 0.f;
                     for (int p = 0; p < P; p++)
-                        for (int i = 0; i < k; i++) s += wc[p * k + i] * gp[p][c - c0 + i];
-                    g = sigmoid(s);
+                        for (int i = 0; i < k; i++) z += wc[p * k + i] * gp[p][t + i];
+                    GC[t] = z;
                 }
-                const float *A = GA + (long)(c - c0) * Hp + r, *Bw = GB + (long)(c - c0) * Wp + r;
-                float base = fuse ? g * inv : (uc ? g : 1.f);
-                gate_plane(xn + c * HW, on + c * HW, H, W, A, Bw, uh, uw, fuse, base, inv);
+                for (int t = 0; t < c1 - c0; t++) GC[t] = sigmoid(GC[t]);
+            }
+            /* gate(h, w) = a[h] * b[w] (mul) or a[h] + b[w] (mean), the channel gate folded into a */
+            for (int t = 0; t < c1 - c0; t++) {
+                const float *A = GA + (long)t * Hp + r, *Bw = GB + (long)t * Wp + r;
+                float g = uc ? GC[t] : (fuse ? 0.f : 1.f);
+                for (int h = 0; h < H; h++)
+                    a[h] = fuse ? (uh ? A[h] : 0.f) * inv + g * inv : (uh ? A[h] : 1.f) * g;
+                for (int w = 0; w < W; w++) b[w] = uw ? (fuse ? Bw[w] * inv : Bw[w]) : (fuse ? 0.f : 1.f);
+                long c = c0 + t;
+                gate_plane(xn + c * HW, on + c * HW, H, W, a, b, fuse);
             }
         }
     }
