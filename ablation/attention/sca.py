@@ -20,6 +20,8 @@ else 1), independent of C: 21 with the defaults (k=3, avg).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
@@ -89,8 +91,15 @@ class SCA(nn.Module):
         full-size multiply several times over."""
         return torch.sigmoid(conv(self._stack(maps).transpose(2, 3))).permute(dims).contiguous()
 
+    def _conv_weights(self) -> list[Optional[Tensor]]:
+        """Weights of conv_h, conv_w, conv_c (None where absent), read from the registries:
+        nn.Module attribute lookup would cost more than the kernel itself on small maps."""
+        modules = self._modules
+        return [None if modules.get(name) is None else modules[name]._parameters["weight"]
+                for name in ("conv_h", "conv_w", "conv_c")]
+
     def forward(self, x: Tensor) -> Tensor:
-        weights = [None if conv is None else conv.weight for conv in (self.conv_h, self.conv_w, self.conv_c)]
+        weights = self._conv_weights()
         if sca_kernel.applies(x, weights):
             return sca_kernel.forward(x, self.kernel_size, self.branches, self.pool, self.fuse, weights)
         return self.forward_eager(x)

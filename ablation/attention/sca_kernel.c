@@ -80,13 +80,14 @@ INLINE vf reduce8(const vf *v, int max) {
 }
 
 /* out[h] = scale * (sum or max of the lanes of rows[h]) for h < H; rows has room for a multiple
- * of 8 vectors, the ones past H are filled here with the neutral value. */
+ * of 8 vectors, the ones past H are filled here with the neutral value. Stores whole vectors:
+ * up to 7 floats past out[H - 1] get junk (the window leaves room, see forward). */
 INLINE void reduce_rows(vf *rows, int H, int max, float scale, float *out) {
     for (int h = H; h % LANES; h++) rows[h] = splat(max ? -FLT_MAX : 0.f);
     for (int h = 0; h < H; h += LANES) {
         vf v = reduce8(rows + h, max);
         if (!max) v *= scale;
-        for (int l = 0; l < LANES && h + l < H; l++) out[h + l] = v[l];
+        storev(out + h, v);
     }
 }
 
@@ -129,8 +130,9 @@ INLINE void pool_short_rows(const float *restrict p, int H, int W, int avg, int 
             vf a = blend(tail, loadv(p + (long)h * W - s), zero);
             rows[h] = a, col += a;
         }
-        for (int w = 0; w < W; w++) cs[w] = (sum0[w] + col[w + s]) / (float)H;
-        *gs = hsum(sum0 + col) / ((float)H * (float)W);
+        float perH = 1.f / (float)H; /* multiplications: a division per value would cost more than the pool */
+        for (int w = 0; w < W; w++) cs[w] = (sum0[w] + col[w + s]) * perH;
+        *gs = hsum(sum0 + col) * (perH / (float)W);
         reduce_rows(rows, H, 0, 1.f / (float)W, rs);
     }
     if (max) {
@@ -173,8 +175,9 @@ INLINE void pool_plane(const float *restrict p, int H, int W, int avg, int max, 
             }
             rows[h] = acc, all += acc;
         }
-        for (int i = chunks - 1; i >= 0; i--) storev(cs + chunk_at(i, W), col[i] / (float)H); /* tail first */
-        *gs = hsum(all) / ((float)H * (float)W);
+        vf perH = splat(1.f / (float)H);
+        for (int i = chunks - 1; i >= 0; i--) storev(cs + chunk_at(i, W), col[i] * perH); /* tail first */
+        *gs = hsum(all) * (perH[0] / (float)W);
         reduce_rows(rows, H, 0, 1.f / (float)W, rs);
     }
     if (max) {
@@ -243,8 +246,8 @@ INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int 
     }
     if (W < LANES) { /* lane l of row h's tail vector is column (l - s) mod W of row h or h - 1 */
         int s = LANES - W;
-        vf bh, bt;
-        for (int l = 0; l < LANES; l++) bh[l] = b[l % W], bt[l] = b[(l + W - s) % W];
+        vf bv = loadv(b); /* b[0..W) and junk, in scratch */
+        vf bh = __builtin_shuffle(bv, LANE % W), bt = __builtin_shuffle(bv, (LANE + W - s) % W);
         vi prev = LANE < s, own = LANE < W;
         vf ah = blend(own, splat(a[0]), splat(a[1]));
         storev(out, loadv(x) * (fuse ? ah + bh : ah * bh));
@@ -281,7 +284,7 @@ static void clear_row(const Window *w, long t) {
     w->gs[t] = w->gm[t] = 0.f;
 }
 
-static void zero_pad_columns(const Window *w, long t) {
+INLINE void zero_pad_columns(const Window *w, long t) {
     for (int q = 0; q < w->r; q++) {
         w->rs[t * w->Hp + q] = w->rs[t * w->Hp + w->Hp - 1 - q] = 0.f;
         w->rm[t * w->Hp + q] = w->rm[t * w->Hp + w->Hp - 1 - q] = 0.f;
@@ -314,11 +317,11 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
     long rows = B + 2 * r;
 
     /* Scratch, 64-byte aligned: per-row vectors of one plane, the window, gates GA/GB, channel
-     * gates GC, one channel's a and b, and room for strips that run past the end. */
+     * gates GC, and room for strips that run past the end. */
     static __thread float *scratch = NULL;
     static __thread size_t capacity = 0;
     size_t vecs = (size_t)(H + LANES) * LANES;
-    size_t need = vecs + (size_t)rows * (2 * Hp + 2 * Wp + 2) + (size_t)B * (Hp + Wp + 1) + H + W + 2 * STRIP;
+    size_t need = vecs + (size_t)rows * (2 * Hp + 2 * Wp + 2) + 4 * LANES + (size_t)B * (Hp + Wp + 1) + 2 * STRIP;
     need = (need + 15) / 16 * 16;
     if (need > capacity) {
         free(scratch);
@@ -329,9 +332,10 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
     }
     vf *racc = (vf *)scratch;
     float *wbase = scratch + vecs;
-    Window win = {wbase, wbase + rows * Hp, wbase + 2 * rows * Hp, wbase + 2 * rows * Hp + rows * Wp,
-                  wbase + 2 * rows * (Hp + Wp), wbase + 2 * rows * (Hp + Wp) + rows, Hp, Wp, r};
-    float *GA = win.gm + rows, *GB = GA + (long)B * Hp, *GC = GB + (long)B * Wp, *a = GC + B, *b = a + H;
+    long sh = rows * Hp + LANES, sw = rows * Wp + LANES; /* a gap after each plane for reduce_rows */
+    Window win = {wbase, wbase + sh, wbase + 2 * sh, wbase + 2 * sh + sw, wbase + 2 * (sh + sw),
+                  wbase + 2 * (sh + sw) + rows, Hp, Wp, r};
+    float *GA = win.gm + rows, *GB = GA + (long)B * Hp, *GC = GB + (long)B * Wp;
     float *hp[2] = {pool == POOL_MAX ? win.rm : win.rs, win.rm}, *wp[2] = {pool == POOL_MAX ? win.cm : win.cs, win.cm};
     float *gp[2] = {pool == POOL_MAX ? win.gm : win.gs, win.gm};
 
@@ -346,7 +350,7 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
             } else {
                 slide(&win, B, 2 * r);
             }
-            for (int c = first; c < c1 + r; c++) {
+            for (int c = first; c < c1 + r; c++) { /* in order: row t may spill junk into row t + 1 */
                 long t = c - c0 + r;
                 if (c >= C) {
                     clear_row(&win, t);
@@ -359,21 +363,25 @@ INLINE int forward(const float *x, float *out, int N, int C, int H, int W, int k
             if (uh) plane_gates(wh, hp, P, H, k, c1 - c0, GA);
             if (uw) plane_gates(ww, wp, P, W, k, c1 - c0, GB);
             if (uc) {
-                for (int t = 0; t < c1 - c0; t++) {
-                    float z = 0.f;
-                    for (int p = 0; p < P; p++)
-                        for (int i = 0; i < k; i++) z += wc[p * k + i] * gp[p][t + i];
-                    GC[t] = z;
-                }
+                for (int t = 0; t < c1 - c0; t++) GC[t] = 0.f;
+                for (int p = 0; p < P; p++)
+                    for (int i = 0; i < k; i++)
+                        for (int t = 0; t < c1 - c0; t++) GC[t] += wc[p * k + i] * gp[p][t + i];
                 for (int t = 0; t < c1 - c0; t++) GC[t] = sigmoid(GC[t]);
             }
-            /* gate(h, w) = a[h] * b[w] (mul) or a[h] + b[w] (mean), the channel gate folded into a */
+            /* Fold the gates in place into a (a row of GA) and b (a row of GB), so that
+             * gate(h, w) = a[h] * b[w] (mul) or a[h] + b[w] (mean), then gate the channel. */
             for (int t = 0; t < c1 - c0; t++) {
-                const float *A = GA + (long)t * Hp + r, *Bw = GB + (long)t * Wp + r;
+                float *a = GA + (long)t * Hp + r, *b = GB + (long)t * Wp + r;
                 float g = uc ? GC[t] : (fuse ? 0.f : 1.f);
-                for (int h = 0; h < H; h++)
-                    a[h] = fuse ? (uh ? A[h] : 0.f) * inv + g * inv : (uh ? A[h] : 1.f) * g;
-                for (int w = 0; w < W; w++) b[w] = uw ? (fuse ? Bw[w] * inv : Bw[w]) : (fuse ? 0.f : 1.f);
+                if (fuse) {
+                    for (int h = 0; h < H; h++) a[h] = (uh ? a[h] : 0.f) * inv + g * inv;
+                    for (int w = 0; w < W; w++) b[w] = uw ? b[w] * inv : 0.f;
+                } else {
+                    for (int h = 0; h < H; h++) a[h] = uh ? a[h] * g : g;
+                    if (!uw)
+                        for (int w = 0; w < W; w++) b[w] = 1.f;
+                }
                 long c = c0 + t;
                 gate_plane(xn + c * HW, on + c * HW, H, W, a, b, fuse);
             }

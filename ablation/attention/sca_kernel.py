@@ -112,17 +112,23 @@ def library() -> Optional[ctypes.CDLL]:
 
 
 def applies(x: Tensor, weights: list[Optional[Tensor]]) -> bool:
-    """Whether the kernel may compute SCA on ``x`` (see the module docstring)."""
-    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or not x.is_contiguous():
+    """Whether the kernel may compute SCA on ``x`` (see the module docstring). Called on every
+    forward pass, so the cheap checks come first."""
+    if not x.is_cpu or x.dtype != torch.float32 or x.dim() != 4 or not x.is_contiguous() or x.numel() == 0:
         return False
-    present = [w for w in weights if w is not None]
-    if torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in present)):
+    for w in weights:
+        if w is not None and (not w.is_cpu or w.dtype != torch.float32 or not w.is_contiguous()):
+            return False
+    if torch.is_grad_enabled() and (x.requires_grad or any(w is not None and w.requires_grad for w in weights)):
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
         return False
-    if any(w.dtype != torch.float32 or w.device.type != "cpu" or not w.is_contiguous() for w in present):
-        return False
-    return x.numel() > 0 and library() is not None
+    return library() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _branch_mask(branches: str) -> int:
+    return sum(1 << i for i, b in enumerate("hwc") if b in branches)
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,14 +143,13 @@ def forward(x: Tensor, kernel_size: int, branches: str, pool: str, fuse: str,
     assert lib is not None, "call applies() first"
     out = torch.empty_like(x)
     n, c, h, w = x.shape
-    mask = sum(1 << i for i, b in enumerate("hwc") if b in branches)
-    ptrs = [wt.data_ptr() if wt is not None else None for wt in weights]
-    options = (c, h, w, kernel_size, mask, POOLS[pool], FUSES[fuse], *ptrs)
+    options = (c, h, w, kernel_size, _branch_mask(branches), POOLS[pool], FUSES[fuse],
+               *[None if wt is None else wt.data_ptr() for wt in weights])
     threads = min(torch.get_num_threads(), n)
-    step = x[0].numel() * x.element_size()
     if threads <= 1:
         status = [lib.sca_forward(x.data_ptr(), out.data_ptr(), n, *options)]
     else:  # ctypes drops the GIL: one slice of the batch per intra-op thread
+        step = c * h * w * x.element_size()
         bounds = [n * i // threads for i in range(threads + 1)]
         jobs = [(x.data_ptr() + a * step, out.data_ptr() + a * step, b - a)
                 for a, b in zip(bounds, bounds[1:])]
