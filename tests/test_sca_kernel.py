@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ablation.attention import build_attention, sca_kernel
-from ablation.models import build_model
+from ablation.attention.sca import SCA
+from ablation.models import build_model, positions
 
 needs_compiler = pytest.mark.skipif(
     not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler: the kernel cannot be built here"
@@ -151,3 +152,50 @@ def test_build_is_cached_per_source_and_cpu(monkeypatch, tmp_path, fresh_library
     sca_kernel.library.cache_clear()
     assert sca_kernel.library() is not None
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
+@needs_compiler
+@pytest.mark.parametrize("branches, pool, fuse", [("hwc", "avg", "mul"), ("hw", "avgmax", "mean"), ("wc", "max", "mul")])
+def test_kernel_gates_in_place_for_every_shape(branches, pool, fuse):
+    """Written over its input, the kernel gives the eager result: vectors that overlap outputs
+    already written are read before those writes."""
+    torch.manual_seed(0)
+    for k in (1, 3):
+        module = random_sca(12, kernel_size=k, branches=branches, pool=pool, fuse=fuse)
+        weights = module._conv_weights()
+        for n, h, w in SHAPES + [(1, 6, 6), (2, 5, 7), (1, 3, 15)]:
+            x = torch.randn(n, 12, h, w) * 3
+            expected = module.forward_eager(x)
+            with torch.inference_mode():
+                buffer = x.clone()
+                out = sca_kernel.forward(buffer, k, branches, pool, fuse, weights, inplace=True)
+            assert out.data_ptr() == buffer.data_ptr()
+            torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5, msg=f"k={k} shape={(n, 12, h, w)}")
+
+
+@needs_compiler
+@pytest.mark.parametrize("backbone, size", [("resnet20", 32), ("resnet50", 112), ("mobilenet_v2", 112)])
+def test_models_match_eager_where_sca_gates_in_place(backbone, size):
+    """build_model lets SCA gate in place only where nothing else reads its input: at every
+    position the model's output equals the eager model's (a wrong place would corrupt a
+    shortcut), and the pre-activation position, whose input is also the shortcut, is not in place."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, size, size)
+    for position in positions(backbone):
+        model = build_model(backbone, attention="sca", position=position, num_classes=10,
+                            small_input=backbone == "resnet20").eval()
+        scas = [m for m in model.modules() if isinstance(m, SCA)]
+        for module in scas:
+            for p in module.parameters():
+                torch.nn.init.normal_(p)
+        in_place = {m.inplace for m in scas}
+        if position in ("standard", "post", "dw"):
+            assert in_place == {True}, position
+        if position == "pre":
+            assert in_place == {False}
+        with torch.inference_mode():
+            fast = model(x)
+        for module in scas:
+            module.forward = module.forward_eager
+        with torch.no_grad():
+            torch.testing.assert_close(fast, model(x), rtol=1e-5, atol=1e-6, msg=position)

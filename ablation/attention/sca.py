@@ -45,7 +45,14 @@ def check_branches(branches: object) -> str:
 
 
 class SCA(nn.Module):
-    """Directional-pooling gates over (C, H), (C, W) and C; see the module docstring."""
+    """Directional-pooling gates over (C, H), (C, W) and C; see the module docstring.
+
+    ``inplace`` (an attribute, False by default, not an ablation option): the fused inference
+    kernel writes its result over the input, as torchvision's ``ReLU(inplace=True)`` does. Only
+    safe where nothing else reads the input afterwards; ``build_model`` sets it where the
+    input is the output of the layer just before (``ablation.models.insert.after``). Training
+    and the eager path never write in place.
+    """
 
     def __init__(
         self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avg", fuse: str = "mul"
@@ -56,6 +63,7 @@ class SCA(nn.Module):
         self.pool = check_choice("sca", "pool", pool, POOLS)
         self.fuse = check_choice("sca", "fuse", fuse, FUSES)
         self.kernel_size = k
+        self.inplace = False
         planes = 2 if pool == "avgmax" else 1
         self.conv_h = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "h" in self.branches else None
         self.conv_w = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "w" in self.branches else None
@@ -101,7 +109,7 @@ class SCA(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         weights = self._conv_weights()
         if sca_kernel.applies(x, weights):
-            return sca_kernel.forward(x, self.kernel_size, self.branches, self.pool, self.fuse, weights)
+            return sca_kernel.forward(x, self.kernel_size, self.branches, self.pool, self.fuse, weights, self.inplace)
         return self.forward_eager(x)
 
     def forward_eager(self, x: Tensor) -> Tensor:

@@ -4,7 +4,8 @@
  * multiplies). This kernel streams channels in cache-sized blocks: it pools a block (plus the
  * k/2 halo channels whose pooled values the block's gates need), computes the block's gates,
  * then gates the block while it is still in cache. The map comes from memory once and is
- * written once, as in a channel-only module such as ECA.
+ * written once, as in a channel-only module such as ECA. out may be x (gating in place): a block
+ * and its halo are pooled before the block is gated, and gate_plane reads what it overwrites first.
  *
  * Called through ctypes by sca_kernel.py, which builds this file on first use. The results
  * match the eager module to float rounding (tests/test_sca_kernel.py). Layout of the weights
@@ -234,14 +235,13 @@ static void plane_gates(const float *wt, float *const *planes, int P, int L, int
 }
 
 /* out = x * gate for one H x W plane, gate(h, w) = a[h] * b[w] (fuse mul) or a[h] + b[w]
- * (fuse mean). Vectors that overlap a row's previous vector or, for rows of 4 to 7 floats,
- * the previous row, recompute those outputs with their own gates, so every store is right. */
-INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int W, const float *restrict a,
-                       const float *restrict b, int fuse) {
-    if (W < 4 || (long)H * W < LANES || W > LANES * MAX_CHUNKS) {
-        for (int h = 0; h < H; h++)
-            for (int w = 0; w < W; w++)
-                out[(long)h * W + w] = x[(long)h * W + w] * (fuse ? a[h] + b[w] : a[h] * b[w]);
+ * (fuse mean). out may be x (gating in place): where a vector overlaps the previous one (a
+ * row's last vector; for rows of 6 or 7 floats, the previous row's), it is loaded before that
+ * one is stored and recomputes the shared outputs from the input, so both cases are right. */
+INLINE void gate_plane(const float *x, float *out, int H, int W, const float *restrict a, const float *restrict b,
+                       int fuse) {
+    if (W < 6 || (long)H * W < LANES || W > LANES * MAX_CHUNKS) {
+        for (long i = 0; i < (long)H * W; i++) out[i] = x[i] * (fuse ? a[i / W] + b[i % W] : a[i / W] * b[i % W]);
         return;
     }
     if (W < LANES) { /* lane l of row h's tail vector is column (l - s) mod W of row h or h - 1 */
@@ -250,22 +250,31 @@ INLINE void gate_plane(const float *restrict x, float *restrict out, int H, int 
         vf bh = __builtin_shuffle(bv, LANE % W), bt = __builtin_shuffle(bv, (LANE + W - s) % W);
         vi prev = LANE < s, own = LANE < W;
         vf ah = blend(own, splat(a[0]), splat(a[1]));
-        storev(out, loadv(x) * (fuse ? ah + bh : ah * bh));
+        vf v = loadv(x), g = fuse ? ah + bh : ah * bh;
+        long at = 0;
         for (int h = 1; h < H; h++) {
-            vf at = blend(prev, splat(a[h - 1]), splat(a[h]));
-            long o = (long)h * W - s;
-            storev(out + o, loadv(x + o) * (fuse ? at + bt : at * bt));
+            long next = (long)h * W - s;
+            vf following = loadv(x + next);
+            storev(out + at, v * g);
+            vf ar = blend(prev, splat(a[h - 1]), splat(a[h]));
+            v = following, g = fuse ? ar + bt : ar * bt, at = next;
         }
+        storev(out + at, v * g);
         return;
     }
+    int whole = W / LANES, tail = W % LANES != 0;
     for (int h = 0; h < H; h++) {
         vf av = splat(a[h]);
         const float *xr = x + (long)h * W;
         float *orow = out + (long)h * W;
-        for (int i = 0; i < (W + LANES - 1) / LANES; i++) {
-            int at = chunk_at(i, W);
-            vf bv = loadv(b + at);
-            storev(orow + at, loadv(xr + at) * (fuse ? av + bv : av * bv));
+        vf last = tail ? loadv(xr + W - LANES) : av;
+        for (int i = 0; i < whole; i++) {
+            vf bw = loadv(b + LANES * i);
+            storev(orow + LANES * i, loadv(xr + LANES * i) * (fuse ? av + bw : av * bw));
+        }
+        if (tail) {
+            vf bw = loadv(b + W - LANES);
+            storev(orow + W - LANES, last * (fuse ? av + bw : av * bw));
         }
     }
 }

@@ -10,8 +10,17 @@ MakeAttention = Callable[[int], nn.Module]
 
 
 def after(module: nn.Module, attention: nn.Module) -> nn.Sequential:
-    """``module`` then ``attention``."""
-    return nn.Sequential(module, attention)
+    """``module`` then ``attention``. The attention's input is ``module``'s fresh output, read by
+    nothing else, so an attention that can gate in place may (see ``allow_inplace``)."""
+    return nn.Sequential(module, allow_inplace(attention))
+
+
+def allow_inplace(attention: nn.Module) -> nn.Module:
+    """Let ``attention`` overwrite its input in inference (modules with an ``inplace`` attribute,
+    such as SCA); only for inputs that nothing reads afterwards."""
+    if hasattr(attention, "inplace"):
+        attention.inplace = True
+    return attention
 
 
 def before(module: nn.Module, attention: nn.Module) -> nn.Sequential:

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
-from .insert import MakeAttention, after
+from .insert import MakeAttention, after, allow_inplace
 
 STAGE_BLOCKS = (1, 2, 3, 4, 3, 3, 1)
 POSITIONS = ("standard", "dw", "post")
@@ -49,7 +49,7 @@ def insert_mobilenet(model: MobileNetV2, position: str, stages: list[int], make:
         if stage not in stages:
             continue
         if position == "standard":
-            block.conv.append(make(block.out_channels))
+            block.conv.append(allow_inplace(make(block.out_channels)))  # input: the projection's output
         elif position == "dw":
             dw = len(block.conv) - 3
             block.conv[dw] = after(block.conv[dw], make(block.conv[dw].out_channels))
