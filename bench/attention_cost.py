@@ -1,16 +1,19 @@
 """Side-by-side cost of every attention module in ResNet-50 and MobileNetV2 at 224 px.
 
 Params and FLOPs (fvcore multiply-adds, one image) come from ``ablation.profile``; CPU latency
-is the median of forward passes at batch 1 and 32, measured in interleaved rounds (every
-variant once per round) so that load on a shared machine hits all variants alike. Ratios are
-to the plain backbone measured in the same run. Writes ``attention_cost.csv`` and ``.md``.
+is measured in interleaved rounds (every variant once per round, the order rotating) so that
+load on a shared machine hits all variants alike: per round each variant's fastest of ``runs``
+passes, divided by the plain backbone's in the same round; the ratio reported is the median of
+those per-round ratios, and SCA against ECA is also given as a paired sign test over rounds.
+Writes ``attention_cost.csv``/``.md`` and every round's times to ``attention_cost_rounds.csv``.
 
-    nice -n 10 python bench/attention_cost.py [--threads 1] [--rounds 7] [--out reports/benchmarks]
+    nice -n 10 python bench/attention_cost.py [--threads 1] [--rounds 30] [--out reports/benchmarks]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import platform
 import statistics
@@ -25,82 +28,115 @@ from ablation.attention.sca import SCA
 from ablation.models import build_model
 from ablation.profile import profile_model
 
-#: (attention, options, eager): eager runs SCA on PyTorch ops only, to show what its fused
-#: inference kernel (ablation/attention/sca_kernel.c) saves.
-VARIANTS: list[tuple[str, dict, bool]] = [
-    ("none", {}, False), ("se", {}, False), ("eca", {}, False), ("cbam", {}, False), ("coord", {}, False),
-    ("triplet", {}, False), ("sca", {}, False), ("sca", {"pool": "avgmax"}, False), ("sca", {}, True),
+#: (attention, options, implementation): "" is the module as build_model makes it; for SCA,
+#: "eager ops" runs PyTorch ops only and "new output" the fused kernel without gating in place,
+#: to show what each part of its inference path (ablation/attention/sca_kernel.c) saves.
+VARIANTS: list[tuple[str, dict, str]] = [
+    ("none", {}, ""), ("se", {}, ""), ("eca", {}, ""), ("cbam", {}, ""), ("coord", {}, ""),
+    ("triplet", {}, ""), ("sca", {}, ""), ("sca", {"pool": "avgmax"}, ""), ("sca", {}, "new output"),
+    ("sca", {}, "eager ops"),
 ]
 BACKBONES = ("resnet50", "mobilenet_v2")
 #: Targets for SCA with default options in ResNet-50.
 MAX_PARAMS_INCREASE, MAX_FLOPS_INCREASE = 0.0001, 0.01
 
 
-def label(attention: str, options: dict, eager: bool) -> str:
-    return attention + "".join(f" {k}={v}" for k, v in options.items()) + (" (eager ops)" if eager else "")
+def label(attention: str, options: dict, implementation: str) -> str:
+    return attention + "".join(f" {k}={v}" for k, v in options.items()) + (f" ({implementation})" if implementation else "")
 
 
-def build(backbone: str, attention: str, options: dict, eager: bool) -> torch.nn.Module:
+def build(backbone: str, attention: str, options: dict, implementation: str) -> torch.nn.Module:
     model = build_model(backbone, attention, **options).eval()
-    if eager:
-        for module in model.modules():
-            if isinstance(module, SCA):
+    for module in model.modules():
+        if isinstance(module, SCA):
+            if implementation == "eager ops":
                 module.forward = module.forward_eager
+            elif implementation == "new output":
+                module.inplace = False
     return model
 
 
-def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> dict[str, dict[str, float]]:
-    """Median wall and thread-CPU ms per variant over ``rounds`` interleaved rounds of ``runs`` passes
-    (the order rotates from round to round).
+def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> list[dict]:
+    """Wall and thread-CPU ms of every variant in ``rounds`` interleaved rounds (the order
+    rotates from round to round), the fastest of ``runs`` passes per round.
 
     Thread CPU time leaves out the time the process waits for a core, so on a shared machine
     it gives steadier ratios; it covers all work only with one torch thread.
     """
     x = torch.randn(batch, 3, size, size)
-    wall: dict[str, list[float]] = {k: [] for k in models}
-    cpu: dict[str, list[float]] = {k: [] for k in models}
+    records = []
     with torch.inference_mode():
         for model in models.values():
             model(x)
         keys = list(models)
         for r in range(rounds):
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotate: no variant always first
-                model = models[key]
+                wall, cpu = [], []
                 for _ in range(runs):
                     start, start_cpu = time.perf_counter(), time.thread_time()
-                    model(x)
-                    cpu[key].append((time.thread_time() - start_cpu) * 1000)
-                    wall[key].append((time.perf_counter() - start) * 1000)
-    return {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in models}
+                    models[key](x)
+                    cpu.append((time.thread_time() - start_cpu) * 1000)
+                    wall.append((time.perf_counter() - start) * 1000)
+                records.append({"batch": batch, "round": r, "variant": key, "wall_ms": min(wall), "cpu_ms": min(cpu)})
+    return records
 
 
-def run_backbone(backbone: str, args: argparse.Namespace) -> list[dict]:
+def summarize(records: list[dict], base: str) -> dict[str, dict[str, float]]:
+    """Per variant: median ms over rounds, and the median over rounds of its time divided by
+    ``base``'s in the same round (paired, so slow spells of the machine cancel)."""
+    by_round = {(r["round"], r["variant"]): r for r in records}
+    out: dict[str, dict[str, float]] = {}
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        mine = [r for r in records if r["variant"] == variant]
+        out[variant] = {}
+        for kind in ("wall", "cpu"):
+            out[variant][kind] = statistics.median(r[f"{kind}_ms"] for r in mine)
+            out[variant][f"{kind}_ratio"] = statistics.median(
+                r[f"{kind}_ms"] / by_round[(r["round"], base)][f"{kind}_ms"] for r in mine)
+    return out
+
+
+def sign_test(records: list[dict], a: str, b: str) -> tuple[int, int, float]:
+    """Rounds where ``a`` took less CPU time than ``b``, rounds compared, and the two-sided
+    binomial p-value of that count under "neither is faster"."""
+    cpu = {(r["round"], r["variant"]): r["cpu_ms"] for r in records}
+    rounds = sorted({r["round"] for r in records})
+    wins = sum(cpu[(i, a)] < cpu[(i, b)] for i in rounds)
+    n = len(rounds)
+    tail = sum(math.comb(n, k) for k in range(0, min(wins, n - wins) + 1)) / 2 ** n
+    return wins, n, min(1.0, 2 * tail)
+
+
+def run_backbone(backbone: str, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """Rows of figures per variant, and the raw latency records of every round."""
     models = {label(*variant): build(backbone, *variant) for variant in VARIANTS}
     rows = []
     for key, model in models.items():
         report = profile_model(model, args.size, latency=False)
         rows.append({"backbone": backbone, "variant": key, **{k: v for k, v in report.as_dict().items()
                                                                if not k.startswith("latency")}})
-    lat = {b: latencies(models, b, args.size, args.rounds if b == 1 else args.rounds_large,
-                        args.runs if b == 1 else 1) for b in args.batches}
+    records = [{"backbone": backbone, **r} for b in args.batches
+               for r in latencies(models, b, args.size, args.rounds if b == 1 else args.rounds_large,
+                                  args.runs if b == 1 else 1)]
     del models
     base = rows[0]
+    lat = {b: summarize([r for r in records if r["batch"] == b], base["variant"]) for b in args.batches}
     for row in rows:
         row["params_ratio"] = row["params"] / base["params"]
         row["flops_ratio"] = row["flops"] / base["flops"]
         for b in args.batches:
             for kind, suffix in (("wall", "ms"), ("cpu", "cpu_ms")):
                 row[f"latency_b{b}_{suffix}"] = lat[b][row["variant"]][kind]
-                row[f"latency_b{b}_{suffix}_ratio"] = lat[b][row["variant"]][kind] / lat[b][base["variant"]][kind]
+                row[f"latency_b{b}_{suffix}_ratio"] = lat[b][row["variant"]][f"{kind}_ratio"]
         row["threads"] = torch.get_num_threads()
         print(f"{backbone:13s} {row['variant']:18s} params x{row['params_ratio']:.5f} flops x{row['flops_ratio']:.4f} "
               + " ".join(f"b{b} {row[f'latency_b{b}_ms']:.1f} ms x{row[f'latency_b{b}_ms_ratio']:.3f} "
                          f"cpu x{row[f'latency_b{b}_cpu_ms_ratio']:.3f}" for b in args.batches),
               flush=True)
-    return rows
+    return rows, records
 
 
-def verdict(rows: list[dict], batches: list[int]) -> list[str]:
+def verdict(rows: list[dict], records: list[dict], batches: list[int]) -> list[str]:
     """SCA (default options) in ResNet-50 against the issue's targets."""
     get = {(r["backbone"], r["variant"]): r for r in rows}
     sca, eca = get[("resnet50", "sca")], get[("resnet50", "eca")]
@@ -111,23 +147,32 @@ def verdict(rows: list[dict], batches: list[int]) -> list[str]:
     ]
     if 1 in batches:
         s, e = sca["latency_b1_cpu_ms_ratio"], eca["latency_b1_cpu_ms_ratio"]
-        lines.append(f"- CPU latency ratio at batch 1 (thread CPU time): sca x{s:.3f} vs eca x{e:.3f} "
-                     f"(target: sca <= eca): {'met' if s <= e else 'MISSED'}")
+        wins, n, p = sign_test([r for r in records if r["backbone"] == "resnet50" and r["batch"] == 1], "sca", "eca")
+        lines.append(f"- CPU latency ratio at batch 1 (thread CPU time, median of per-round ratios): sca x{s:.3f} "
+                     f"vs eca x{e:.3f} (target: sca <= eca): {'met' if s <= e else 'MISSED'}; sca took less CPU "
+                     f"time than eca in {wins} of {n} rounds (two-sided sign test p = {p:.3f})")
+        for impl, what in (("new output", "fused kernel writing a new output instead of gating in place"),
+                           ("eager ops", "PyTorch ops only, no fused kernel")):
+            lines.append(f"- for information, SCA with {what}: "
+                         f"x{get[('resnet50', f'sca ({impl})')]['latency_b1_cpu_ms_ratio']:.3f}")
         s, e = sca["latency_b1_ms_ratio"], eca["latency_b1_ms_ratio"]
-        k = get[("resnet50", "sca (eager ops)")]["latency_b1_cpu_ms_ratio"]
-        lines.append(f"- for information, SCA on PyTorch ops only (no fused kernel): x{k:.3f}")
         lines.append(f"- for information, wall-clock at batch 1: sca x{s:.3f} vs eca x{e:.3f} (waits for a "
                      "core on a loaded machine make these noisy; the verdict uses CPU time)")
     return lines
 
 
-def write(rows: list[dict], args: argparse.Namespace, started: float, loads: tuple) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "attention_cost.csv", "w", newline="") as f:
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write(rows: list[dict], records: list[dict], args: argparse.Namespace, started: float, loads: tuple) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "attention_cost.csv", rows)
+    write_csv(out / "attention_cost_rounds.csv", records)
     lat_cols = [f"latency_b{b}_{s}" for b in args.batches for s in ("ms", "ms_ratio", "cpu_ms", "cpu_ms_ratio")]
     head = ["backbone", "variant", "params", "params_ratio", "flops", "flops_ratio", "attention_params",
             "attention_flops", *lat_cols]
@@ -139,16 +184,19 @@ def write(rows: list[dict], args: argparse.Namespace, started: float, loads: tup
         f"{torch.get_num_threads()} torch thread(s); wall time {time.time() - started:.0f} s; "
         f"load average at start/end {loads[0]:.1f}/{loads[1]:.1f} (shared machine).  ",
         "FLOPs are fvcore multiply-adds for one image (elementwise ops one per element, see "
-        "`ablation/profile.py`). Latency: median wall-clock and thread-CPU ms of forward passes in "
-        "interleaved rounds "
-        f"(batch 1: {args.rounds} rounds x {args.runs} passes; larger batches: {args.rounds_large} rounds x 1 pass); "
-        "ratios are to the plain backbone in the same run. Thread CPU time leaves out waiting for a "
-        "core on this shared machine, so its ratios are the steadier ones. "
+        "`ablation/profile.py`). Latency: interleaved rounds, every variant once per round in a rotating "
+        f"order (batch 1: {args.rounds} rounds, the fastest of {args.runs} passes per round; larger batches: "
+        f"{args.rounds_large} rounds x 1 pass); ms columns are medians over rounds, ratio columns the median "
+        "over rounds of the variant's time divided by the plain backbone's in the same round. Every round's "
+        "times are in `attention_cost_rounds.csv`. Thread CPU time leaves out waiting for a core on this "
+        "shared machine, so its ratios are the steadier ones. "
         f"SCA runs its fused inference kernel (`ablation/attention/sca_kernel.c`, "
-        f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run); "
-        "`sca (eager ops)` is the same module on PyTorch ops only.", "",
+        f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run), "
+        "gating in place where `build_model` allows it (its input is the previous layer's fresh output, as "
+        "for torchvision's `ReLU(inplace=True)`); `sca (new output)` is the kernel writing a new tensor, "
+        "`sca (eager ops)` the same module on PyTorch ops only.", "",
         "## SCA (default options: kernel_size=3, branches=hwc, pool=avg, fuse=mul) in ResNet-50", "",
-        *verdict(rows, args.batches), "",
+        *verdict(rows, records, args.batches), "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
     ]
     for row in rows:
@@ -162,16 +210,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds at batch 1")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds at batch 1")
     parser.add_argument("--runs", type=int, default=2, help="passes per round at batch 1")
     parser.add_argument("--rounds-large", type=int, default=4, help="interleaved rounds at larger batches")
     parser.add_argument("--out", default="reports/benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, load0 = time.time(), os.getloadavg()[0]
-    rows = [row for backbone in BACKBONES for row in run_backbone(backbone, args)]
-    write(rows, args, started, (load0, os.getloadavg()[0]))
-    print("\n".join(verdict(rows, args.batches)))
+    rows, records = [], []
+    for backbone in BACKBONES:
+        more_rows, more_records = run_backbone(backbone, args)
+        rows += more_rows
+        records += more_records
+    write(rows, records, args, started, (load0, os.getloadavg()[0]))
+    print("\n".join(verdict(rows, records, args.batches)))
 
 
 if __name__ == "__main__":
