@@ -1,8 +1,9 @@
 """Fused CPU kernel for SCA inference (``sca_kernel.c``), built on first use.
 
 Eager SCA reads the feature map four times (two directional pools, two gate multiplies); the
-kernel streams channels in cache-sized blocks and reads the map once, which brings SCA's
-latency down to that of a channel-only module such as ECA (``bench/attention_cost.py``).
+kernel streams channels in cache-sized blocks and reads the map once, and can write its result
+over its input, which brings SCA's latency to or below that of a channel-only module such as
+ECA (``bench/attention_cost.py``).
 
 It is compiled with the system C compiler into a per-user cache and called through ctypes
 (which releases the GIL, so a batch is split across torch's intra-op threads). It serves
