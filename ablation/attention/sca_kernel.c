@@ -45,9 +45,9 @@ INLINE float sigmoid(float z) {
 /* Eight-float vectors (GCC vector extensions: AVX, or pairs of SSE/NEON registers, or scalar
  * code, whatever the target has). A row of W >= 8 floats is covered by whole vectors plus one
  * that ends at the row's end and overlaps the previous one; where an overlap would count twice,
- * its repeated lanes are masked. Rows of 4 to 7 floats are read as vectors that start at row 0's
- * start (head) or end at a row's end (tail), both inside the plane; shorter rows, planes of
- * fewer than 8 floats and rows longer than 8 * MAX_CHUNKS take the scalar path. */
+ * its repeated lanes are masked. Rows of 4 to 7 floats (6 to 7 when gating) are read as vectors
+ * that start at row 0's start (head) or end at a row's end (tail), both inside the plane; shorter
+ * rows, planes of fewer than 8 floats and rows longer than 8 * MAX_CHUNKS take the scalar path. */
 #define LANES 8
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int vi __attribute__((vector_size(4 * LANES)));
