@@ -2,6 +2,11 @@
 
 Only completed trials count; a variant is every config key but the seed (``variant`` column of
 ``results.csv``). Costs do not depend on the seed, so they are taken once per variant.
+
+Two accuracies per variant: ``top1_*`` is the *reported* one (the test split, see
+:func:`reported_metric`) and ``val_top1_*`` the *selection* one (the validation split, on which
+ranks and "best" are decided). Collapsed trials (``ablation.collapse``) stay in every mean; each
+variant carries ``n_collapsed``, the median and the per-seed values so a reader sees them.
 """
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ import pandas as pd
 from scipy import stats
 
 
-#: Metrics aggregated over seeds (mean, std, CI, n).
-SEED_METRICS: tuple[str, ...] = ("top1", "top5", "val_loss")
+#: Metrics aggregated over seeds (mean, std, CI, n), by their name in the variants table.
+SEED_METRICS: tuple[str, ...] = ("top1", "top5", "loss", "val_top1", "val_top5", "val_loss")
 #: Per-variant cost figures (the median over seeds: latency is measured per trial).
 COST_METRICS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
 #: Config columns describing an attention variant (the rest describe the setting it runs in).
@@ -35,6 +40,27 @@ def ci95(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean() - half), float(x.mean() + half)
 
 
+def reported_metric(results: pd.DataFrame) -> str:
+    """The results column a report's accuracy shows: ``test_top1`` (the test split, evaluated when
+    a trial ends), or ``top1`` for runs made before the test split was recorded apart."""
+    return "test_top1" if "test_top1" in results and results["test_top1"].notna().any() else "top1"
+
+
+def sources(results: pd.DataFrame) -> dict[str, str]:
+    """Results column of each of :data:`SEED_METRICS` for this table."""
+    test = reported_metric(results) == "test_top1"
+    reported = {"top1": "test_top1", "top5": "test_top5", "loss": "test_loss"} if test else \
+        {"top1": "top1", "top5": "top5", "loss": "val_loss"}
+    return {**reported, "val_top1": "top1", "val_top5": "top5", "val_loss": "val_loss"}
+
+
+def collapsed_mask(results: pd.DataFrame) -> pd.Series:
+    """Boolean ``collapsed`` column (False where absent or not recorded)."""
+    if "collapsed" not in results:
+        return pd.Series(False, index=results.index)
+    return results["collapsed"].astype(str).str.lower().isin(("true", "1", "1.0"))
+
+
 def config_columns(results: pd.DataFrame) -> list[str]:
     """Columns of ``results.csv`` that hold a trial's config (the seed included)."""
     return [c for c in results.columns if c not in _NOT_CONFIG]
@@ -46,9 +72,13 @@ def factors(results: pd.DataFrame) -> list[str]:
     return [c for c in config_columns(results) if c != "seed" and done[c].nunique(dropna=False) > 1]
 
 
-_NOT_CONFIG = frozenset(("trial_id", "variant", "status", "error", "epochs_done", "top1", "top5", "val_loss",
-                         "train_loss", "best_top1", "best_epoch", "params", "flops", "attention_params",
-                         "attention_flops", "latency_ms", "train_time_s", "images_per_s"))
+def _not_config() -> frozenset[str]:
+    from .results import ID_COLUMNS, METRIC_COLUMNS
+
+    return frozenset((*ID_COLUMNS, *METRIC_COLUMNS))
+
+
+_NOT_CONFIG = _not_config()
 
 
 def cell_text(value: Any) -> str:
@@ -76,16 +106,23 @@ def label(row: pd.Series, shown: Sequence[str]) -> str:
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     """One row per variant with completed trials: factor values, ``n``, ``<metric>_mean/_std/
     _ci_low/_ci_high`` for :data:`SEED_METRICS`, the cost figures, ``seeds`` and a ``label``."""
-    done = results[results["status"] == "completed"]
+    done = results[results["status"] == "completed"].assign(collapsed=collapsed_mask(results))
     varying = factors(results)
     config_cols = [c for c in config_columns(results) if c != "seed"]
+    columns = sources(results)
     rows = []
     for variant, group in done.groupby("variant", sort=False):
         first = group.iloc[0]
+        group = group.sort_values("seed")
+        reported = group[columns["top1"]].astype(float)
         row = {"variant": variant, **{c: first[c] for c in config_cols}, "n": len(group),
-               "seeds": ",".join(str(s) for s in sorted(group["seed"].tolist()))}
+               "seeds": ",".join(str(s) for s in group["seed"].tolist()),
+               "n_collapsed": int(group["collapsed"].sum()),
+               "top1_median": float(reported.median()) if reported.notna().any() else math.nan,
+               "top1_per_seed": " / ".join("-" if pd.isna(v) else f"{v:.2f}" + ("†" if c else "")
+                                           for v, c in zip(reported, group["collapsed"]))}
         for metric in SEED_METRICS:
-            values = group[metric].astype(float).dropna()
+            values = group[columns[metric]].astype(float).dropna() if columns[metric] in group else pd.Series(dtype=float)
             row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci95(values)

@@ -36,6 +36,7 @@ class TrialConfig(BaseModel):
     dataset: str = "digits"
     data_dir: Optional[str] = None
     subset: Optional[Union[int, float]] = None
+    val_split: float = Field(0.1, ge=0, lt=1)  # share of training images to select on; 0: select on test
     download: bool = False
     workers: int = Field(0, ge=0)
     # optimisation
@@ -56,6 +57,7 @@ class TrialConfig(BaseModel):
     # measurement
     latency_runs: int = Field(20, ge=1)
     latency_batch: int = Field(1, ge=1)
+    latency_path: Literal["eager", "compiled", "fused-sca"] = "eager"  # see ablation/execution.py
 
     @field_validator("dataset")
     @classmethod

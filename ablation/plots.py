@@ -1,5 +1,6 @@
-"""Report figures as PNG bytes (matplotlib, headless): accuracy against cost with the front,
-per-factor effects with error bars, factor importance."""
+"""Report figures (matplotlib, headless): accuracy against cost with the front, per-factor
+effects with error bars, training curves, factor importance. Each function returns the
+``Figure`` (tests read its plotted data); :func:`to_png` renders and closes it."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .aggregate import cell_text  # noqa: E402
@@ -18,7 +20,7 @@ from .tables import short_label  # noqa: E402
 COST_AXES = {"flops": "FLOPs (multiply-adds, M)", "params": "parameters (M)"}
 
 
-def _png(fig: plt.Figure) -> bytes:
+def to_png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -42,7 +44,22 @@ def front_2d(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def accuracy_vs_cost(variants: pd.DataFrame, cost: str) -> bytes:
+def tick_formatter(low: float, high: float) -> FuncFormatter:
+    """Tick labels with just enough decimals for the spacing of at most five ticks over
+    ``[low, high]`` (small ranges such as 0.27220-0.27226 M would otherwise print long, crowded
+    labels)."""
+    step = (high - low) / 4 if high > low else abs(high) or 1.0
+    decimals = max(0, min(8, -math.floor(math.log10(step)) + 1))
+    return FuncFormatter(lambda value, _: f"{value:.{decimals}f}")
+
+
+def _cost_axis(ax: plt.Axes, x: np.ndarray) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.xaxis.set_major_formatter(tick_formatter(float(np.nanmin(x)), float(np.nanmax(x))))
+    ax.tick_params(axis="x", labelrotation=20)
+
+
+def accuracy_vs_cost(variants: pd.DataFrame, cost: str, accuracy: str = "top-1 %") -> plt.Figure:
     """Top-1 (mean ± std) against ``cost`` per backbone; the front of this plane drawn as a
     staircase, variants on the full multi-objective Pareto front ringed."""
     fig, axes = plt.subplots(1, variants["backbone"].nunique(), figsize=(6.4 * variants["backbone"].nunique(), 4.6),
@@ -57,37 +74,82 @@ def accuracy_vs_cost(variants: pd.DataFrame, cost: str) -> bytes:
         for xi, yi, name in zip(x, y, group["label"]):
             ax.annotate(short_label(name, backbone), (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
         _top1_limits(ax, y, _error(group))
+        _cost_axis(ax, x)
         ax.set_title(backbone)
         ax.set_xlabel(COST_AXES[cost])
-        ax.set_ylabel("val top-1 %")
+        ax.set_ylabel(accuracy)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    return _png(fig)
+    return fig
 
 
-def factor_effects(variants: pd.DataFrame, factors: list[str]) -> bytes:
-    """Mean top-1 (± std over seeds) for each value of each factor, one line per backbone."""
+def factor_categories(variants: pd.DataFrame, factor: str) -> list[str]:
+    """The values of ``factor`` over all backbones, in axis order (``-``, not applicable, first)."""
+    return sorted(variants[factor].map(cell_text).unique(), key=_sort_key)
+
+
+def factor_effects(variants: pd.DataFrame, factors: list[str], accuracy: str = "top-1 %") -> plt.Figure:
+    """Mean top-1 (± std over seeds) for each value of each factor, one line per backbone; every
+    backbone's values are drawn at their own category on one shared axis of all values."""
     fig, axes = plt.subplots(1, len(factors), figsize=(4.6 * len(factors), 4.0), squeeze=False)
     for ax, factor in zip(axes[0], factors):
+        order = factor_categories(variants, factor)
         means, errors = [], []
         for backbone, group in variants.groupby("backbone", sort=True):
             values = group[factor].map(cell_text)
-            order = sorted(values.unique(), key=_sort_key)
             group = group.assign(position=[order.index(v) for v in values]).sort_values("position")
             ax.errorbar(group["position"], group["top1_mean"], yerr=_error(group), capsize=3, label=backbone,
                         fmt="o" if factor == "attention" else "o-", alpha=0.85)
-            ax.set_xticks(range(len(order)), [v if v != "-" else "none" for v in order])
             means.append(group["top1_mean"].to_numpy(float))
             errors.append(_error(group))
+        ax.set_xticks(range(len(order)), [v if v != "-" else "none" for v in order])
         _top1_limits(ax, np.concatenate(means), np.concatenate(errors))
         ax.set_title(factor)
-        ax.set_ylabel("val top-1 %")
+        ax.set_ylabel(accuracy)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _png(fig)
+    return fig
 
 
-def importance_plot(importance: dict[str, dict[str, float]], evaluator: str) -> bytes:
+#: Training-curve panels: (epochs.csv column, axis label).
+CURVES: tuple[tuple[str, str], ...] = (("top1", "val top-1 %"), ("train_loss", "training loss"))
+
+
+def curve_lines(epochs: pd.DataFrame, labels: dict[str, str], metric: str) -> dict[str, dict[str, pd.DataFrame]]:
+    """Per backbone, per variant label: ``metric`` by epoch as mean, min and max over seeds."""
+    frame = epochs[epochs["variant"].isin(labels)].assign(label=lambda f: f["variant"].map(labels))
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    for (backbone, label), group in frame.groupby(["backbone", "label"], sort=True):
+        stats = group.groupby("epoch")[metric].agg(["mean", "min", "max", "count"]).reset_index()
+        out.setdefault(backbone, {})[label] = stats
+    return out
+
+
+def training_curves(epochs: pd.DataFrame, labels: dict[str, str]) -> plt.Figure:
+    """Validation top-1 and training loss against epoch: one panel row per backbone, one line per
+    variant (``labels``: variant id -> label) at the mean over seeds, the band spanning the
+    lowest to the highest seed."""
+    lines = {metric: curve_lines(epochs, labels, metric) for metric, _ in CURVES}
+    backbones = sorted(lines[CURVES[0][0]])
+    fig, axes = plt.subplots(len(backbones), len(CURVES), figsize=(6.0 * len(CURVES), 3.8 * len(backbones)),
+                             squeeze=False)
+    for row, backbone in zip(axes, backbones):
+        for ax, (metric, name) in zip(row, CURVES):
+            for label, stats in lines[metric][backbone].items():
+                (line,) = ax.plot(stats["epoch"], stats["mean"], marker=".", label=short_label(label, backbone))
+                ax.fill_between(stats["epoch"], stats["min"], stats["max"], color=line.get_color(), alpha=0.18)
+            ax.set_title(f"{backbone}: {name}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(name)
+            if metric == "train_loss":
+                ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    return fig
+
+
+def importance_plot(importance: dict[str, dict[str, float]], evaluator: str) -> plt.Figure:
     """Horizontal bars of each factor's importance for each target."""
     targets = list(importance)
     factors = sorted({f for imp in importance.values() for f in imp})
@@ -100,7 +162,7 @@ def importance_plot(importance: dict[str, dict[str, float]], evaluator: str) -> 
     ax.set_xlabel(f"importance ({evaluator.split(' ')[0]})")
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
 def _sort_key(value: str) -> tuple:

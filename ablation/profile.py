@@ -191,12 +191,17 @@ def profile_model(
     device: str = "cpu",
     threads: Optional[int] = None,
     latency: bool = True,
+    path: str = "eager",
 ) -> CostReport:
-    """Parameters, FLOPs (one image) and median latency (``batch_size`` images on ``device``).
+    """Parameters, FLOPs (one image) and median latency (``batch_size`` images on ``device``,
+    run on execution ``path``, see :mod:`ablation.execution`).
 
-    The model is left in the mode and on the device it came in; latency on another device
-    runs on a copy.
+    The model is left in the mode and on the device it came in; latency on another device or
+    another path than eager runs on a copy.
     """
+    from .execution import check_path, prepare
+
+    check_path(path)
     h, w = _size(input_size)
     param_device = next(model.parameters()).device
     attention = attention_modules(model)
@@ -217,8 +222,9 @@ def profile_model(
         )
         if latency:
             target = torch.device(device)
-            timed = model if param_device == target else copy.deepcopy(model).to(target)
+            timed = model if param_device == target and path == "eager" else copy.deepcopy(model).to(target)
             with _eval_mode(timed):
+                timed = prepare(timed, path)
                 x = torch.randn(batch_size, in_channels, h, w, device=target)
                 report.latency_ms = measure_latency(timed, x, runs, warmup)
     return report

@@ -1,7 +1,8 @@
 """Accuracy against cost: a multi-objective Optuna study of the aggregated variants.
 
 Each variant becomes one finished Optuna trial (``create_trial`` + ``add_trials``) whose params
-are the factors and whose values are the objectives: maximise top-1 (mean over seeds), minimise
+are the factors and whose values are the objectives: maximise validation top-1 (mean over
+seeds; ranks are decided on the selection split, not on the test split a report shows), minimise
 FLOPs, params and, when every variant has it, latency. The study is stored (SQLite by default)
 so that ``optuna-dashboard`` opens it as is. On top of the study: the Pareto front, a
 non-dominated rank per variant, the front's hypervolume, factor importance, and every variant's
@@ -19,11 +20,11 @@ import optuna
 import pandas as pd
 from scipy import stats
 
-from .aggregate import ATTENTION_FACTORS, CONFIDENCE, cell_text, config_columns
+from .aggregate import ATTENTION_FACTORS, CONFIDENCE, cell_text, config_columns, reported_metric
 
 #: (column, direction, name) of every objective; latency only when measured for all variants.
 OBJECTIVES: tuple[tuple[str, str, str], ...] = (
-    ("top1_mean", "maximize", "top-1 %"), ("flops", "minimize", "FLOPs"), ("params", "minimize", "params"),
+    ("val_top1_mean", "maximize", "val top-1 %"), ("flops", "minimize", "FLOPs"), ("params", "minimize", "params"),
     ("latency_ms", "minimize", "latency ms"),
 )
 #: Reference point of the hypervolume, in objectives min-max normalised to [0, 1] and all minimised.
@@ -152,20 +153,22 @@ def setting_columns(results: pd.DataFrame) -> list[str]:
 
 
 def deltas(variants: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """Delta top-1 of every attention variant to its baseline (``attention == none``, same
-    setting): mean, 95% CI and p-value, by a paired t-test over the seeds both have where there
-    are at least two, else Welch's t-test; ``significant`` when the CI excludes 0."""
+    """Delta of the reported top-1 (:func:`ablation.aggregate.reported_metric`) of every attention
+    variant to its baseline (``attention == none``, same setting): mean, 95% CI and p-value, by a
+    paired t-test over the seeds both have where there are at least two, else Welch's t-test;
+    ``significant`` when the CI excludes 0."""
     done = results[results["status"] == "completed"]
+    metric = reported_metric(results)
     key = setting_columns(results)
     baselines = variants[variants["attention"] == "none"]
     rows = []
     for _, row in variants[variants["attention"] != "none"].iterrows():
-        match = baselines[(baselines[key].astype(str) == row[key].astype(str)).all(axis=1)]
+        match = baselines[(baselines[key].map(cell_text) == row[key].map(cell_text)).all(axis=1)]
         if match.empty:
             continue
         base = match.iloc[0]
-        a = done[done["variant"] == row["variant"]].set_index("seed")["top1"].astype(float)
-        b = done[done["variant"] == base["variant"]].set_index("seed")["top1"].astype(float)
+        a = done[done["variant"] == row["variant"]].set_index("seed")[metric].astype(float)
+        b = done[done["variant"] == base["variant"]].set_index("seed")[metric].astype(float)
         rows.append({"variant": row["variant"], "label": row["label"], "baseline": base["label"],
                      **_difference(a, b)})
     return pd.DataFrame(rows)
@@ -209,7 +212,7 @@ def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, s
     losses = _loss_matrix(variants, objectives)
     variants["nd_rank"] = non_dominated_ranks(losses)
     hv = normalised_hypervolume(losses, variants["pareto"].to_numpy())
-    targets = {"accuracy (top-1)": 0, "cost (FLOPs)": 1}
+    targets = {"accuracy (val top-1)": 0, "cost (FLOPs)": 1}
     imp, evaluator = importance(study, factors, targets)
     return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, deltas(variants, results),
                    storage or "", study_name)

@@ -1,9 +1,11 @@
 """The report of a sweep, from its run directory alone: ``report.md``, a self-contained
 ``report.html`` (plots embedded), the plots as PNG, ``tables.tex`` (booktabs) and ``summary.csv``.
 
-It reads ``results.csv`` and ``sweep.json`` only, so it can be regenerated at any time, also
-while the sweep runs (unfinished trials are counted, not ranked). Every file is written to a
-temporary file and renamed.
+It reads ``results.csv``, ``epochs.csv``, ``sweep.json`` and, where a calibration ran,
+``latency.csv``, so it can be regenerated at any time, also while the sweep runs (unfinished
+trials are counted, not ranked). Those data files are copied into the report folder, so that a
+shipped report regenerates from the folder alone (``ablate report reports/<name>``). Every file
+is written to a temporary file and renamed.
 """
 from __future__ import annotations
 
@@ -21,14 +23,74 @@ from typing import Optional, Union
 import pandas as pd
 
 from . import plots
-from .aggregate import ATTENTION_FACTORS, aggregate, factors
+from .aggregate import ATTENTION_FACTORS, aggregate, cell_text, collapsed_mask, factors, reported_metric
+from .calibrate import LATENCY_FILE, read_latency, with_latency
+from .collapse import RULE
+from .epochs import EPOCHS_FILE, read_epochs
 from .errors import DataError
+from .execution import DESCRIPTIONS
+from .provenance import HARDWARE_KEYS
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
 from .tables import count, factor_tables, latex, short_label, variant_table
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
+#: The run's data, copied next to the report so that it regenerates from the report folder.
+DATA_FILES = (RESULTS_FILE, EPOCHS_FILE, SWEEP_FILE, LATENCY_FILE)
 STUDY_FILE = "optuna.db"
+
+
+@dataclass
+class Reading:
+    """How to read a report's numbers: which split each accuracy comes from, how latency was
+    measured. Column names and captions come from here so they say the same everywhere."""
+
+    accuracy: str  # column name of the reported top-1
+    selection: str  # column name of the selection split's top-1, "" where it is the reported one
+    splits: str  # sentence naming the split of every accuracy figure
+    latency: str  # column name of latency
+    latency_note: str  # sentence on how latency was measured
+    path: str  # execution path of the latency figures
+
+    @classmethod
+    def of(cls, results: pd.DataFrame, calibration: Optional[pd.DataFrame]) -> "Reading":
+        val_splits = sorted({float(v) for v in results.get("val_split", pd.Series(dtype=float)).dropna()})
+        if reported_metric(results) != "test_top1":
+            accuracy, selection = "top-1 %", ""
+            splits = ("Accuracy figures are on the data set's evaluation split, which this run also selected on "
+                      "(it was made before the harness kept a validation split apart).")
+        elif val_splits and max(val_splits) > 0:
+            accuracy, selection = "test top-1 %", "val top-1 %"
+            shares = " / ".join(f"{v:.0%}" for v in val_splits)
+            splits = (f"Accuracy columns (test top-1, Δ, per seed, plots of accuracy against cost) are on the data "
+                      f"set's test split, evaluated once when each trial ends. Selection never sees it: ASHA, "
+                      f"Optuna sampling, the best epoch, the ranks, the Pareto front and 'best' use val top-1, on a "
+                      f"validation split of {shares} of the training images (fixed seed, the same for every trial). "
+                      f"Training curves show val top-1.")
+        else:
+            accuracy, selection = "test top-1 %", ""
+            splits = ("Accuracy figures are on the data set's test split, which this study also selected on "
+                      "(val_split: 0, paper style): ranks, the front and the training curves use the same split.")
+        paths = sorted(set(results.get("latency_path", pd.Series(dtype=str)).dropna().astype(str))) or ["eager"]
+        if calibration is not None:
+            c = calibration.iloc[0]
+            path = str(c["path"])
+            note = (f"Latency: one calibration pass after the trials ({c['measured']}): every variant and its plain "
+                    f"backbone rebuilt and timed on {c['device']} ({c['cpu_model'] if c['device'] == 'cpu' else c['gpu']}), "
+                    f"batch {int(c['batch'])}, {int(c['threads'])} thread(s), {int(c['rounds'])} interleaved rounds "
+                    f"(order rotating; per round the fastest of {int(c['runs'])} passes, {c['clock']} clock). "
+                    f"Shown: the median over rounds of the variant's time / its plain backbone's time in the same "
+                    f"round, [interquartile range of those ratios], and the median ms. Execution path: {path}, "
+                    f"{DESCRIPTIONS.get(path, path)}.")
+            latency = f"latency x plain [IQR], ms ({path})"
+        else:
+            path = paths[0] if len(paths) == 1 else "mixed"
+            note = ("Latency: no calibration pass ran for this report, so latency figures are per trial, measured "
+                    "while other trials trained on the same cores: noisy, and not to be compared closely "
+                    "(`ablate report RUN_DIR --calibrate` measures all variants side by side). Execution path: "
+                    + ", ".join(f"{p} ({DESCRIPTIONS.get(p, p)})" for p in paths) + ".")
+            latency = "latency ms (per trial, noisy)"
+        return cls(accuracy, selection, splits, latency, note, path)
 
 
 @dataclass
@@ -94,21 +156,39 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     out = Path(out) if out is not None else Path("reports") / name
     out.mkdir(parents=True, exist_ok=True)
     results = read_results(run_dir)
+    calibration = read_latency(run_dir)
+    reading = Reading.of(results, calibration)
     varying = factors(results)
-    variants = aggregate(results)
+    variants = with_latency(aggregate(results), calibration)
     ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
                else _rank_into_study_file(variants, results, varying, run_dir, name))
-    blocks = _blocks(name, info, results, ranking, varying)
+    blocks = _blocks(name, info, results, read_epochs(run_dir), ranking, varying, reading,
+                     has_epochs=(run_dir / EPOCHS_FILE).is_file())
     for block in blocks:
         if isinstance(block, Figure):
             atomic_write_bytes(out / block.file, block.png)
-    tables = {"variants": variant_table(ranking.variants, ranking.deltas)} if not ranking.variants.empty else {}
-    tables.update(factor_tables(ranking.variants, ranking.deltas, varying) if not ranking.variants.empty else {})
+    tables = {"variants": _variant_table(ranking, reading)} if not ranking.variants.empty else {}
+    tables.update(factor_tables(ranking.variants, ranking.deltas, varying, reading.accuracy)
+                  if not ranking.variants.empty else {})
     atomic_write_text(out / "tables.tex", latex(tables, name))
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
     atomic_write_text(out / "report.html", to_html(blocks, f"Ablation report: {name}"))
+    _copy_data(run_dir, out)
     return out
+
+
+def _copy_data(run_dir: Path, out: Path) -> None:
+    """Copy the run's data files into the report folder (atomically; skipped where they are the same)."""
+    for file in DATA_FILES:
+        source = run_dir / file
+        if source.is_file() and source.resolve() != (out / file).resolve():
+            atomic_write_bytes(out / file, source.read_bytes())
+
+
+def _variant_table(ranking: Ranking, reading: Reading) -> pd.DataFrame:
+    return variant_table(ranking.variants, ranking.deltas, reading.accuracy, reading.latency, reading.path,
+                         reading.selection)
 
 
 def _sweep_info(run_dir: Path) -> dict:
@@ -127,7 +207,8 @@ def _summary(ranking: Ranking) -> pd.DataFrame:
     return table
 
 
-def _blocks(name: str, info: dict, results: pd.DataFrame, ranking: Ranking, varying: list[str]) -> list[Block]:
+def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, ranking: Ranking,
+            varying: list[str], reading: Reading, has_epochs: bool = True) -> list[Block]:
     variants = ranking.variants
     status = results["status"].value_counts()
     blocks: list[Block] = [Heading(f"Ablation report: {name}", 1)]
@@ -142,31 +223,73 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, ranking: Ranking, vary
     if variants.empty:
         blocks.append(Para("No trial has completed yet, so there is nothing to rank."))
         return blocks + _failures(results) + _sweep_figures(info, results)
-    blocks += _summary_blocks(ranking)
+    blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, f"Collapsed trials: {RULE}."])]
+    blocks += _summary_blocks(ranking, reading)
+    acc = reading.accuracy
     blocks += [
         Heading("Accuracy against cost"),
-        Figure("accuracy_vs_flops.png", "Top-1 (mean ± std over seeds) against FLOPs", plots.accuracy_vs_cost(variants, "flops")),
-        Figure("accuracy_vs_params.png", "Top-1 (mean ± std over seeds) against parameters", plots.accuracy_vs_cost(variants, "params")),
+        Figure("accuracy_vs_flops.png", f"{acc} (mean ± std over seeds) against FLOPs",
+               plots.to_png(plots.accuracy_vs_cost(variants, "flops", acc))),
+        Figure("accuracy_vs_params.png", f"{acc} (mean ± std over seeds) against parameters",
+               plots.to_png(plots.accuracy_vs_cost(variants, "params", acc))),
+    ]
+    completed = set(results.loc[results["status"] == "completed", "trial_id"])
+    blocks += _curve_blocks(epochs[epochs["trial_id"].isin(completed)], variants, has_epochs)
+    blocks += [
         Heading("All variants"),
-        Para("Top-1 is the final validation top-1 over seeds (mean ± std); Δ is the difference to the same "
-             "setting without attention with its 95% CI (* where the CI excludes 0, i.e. distinguishable "
+        Para(f"{acc}: mean ± std over seeds, the median, and every seed's value (seed order as in the seeds "
+             "column of summary.csv; † marks a collapsed seed and a variant with one). Δ is the difference to the "
+             "same setting without attention with its 95% CI (* where the CI excludes 0, i.e. distinguishable "
              "from seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."),
-        Table(variant_table(variants, ranking.deltas)),
+        Table(_variant_table(ranking, reading)),
     ]
     effect_factors = [f for f in varying if f in ATTENTION_FACTORS]
-    for factor, table in factor_tables(variants, ranking.deltas, varying).items():
+    for factor, table in factor_tables(variants, ranking.deltas, varying, acc).items():
         blocks += [Heading(f"Ablation: {factor}"), Table(table)]
     if effect_factors:
-        blocks.append(Figure("factor_effects.png", "Top-1 by factor value (mean ± std over seeds)",
-                             plots.factor_effects(variants, effect_factors)))
+        blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
+                             plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
     blocks += _delta_blocks(ranking) + _importance_blocks(ranking)
-    return blocks + _failures(results) + _sweep_figures(info, results) + _files_blocks(ranking)
+    return (blocks + _collapsed(results) + _failures(results) + _sweep_figures(info, results)
+            + _files_blocks(ranking))
 
 
-def _summary_blocks(ranking: Ranking) -> list[Block]:
+def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool) -> list[Block]:
+    """Training curves of the ranked variants from ``epochs.csv``."""
+    blocks: list[Block] = [Heading("Training curves")]
+    labels = dict(zip(variants["variant"], variants["label"]))
+    if not has_epochs or epochs[epochs["variant"].isin(labels)].empty:
+        return blocks + [Para("No per-epoch metrics for this run (no epochs.csv: the run was made before they "
+                              "were recorded), so no training curves.")]
+    blocks.append(Para("Validation top-1 and training loss (log scale) against epoch, per variant: the line is the "
+                       "mean over seeds, the band spans the lowest to the highest seed. Completed trials only "
+                       "(per-epoch figures of every trial are in epochs.csv)."))
+    return blocks + [Figure("training_curves.png", "Val top-1 and training loss by epoch (mean over seeds, band: min-max)",
+                            plots.to_png(plots.training_curves(epochs, labels)))]
+
+
+def _collapsed(results: pd.DataFrame) -> list[Block]:
+    """The collapsed trials, listed (they stay in every mean)."""
+    flagged = results[(results["status"] == "completed") & collapsed_mask(results)]
+    head: list[Block] = [Heading("Collapsed trials"), Para(f"Rule: {RULE}. They stay in every mean and are marked † "
+                                                           "in the tables.")]
+    if flagged.empty:
+        return head + [Para("None.")]
+    names = {"trial_id": "trial", "backbone": "backbone", "attention": "attention", "kernel_size": "k",
+             "branches": "branches", "position": "position", "seed": "seed", "top1": "final val top-1 %",
+             "test_top1": "test top-1 %", "train_loss": "final training loss", "num_classes": "classes"}
+    table = flagged[[c for c in names if c in flagged]].dropna(axis=1, how="all")
+    for column in table:
+        metric = column in ("top1", "test_top1", "train_loss")
+        table[column] = table[column].map(lambda v: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v))
+    return head + [Table(table.rename(columns=names).reset_index(drop=True))]
+
+
+def _summary_blocks(ranking: Ranking, reading: Reading) -> list[Block]:
     variants = ranking.variants
-    best = variants.sort_values(["top1_mean", "flops"], ascending=[False, True]).groupby("backbone").head(1)
-    items = [f"best top-1 on {r['backbone']}: {short_label(r['label'], r['backbone'])}, "
+    best = variants.sort_values(["val_top1_mean", "flops"], ascending=[False, True]).groupby("backbone").head(1)
+    chosen = "by val top-1; " if reading.selection else ""
+    items = [f"best on {r['backbone']} ({chosen}{reading.accuracy} shown): {short_label(r['label'], r['backbone'])}, "
              f"{r['top1_mean']:.2f}% (n={int(r['n'])}), {count(r['flops'])} FLOPs, {count(r['params'])} params"
              for _, r in best.iterrows()]
     front = variants[variants["pareto"]]
@@ -199,7 +322,8 @@ def _importance_blocks(ranking: Ranking) -> list[Block]:
     return [Heading("Factor importance"),
             Para(f"Evaluator: {ranking.evaluator}, on the Optuna study of the variants (one trial per variant)."),
             Table(frame.reset_index(drop=True)),
-            Figure("importance.png", "Importance of each factor", plots.importance_plot(ranking.importance, ranking.evaluator))]
+            Figure("importance.png", "Importance of each factor",
+                   plots.to_png(plots.importance_plot(ranking.importance, ranking.evaluator)))]
 
 
 def _failures(results: pd.DataFrame) -> list[Block]:
@@ -225,7 +349,28 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     ]
     if info.get("started"):
         items.append(f"started {info['started']}" + (f", finished {info['finished']}" if info.get("finished") else ""))
-    return [Heading("The sweep"), Bullets(items)]
+    return [Heading("The sweep"), Bullets(items)] + _hardware_blocks(done)
+
+
+def _hardware_blocks(done: pd.DataFrame) -> list[Block]:
+    """Where the trials ran, with a warning when their hardware or software differ."""
+    keys = [k for k in HARDWARE_KEYS if k in done]
+    if not keys or done[keys].isna().all(axis=None):
+        return [Para("Hardware: not recorded for this run (made before trials recorded where they ran).")]
+    frame = done[keys + [k for k in ("host", "ray_node") if k in done]].astype(object).fillna("").astype(str)
+    rows = []
+    for combo, group in frame.groupby(keys, sort=True):
+        hosts = sorted(set(group["host"])) if "host" in group else []
+        nodes = sorted(v for v in set(group.get("ray_node", [])) if v)
+        rows.append({"trials": len(group), **dict(zip(keys, combo)), "hosts": ", ".join(hosts),
+                     "Ray nodes": len(nodes)})
+    blocks: list[Block] = [Heading("Hardware", 3), Table(pd.DataFrame(rows))]
+    if len(rows) > 1:
+        differ = [k for k in keys if frame[k].nunique() > 1]
+        blocks.insert(1, Para(f"Warning: the trials of this study ran on different hardware or software (they differ "
+                              f"in {', '.join(differ)}); training time and per-trial latency are not comparable "
+                              f"across them."))
+    return blocks
 
 
 def _wall_time(info: dict) -> str:
@@ -260,7 +405,7 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Bullets):
             parts.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
-            parts.append(block.frame.to_markdown(index=False))
+            parts.append(block.frame.to_markdown(index=False, disable_numparse=True))
         else:
             parts.append(f"![{block.caption}]({block.file})")
     return "\n\n".join(parts) + "\n"

@@ -16,23 +16,30 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
+from .collapse import is_collapsed
 from .config import TrialConfig
+from .provenance import PROVENANCE_KEYS
 
 RESULTS_FILE = "results.csv"
 SWEEP_FILE = "sweep.json"
 ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
 CONFIG_COLUMNS: tuple[str, ...] = (
     "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
-    "reduction", "dataset", "width_mult", "epochs", "seed",
+    "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "seed",
+)
+#: Facts about a trial's data and machine (from its last report): not part of the variant.
+TRIAL_INFO_COLUMNS: tuple[str, ...] = (
+    "num_classes", "in_channels", "input_size", "train_images", "val_images", "test_images", *PROVENANCE_KEYS,
 )
 METRIC_COLUMNS: tuple[str, ...] = (
-    "epochs_done", "top1", "top5", "val_loss", "train_loss", "best_top1", "best_epoch", "params",
-    "flops", "attention_params", "attention_flops", "latency_ms", "train_time_s", "images_per_s",
+    "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
+    "best_top1", "best_epoch", "params", "flops", "attention_params", "attention_flops", "latency_ms",
+    "train_time_s", "images_per_s", *TRIAL_INFO_COLUMNS,
 )
 #: Metrics taken from a trial's last report (the rest are derived from its whole history).
 LAST_METRICS: tuple[str, ...] = (
-    "top1", "top5", "val_loss", "train_loss", "params", "flops", "attention_params",
-    "attention_flops", "latency_ms",
+    "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
+    "attention_params", "attention_flops", "latency_ms", *TRIAL_INFO_COLUMNS,
 )
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
 #: Keys of a trial config that say where or how a trial ran, never what was ablated.
@@ -134,6 +141,8 @@ def row(record: TrialRecord) -> dict[str, Any]:
         out["train_time_s"] = sum(_num(m.get("epoch_time_s"), 0.0) for m in history)
         speeds = [m["images_per_s"] for m in history if m.get("images_per_s") is not None]
         out["images_per_s"] = sum(speeds) / len(speeds) if speeds else None
+        if record.status == "completed":
+            out["collapsed"] = is_collapsed(last.get("top1"), last.get("train_loss"), last.get("num_classes"))
     else:
         out["epochs_done"] = 0
     return out

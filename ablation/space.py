@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .config import ATTENTION_OPTION_KEYS, TrialConfig
 from .errors import ConfigError
 
-#: Trial-config keys a space may set (``epochs`` belongs to ``budget``).
-SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k != "epochs")
+#: Trial-config keys a space sets in a section of its own, not in base or grid.
+SECTION_KEYS: dict[str, str] = {"epochs": "budget.epochs", "latency_path": "latency.path"}
+#: Trial-config keys a space may set in ``base``, ``grid`` or ``sample``.
+SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k not in SECTION_KEYS)
 #: Keys that together decide whether a backbone/position/stages combination exists.
 MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages", "width_mult")
 
@@ -52,6 +54,20 @@ class Resources(BaseModel):
 
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+
+
+class Latency(BaseModel):
+    """How latency is measured, the same way for every variant (see ``ablation.execution``):
+    the execution path of every trial's own measurement and of the calibration pass that
+    follows the trials (interleaved rounds of all variants, see ``ablation.calibrate``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Literal["eager", "compiled", "fused-sca"] = "eager"
+    calibrate: bool = True
+    rounds: int = Field(15, ge=3)
+    batch: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)
 
 
 class Distribution(BaseModel):
@@ -115,6 +131,7 @@ class SpaceFile(BaseModel):
     sample: Optional[Sample] = None
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
+    latency: Latency = Field(default_factory=Latency)
 
 
 def applicable(point: dict[str, Any]) -> dict[str, Any]:
@@ -232,13 +249,16 @@ def _grid_blocks(grid: Any, required: bool = True) -> list[dict[str, list[Any]]]
             raise ConfigError(f"{prefix}: expected a non-empty mapping of key -> list of values")
         for key, values in block.items():
             if key not in SPACE_KEYS:
-                hint = " (set it in budget.epochs)" if key == "epochs" else ""
-                raise ConfigError(f"{prefix}.{key}: unknown key{hint}; allowed: {list(SPACE_KEYS)}")
+                raise ConfigError(f"{prefix}.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
             if not isinstance(values, list):
                 raise ConfigError(f"{prefix}.{key}: expected a list of values, got {values!r}")
             if not values:
                 raise ConfigError(f"{prefix}.{key}: empty list; give at least one value")
     return blocks
+
+
+def _section_hint(key: str) -> str:
+    return f" (set it in {SECTION_KEYS[key]})" if key in SECTION_KEYS else ""
 
 
 def _block_path(grid: Any, i: int) -> str:
@@ -249,9 +269,8 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     """Validate ``spec`` and return its unique full config dicts (grid) or corners (sample)."""
     for key in spec.base:
         if key not in SPACE_KEYS:
-            hint = " (set it in budget.epochs)" if key == "epochs" else ""
-            raise ConfigError(f"base.{key}: unknown key{hint}; allowed: {list(SPACE_KEYS)}")
-    base = {**spec.base, "epochs": spec.budget.epochs}
+            raise ConfigError(f"base.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
+    base = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
     base_paths = {k: f"base.{k}" for k in spec.base}
     if spec.sample is not None:
         if spec.grid is not None:
@@ -278,7 +297,7 @@ def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str
     block: dict[str, list[Any]] = {}
     for key, dist in sample.params.items():
         if key not in SPACE_KEYS:
-            raise ConfigError(f"sample.params.{key}: unknown key; allowed: {list(SPACE_KEYS)}")
+            raise ConfigError(f"sample.params.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
         block[key] = dist.corners()
     return [block], ["sample.params"]
 

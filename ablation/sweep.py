@@ -21,8 +21,10 @@ from typing import Any, Callable, Optional
 
 from ray import tune
 
+from .epochs import epoch_rows, write_epochs
 from .errors import AblationError, ConfigError
-from .results import SWEEP_FILE, record_from_trial, records_from_run_dir, write_json, write_results
+from .results import (SWEEP_FILE, TrialRecord, record_from_trial, records_from_run_dir, write_json,
+                      write_results)
 from .space import SearchSpace, trial_config
 
 #: The metric trials are ranked and scheduled by (percent, higher is better).
@@ -71,7 +73,7 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     if not space.sampled:
         return {"point": tune.grid_search(space.points())}
     spec = space.spec
-    fixed = {**spec.base, "epochs": spec.budget.epochs}
+    fixed = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
 
 
@@ -93,23 +95,41 @@ def _search_alg(space: SearchSpace) -> Any:
     return OptunaSearch(seed=space.spec.sample.seed)
 
 
+def write_tables(run_dir: Path, records: list[TrialRecord]) -> None:
+    """Rewrite ``results.csv`` and ``epochs.csv`` from ``records``."""
+    write_results(run_dir, records)
+    write_epochs(run_dir, [row for r in records for row in epoch_rows(r.trial_id, r.config, r.history)])
+
+
 class ResultsCallback(tune.Callback):
-    """Rewrites ``results.csv`` whenever a trial starts, finishes or fails (driver side), and the
-    driver's wall time in ``sweep.json``, so that a driver killed outright loses neither."""
+    """Rewrites ``results.csv`` whenever a trial starts, finishes or fails, and ``epochs.csv``
+    whenever a trial reports an epoch (driver side), and the driver's wall time in
+    ``sweep.json``, so that a driver killed outright loses none of them."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.start, self.previous_s = time.time(), 0.0
+        self.live: dict[str, dict[Any, dict]] = {}  # trial id -> epoch -> reports not yet in Tune's files
 
     def setup(self, **info: Any) -> None:
         self.start, self.previous_s = time.time(), float(_sweep_info(self.run_dir).get("wall_time_s") or 0.0)
 
-    def _write(self, trials: list, trial: Any, status: str) -> None:
-        write_results(self.run_dir, [record_from_trial(t, status if t is trial else None) for t in trials])
+    def _record(self, t: Any, status: Optional[str]) -> TrialRecord:
+        record = record_from_trial(t, status)
+        by_epoch = {m.get("epoch"): m for m in record.history} | self.live.get(t.trial_id, {})
+        record.history = [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
+        return record
+
+    def _write(self, trials: list, trial: Any, status: Optional[str]) -> None:
+        write_tables(self.run_dir, [self._record(t, status if t is trial else None) for t in trials])
         info = _sweep_info(self.run_dir)
         if info:
             write_json(self.run_dir / SWEEP_FILE,
                        {**info, "wall_time_s": round(self.previous_s + time.time() - self.start, 3)})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.live.setdefault(trial.trial_id, {})[result.get("epoch")] = dict(result)
+        self._write(trials, trial, None)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(trials, trial, "RUNNING")
@@ -288,7 +308,7 @@ def run_sweep(
         # a trial whose worker died on its last retry can be saved as RUNNING.
         failed = {Path(r.path).name.removeprefix("trial_") for r in grid if r.error is not None}
         records = records_from_run_dir(run_dir, failed)
-        write_results(run_dir, records)
+        write_tables(run_dir, records)
     finally:
         info["wall_time_s"] = round(info["wall_time_s"] + time.time() - start, 3)
         info["finished"] = _now()

@@ -37,23 +37,58 @@ def delta_text(row: pd.Series | None) -> str:
     return text
 
 
-def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame) -> pd.DataFrame:
-    """Every ranked variant: backbone, variant, seeds, params, FLOPs, latency, top-1, delta, front."""
+def variant_name(v: pd.Series) -> str:
+    """A variant's short label, marked ``†`` when any of its trials collapsed."""
+    name = short_label(v["label"], v["backbone"])
+    return name + (" †" if v.get("n_collapsed", 0) else "")
+
+
+def latency_text(v: pd.Series, path: str = "eager") -> str:
+    """Calibrated ``x1.08 [1.05, 1.10] 2.31 ms`` (ratio to the plain backbone, IQR, ms), or the
+    per-trial ms; ``(fused kernel)`` where SCA ran its hand-fused kernel."""
+    ms = v.get("latency_ms")
+    if ms is None or math.isnan(ms):
+        return "-"
+    ratio = v.get("latency_ratio")
+    text = f"{ms:.2f} ms" if ratio is None or math.isnan(ratio) else \
+        f"x{ratio:.3f} [{v['latency_ratio_q25']:.3f}, {v['latency_ratio_q75']:.3f}] {ms:.2f} ms"
+    return text + (" (fused kernel)" if path == "fused-sca" and v.get("attention") == "sca" else "")
+
+
+def seeds_text(v: pd.Series) -> str:
+    """Per-seed values of the reported top-1 and the count of collapsed ones."""
+    text = str(v.get("top1_per_seed", ""))
+    collapsed = int(v.get("n_collapsed", 0) or 0)
+    return text + (f" ({collapsed} of {int(v['n'])} collapsed)" if collapsed else "")
+
+
+def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = "top-1 %",
+                  latency: str = "latency ms", path: str = "eager", selection: str = "") -> pd.DataFrame:
+    """Every ranked variant: backbone, variant, seeds, params, FLOPs, latency, top-1 (mean ± std,
+    median, per seed), delta, front. ``accuracy``/``latency`` name those columns; ``selection``,
+    when given, names a column of the selection split's top-1 (where it differs from the reported)."""
     by_variant = {r["variant"]: r for _, r in deltas.iterrows()} if not deltas.empty else {}
     rows = []
     for _, v in variants.sort_values(["backbone", "nd_rank", "top1_mean"], ascending=[True, True, False]).iterrows():
-        rows.append({
-            "backbone": v["backbone"], "variant": short_label(v["label"], v["backbone"]), "n": int(v["n"]),
-            "params": count(v["params"]), "FLOPs": count(v["flops"]),
-            "latency ms": "-" if math.isnan(v["latency_ms"]) else f"{v['latency_ms']:.2f}",
-            "top-1 %": mean_std(v["top1_mean"], v["top1_std"]),
+        row = {
+            "backbone": v["backbone"], "variant": variant_name(v), "n": int(v["n"]),
+            "params": count(v["params"]), "FLOPs": count(v["flops"]), latency: latency_text(v, path),
+        }
+        if selection:
+            row[selection] = mean_std(v["val_top1_mean"], v["val_top1_std"])
+        row.update({
+            accuracy: mean_std(v["top1_mean"], v["top1_std"]),
+            "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
+            "per seed": seeds_text(v),
             "Δ top-1 [95% CI]": delta_text(by_variant.get(v["variant"])),
             "Pareto": "yes" if v["pareto"] else "", "rank": int(v["nd_rank"]),
         })
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[str]) -> dict[str, pd.DataFrame]:
+def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[str],
+                  accuracy: str = "top-1 %") -> dict[str, pd.DataFrame]:
     """One table per varying attention factor: the baselines and the variants it applies to,
     ordered by backbone and factor value."""
     by_variant = {r["variant"]: r for _, r in deltas.iterrows()} if not deltas.empty else {}
@@ -64,9 +99,11 @@ def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[st
         for _, v in applies.sort_values(["backbone", factor], key=lambda s: s.map(cell_text)).iterrows():
             rows.append({
                 "backbone": v["backbone"], factor: cell_text(v[factor]),
-                "variant": short_label(v["label"], v["backbone"]),
+                "variant": variant_name(v),
                 "params": count(v["params"]), "FLOPs": count(v["flops"]),
-                "top-1 %": mean_std(v["top1_mean"], v["top1_std"]),
+                accuracy: mean_std(v["top1_mean"], v["top1_std"]),
+                "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
+                "per seed": seeds_text(v),
                 "Δ top-1": delta_text(by_variant.get(v["variant"])),
             })
         tables[factor] = pd.DataFrame(rows)
@@ -81,5 +118,5 @@ def latex(tables: dict[str, pd.DataFrame], name: str) -> str:
         text = styler.to_latex(hrules=True, position="htbp", position_float="centering",
                                caption=f"{name}: {title}".replace("_", r"\_"),
                                label=f"tab:{name}-{title}".replace("_", "-"))
-        parts.append(text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
+        parts.append(text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$\dagger$"))
     return "\n".join(parts)

@@ -30,9 +30,15 @@ METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5
 #: Cost figures from ``profile_model`` carried in every epoch's metrics.
 COST_KEYS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
 
+#: Test-split figures, in the last epoch's metrics only (evaluated once, when training ends).
+TEST_KEYS: tuple[str, ...] = ("test_loss", "test_top1", "test_top5")
+
+#: The task's shape and split sizes, carried in every epoch's metrics (with ``provenance.PROVENANCE_KEYS``).
+DATA_KEYS: tuple[str, ...] = ("num_classes", "in_channels", "input_size", "train_images", "val_images", "test_images")
+
 #: Config keys that may differ between a checkpoint and the run resuming it.
 EXECUTION_KEYS: frozenset[str] = frozenset(
-    {"device", "threads", "workers", "data_dir", "download", "latency_runs", "latency_batch"}
+    {"device", "threads", "workers", "data_dir", "download", "latency_runs", "latency_batch", "latency_path"}
 )
 
 Report = Callable[[dict, str], None]
@@ -173,7 +179,8 @@ def train_epoch(step: _Step, loader: Any, epoch: int, progress: Optional[Progres
 
 @torch.inference_mode()
 def evaluate(step: _Step, loader: Any) -> dict[str, float]:
-    """Validation loss (plain cross-entropy, no smoothing) and top-1/top-5 accuracy in percent."""
+    """Loss (plain cross-entropy, no smoothing) and top-1/top-5 accuracy in percent on ``loader``
+    (keys ``val_*``; :func:`test_metrics` renames them for the test split)."""
     step.model.eval()
     totals = torch.zeros(3, device=step.device, dtype=torch.float64)
     n = 0
@@ -188,13 +195,26 @@ def evaluate(step: _Step, loader: Any) -> dict[str, float]:
     return {"val_loss": loss, "top1": 100 * top1, "top5": 100 * top5}
 
 
+def test_metrics(step: _Step, data: DataBundle, last: dict[str, float]) -> dict[str, float]:
+    """The test split's loss, top-1 and top-5 when training ends; without a validation split the
+    test split is what ``last`` (the final epoch's evaluation) already measured."""
+    scores = last if data.test is data.val else evaluate(step, data.test)
+    return {"test_loss": scores["val_loss"], "test_top1": scores["top1"], "test_top5": scores["top5"]}
+
+
+def data_figures(data: DataBundle) -> dict[str, int]:
+    """The task's shape and the number of images in each split."""
+    return {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_size": data.input_size,
+            **{f"{split}_images": getattr(data, split).num_images for split in ("train", "val", "test")}}
+
+
 def measure_cost(model: nn.Module, cfg: TrialConfig, data: DataBundle, device: torch.device) -> dict[str, float]:
-    """Params, FLOPs and latency of the model at the trained input size."""
+    """Params, FLOPs and latency (on ``cfg.latency_path``) of the model at the trained input size."""
     from .profile import profile_model
 
     report = profile_model(model, data.input_size, data.in_channels,
                            batch_size=cfg.latency_batch, runs=cfg.latency_runs, device=str(device),
-                           threads=cfg.threads)
+                           threads=cfg.threads, path=cfg.latency_path)
     cost = report.as_dict()
     return {k: cost[k] for k in COST_KEYS}
 
@@ -216,6 +236,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     after every training step (the CLI draws its progress bar with it).
     """
     from .models import build_model
+    from .provenance import environment
 
     cfg = as_config(config)
     device = resolve_device(cfg.device)
@@ -225,8 +246,8 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
     data = build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, workers=cfg.workers,
-                      subset=cfg.subset, seed=cfg.seed, download=cfg.download)
-    for loader in (data.train, data.val):
+                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split)
+    for loader in {id(x): x for x in (data.train, data.val, data.test)}.values():
         if hasattr(loader, "to"):
             loader.to(device)
     small_input = cfg.small_input if cfg.small_input is not None else data.input_size <= 64
@@ -238,6 +259,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     if saved is not None:
         _check_resumable(cfg, saved["config"])
     cost = saved["cost"] if saved else measure_cost(model, cfg, data, device)
+    about = data_figures(data) | environment(device)
     steps = len(data.train)
     step = _Step(model, cfg, device, total_steps=steps * cfg.epochs,
                  warmup_steps=round(cfg.warmup_epochs * steps))
@@ -251,19 +273,21 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         start = time.perf_counter()
         metrics = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
         metrics["epoch_time_s"] = time.perf_counter() - start
-        metrics = {k: metrics[k] for k in METRIC_KEYS} | cost
+        metrics = {k: metrics[k] for k in METRIC_KEYS} | cost | about
+        if epoch == cfg.epochs:
+            metrics |= test_metrics(step, data, metrics)
         history.append(metrics)
         if report is not None:
             with tempfile.TemporaryDirectory(prefix="ablation-ckpt-") as ckpt:
                 save_checkpoint(ckpt, {"config": cfg.model_dump(), "cost": cost, "history": history,
                                        "state": step.state_dict(), "rng": rng_state()})
                 report(dict(metrics), ckpt)
-    return trial_result(cfg, history, data.input_size)
+    return trial_result(cfg, history)
 
 
-def trial_result(cfg: TrialConfig, history: list[dict], input_size: int) -> dict:
-    """The contract's result: the last epoch's metrics plus the best epoch and the history."""
+def trial_result(cfg: TrialConfig, history: list[dict]) -> dict:
+    """The contract's result: the last epoch's metrics plus the best (validation) epoch and the history."""
     best = max(history, key=lambda m: m["top1"])
     return {**history[-1], "best_top1": best["top1"], "best_epoch": best["epoch"],
             "epochs_done": len(history), "train_time_s": sum(m["epoch_time_s"] for m in history),
-            "input_size": input_size, "history": [dict(m) for m in history], "config": cfg.model_dump()}
+            "history": [dict(m) for m in history], "config": cfg.model_dump()}

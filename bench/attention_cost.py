@@ -18,7 +18,6 @@ import csv
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,16 +26,21 @@ import torch
 
 from ablation.attention import sca_kernel
 from ablation.attention.sca import SCA
+from ablation.calibrate import interleaved_rounds
+from ablation.calibrate import summarize as summarize_clock
+from ablation.execution import prepare
 from ablation.models import build_model
 from ablation.profile import profile_model
 
-#: (attention, options, implementation): "" is the module as build_model makes it; for SCA,
-#: "eager ops" runs PyTorch ops only and "new output" the fused kernel without gating in place,
-#: to show what each part of its inference path (ablation/attention/sca_kernel.c) saves.
+#: (attention, options, implementation): "" is the module as build_model makes it, on PyTorch
+#: eager ops like every peer; for SCA, "fused kernel" is the ``fused-sca`` execution path (the
+#: hand-fused C kernel, gating in place where build_model allows) and "fused kernel, new output"
+#: the kernel writing a new tensor, to show what each part of that path saves. Only the eager
+#: rows compare like with like.
 VARIANTS: list[tuple[str, dict, str]] = [
     ("none", {}, ""), ("se", {}, ""), ("eca", {}, ""), ("cbam", {}, ""), ("coord", {}, ""),
-    ("triplet", {}, ""), ("sca", {}, ""), ("sca", {"pool": "avgmax"}, ""), ("sca", {}, "new output"),
-    ("sca", {}, "eager ops"),
+    ("triplet", {}, ""), ("sca", {}, ""), ("sca", {"pool": "avgmax"}, ""), ("sca", {}, "fused kernel"),
+    ("sca", {}, "fused kernel, new output"),
 ]
 #: The variants of the batch-1 verdict, measured again in rounds of their own.
 DUEL = ("none", "eca", "sca")
@@ -51,53 +55,31 @@ def label(attention: str, options: dict, implementation: str) -> str:
 
 def build(backbone: str, attention: str, options: dict, implementation: str) -> torch.nn.Module:
     model = build_model(backbone, attention, **options).eval()
-    for module in model.modules():
-        if isinstance(module, SCA):
-            if implementation == "eager ops":
-                module.forward = module.forward_eager
-            elif implementation == "new output":
+    if implementation.startswith("fused kernel"):
+        prepare(model, "fused-sca")
+        for module in model.modules():
+            if isinstance(module, SCA) and implementation.endswith("new output"):
                 module.inplace = False
     return model
 
 
 def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> list[dict]:
-    """Wall and thread-CPU ms of every variant in ``rounds`` interleaved rounds (the order
-    rotates from round to round), the fastest of ``runs`` passes per round.
+    """Wall and thread-CPU ms of every variant in interleaved rounds (``ablation.calibrate``).
 
     Thread CPU time leaves out the time the process waits for a core, so on a shared machine
     it gives steadier ratios; it covers all work only with one torch thread.
     """
     x = torch.randn(batch, 3, size, size)
-    records = []
-    with torch.inference_mode():
-        for model in models.values():
-            model(x)
-        keys = list(models)
-        for r in range(rounds):
-            for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotate: no variant always first
-                wall, cpu = [], []
-                for _ in range(runs):
-                    start, start_cpu = time.perf_counter(), time.thread_time()
-                    models[key](x)
-                    cpu.append((time.thread_time() - start_cpu) * 1000)
-                    wall.append((time.perf_counter() - start) * 1000)
-                records.append({"batch": batch, "round": r, "variant": key, "wall_ms": min(wall), "cpu_ms": min(cpu)})
-    return records
+    return [{"batch": batch, **r} for r in interleaved_rounds(models, x, rounds, runs)]
 
 
 def summarize(records: list[dict], base: str) -> dict[str, dict[str, float]]:
-    """Per variant: median ms over rounds, and the median over rounds of its time divided by
-    ``base``'s in the same round (paired, so slow spells of the machine cancel)."""
-    by_round = {(r["round"], r["variant"]): r for r in records}
-    out: dict[str, dict[str, float]] = {}
-    for variant in dict.fromkeys(r["variant"] for r in records):
-        mine = [r for r in records if r["variant"] == variant]
-        out[variant] = {}
-        for kind in ("wall", "cpu"):
-            out[variant][kind] = statistics.median(r[f"{kind}_ms"] for r in mine)
-            out[variant][f"{kind}_ratio"] = statistics.median(
-                r[f"{kind}_ms"] / by_round[(r["round"], base)][f"{kind}_ms"] for r in mine)
-    return out
+    """Per variant and clock: median ms over rounds, and the median over rounds of its time
+    divided by ``base``'s in the same round (paired, so slow spells of the machine cancel)."""
+    base_of = {r["variant"]: base for r in records}
+    clocks = {kind: summarize_clock(records, base_of, kind) for kind in ("wall", "cpu")}
+    return {v: {k: f for kind, by in clocks.items() for k, f in ((kind, by[v]["ms"]), (f"{kind}_ratio", by[v]["ratio"]))}
+            for v in base_of}
 
 
 def sign_test(records: list[dict], a: str, b: str) -> tuple[int, int, float]:
@@ -165,8 +147,8 @@ def verdict(rows: list[dict], records: list[dict], batches: list[int]) -> list[s
             lines.append(f"- the same in {n} rounds of none/eca/sca only: sca x{s:.3f} vs eca x{e:.3f} (target: "
                          f"sca <= eca): {'met' if s <= e else 'MISSED'}; sca took less CPU time than eca in "
                          f"{wins} of {n} rounds (two-sided sign test p = {p:.3f})")
-        for impl, what in (("new output", "fused kernel writing a new output instead of gating in place"),
-                           ("eager ops", "PyTorch ops only, no fused kernel")):
+        for impl, what in (("fused kernel", "its hand-fused C kernel (the fused-sca path; peers have no such kernel)"),
+                           ("fused kernel, new output", "the fused kernel writing a new output instead of gating in place")):
             lines.append(f"- for information, SCA with {what}: "
                          f"x{get[('resnet50', f'sca ({impl})')]['latency_b1_cpu_ms_ratio']:.3f}")
         s, e = sca["latency_b1_ms_ratio"], eca["latency_b1_ms_ratio"]
@@ -205,11 +187,11 @@ def write(rows: list[dict], records: list[dict], args: argparse.Namespace, start
         "over rounds of the variant's time divided by the plain backbone's in the same round. Every round's "
         "times are in `attention_cost_rounds.csv`. Thread CPU time leaves out waiting for a core on this "
         "shared machine, so its ratios are the steadier ones. "
-        f"SCA runs its fused inference kernel (`ablation/attention/sca_kernel.c`, "
+        "Every module, SCA included, runs on PyTorch eager ops (the default execution path); the rows "
+        "`sca (fused kernel)` and `sca (fused kernel, new output)` are for information only: SCA on its "
+        "hand-fused C kernel (`ablation/attention/sca_kernel.c`, "
         f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run), "
-        "gating in place where `build_model` allows it (its input is the previous layer's fresh output, as "
-        "for torchvision's `ReLU(inplace=True)`); `sca (new output)` is the kernel writing a new tensor, "
-        "`sca (eager ops)` the same module on PyTorch ops only.", "",
+        "gating in place where `build_model` allows it, or writing a new tensor.", "",
         "## SCA (default options: kernel_size=3, branches=hwc, pool=avg, fuse=mul) in ResNet-50", "",
         *verdict(rows, records, args.batches), "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),

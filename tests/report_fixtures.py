@@ -31,3 +31,41 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], name: str = "handmade",
         "started": "2026-01-01T00:00:00+0000", "finished": "2026-01-01T00:00:12+0000" if finished else None,
     }))
     return run_dir
+
+
+HARDWARE = {"host": "box", "ray_node": "", "cpu_model": "Test CPU 3000", "gpu": "none", "torch_version": "2.14.1",
+            "cuda_version": "none", "torch_threads": 1}
+
+
+def study_rows(seeds=(0, 1, 2), collapse: tuple = (), **extra: Any) -> list[dict[str, Any]]:
+    """A study as a sweep writes it today: val and test accuracies, data shape, provenance, and a
+    collapsed flag; resnet20 and mobilenet_v2 with none and SCA k=3, 5 (mobilenet_v2 also k=7).
+    ``collapse`` names (backbone, kernel_size, seed) trials that collapsed."""
+    rows, i = [], 0
+    for backbone, flops, kernels in (("resnet20", 40e6, (3, 5)), ("mobilenet_v2", 8e6, (5, 7))):
+        for seed in seeds:
+            for k in (None, *kernels):
+                collapsed = (backbone, k, seed) in collapse
+                top1 = 10.5 if collapsed else 88 + (k or 4) * 0.2 + seed * 0.3
+                rows.append(trial_row(
+                    i, backbone=backbone, seed=seed, attention="sca" if k else "none", kernel_size=k,
+                    top1=top1 + 0.5, top5=99.0, val_loss=0.3, train_loss=2.3 if collapsed else 0.2,
+                    test_top1=top1, test_top5=99.0, test_loss=0.31, collapsed=collapsed, val_split=0.1,
+                    latency_path="eager", params=flops / 100 + (21 if k else 0), flops=flops * (1.01 if k else 1),
+                    latency_ms=1.5, train_time_s=10.0, images_per_s=500.0, num_classes=10, in_channels=1,
+                    input_size=8, **{**HARDWARE, **extra}))
+                i += 1
+    return rows
+
+
+def write_epochs_for(run_dir: Path, rows: list[dict[str, Any]], epochs: int = 2) -> pd.DataFrame:
+    """An ``epochs.csv`` for completed ``rows``: val top-1 rises to the row's top1, loss falls."""
+    from ablation.epochs import EPOCHS_FILE, epochs_table
+
+    table = epochs_table(
+        {"trial_id": r["trial_id"], "variant": r["variant"], "backbone": r["backbone"], "attention": r["attention"],
+         "seed": r["seed"], "epoch": e, "train_loss": r["train_loss"] * (epochs + 1 - e), "val_loss": 0.3,
+         "top1": r["top1"] - (epochs - e), "top5": 99.0, "lr": 0.1, "epoch_time_s": 1.0}
+        for r in rows if r["status"] == "completed" for e in range(1, epochs + 1))
+    table.to_csv(run_dir / EPOCHS_FILE, index=False)
+    return table

@@ -243,3 +243,40 @@ def test_validation_is_not_augmented_and_keeps_every_image():
     bundle = build_data("synthetic:train=10,val=7", batch_size=3)
     assert len(bundle.val) == 3 and sum(len(y) for _, y in bundle.val) == 7
     assert len(bundle.train) == 3  # last partial training batch dropped
+
+
+def _rows(images: torch.Tensor) -> set[bytes]:
+    return {bytes(x.flatten().tolist()) for x in images}
+
+
+def test_validation_split_is_carved_from_training_fixed_and_disjoint():
+    a = build_data("digits", batch_size=64, seed=0, val_split=0.1)
+    b = build_data("digits", batch_size=64, seed=7, val_split=0.1)
+    plain = build_data("digits", batch_size=64, seed=0)
+    assert a.val is not a.test and plain.val is plain.test  # val_split 0: select on the test split
+    assert a.train.num_images + a.val.num_images == plain.train.num_images == 1437
+    assert a.val.num_images == round(0.1 * 1437) and a.test.num_images == 360
+    assert torch.equal(a.val.images, b.val.images)  # the same validation images whatever the trial seed
+    assert torch.equal(a.test.images, plain.test.images)  # the test split is untouched
+    assert not _rows(a.val.images) & _rows(a.train.images)  # never trained on
+    x, _ = first_batch(a.val)
+    assert torch.equal(x, first_batch(a.val)[0])  # not augmented
+
+
+def test_validation_split_with_subset_and_imagefolder(tmp_path):
+    from PIL import Image
+
+    sub = build_data("digits", batch_size=16, subset=100, seed=3, val_split=0.2)
+    assert (sub.train.num_images, sub.val.num_images, sub.test.num_images) == (100, 100, 100)
+    for split, n in (("train", 10), ("val", 4)):
+        for cls in ("a", "b"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (40, 30), (i * 20, 0, 0)).save(folder / f"{i}.png")
+    bundle = build_data("imagefolder", str(tmp_path), batch_size=4, val_split=0.25)
+    assert (bundle.train.num_images, bundle.val.num_images, bundle.test.num_images) == (15, 5, 8)
+    val_tf, train_tf = (str(loader.loader.dataset.dataset.transform) for loader in (bundle.val, bundle.train))
+    assert "RandomResizedCrop" in train_tf and "RandomResizedCrop" not in val_tf  # val images: eval transforms
+    with pytest.raises(ConfigError, match="val_split"):
+        build_data("digits", batch_size=4, val_split=1.0)

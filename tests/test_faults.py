@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ablation.epochs import read_epochs
 from ablation.report import REPORT_FILES, write_report
 from ablation.results import RESULTS_FILE, SWEEP_FILE, read_results
 from report_fixtures import trial_row, write_run
@@ -75,6 +76,8 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     mid = read_results(tmp_path / "killed" / SPEC["name"]).set_index("seed")
     assert list(mid.loc[[0, 1], "status"]) == ["completed", "completed"]
     assert mid.loc[2, "status"] in ("running", "pending")
+    mid_epochs = read_epochs(tmp_path / "killed" / SPEC["name"])  # written as trials report, not at the end
+    assert sorted(zip(mid_epochs["seed"], mid_epochs["epoch"])) == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]
     killed_wall = json.loads((tmp_path / "killed" / SPEC["name"] / SWEEP_FILE).read_text())["wall_time_s"]
     assert killed_wall > 0  # the killed driver's time is on disk
 
@@ -90,6 +93,11 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     uninterrupted = read_results(tmp_path / "clean" / SPEC["name"])[COMPARED].sort_values("seed", ignore_index=True)
     assert set(killed["status"]) == {"completed"}
     pd.testing.assert_frame_equal(killed, uninterrupted)
+    curves = ["variant", "seed", "epoch", "train_loss", "val_loss", "top1", "top5", "lr"]
+    killed_epochs, clean_epochs = (read_epochs(tmp_path / d / SPEC["name"])[curves].sort_values(["seed", "epoch"],
+                                   ignore_index=True) for d in ("killed", "clean"))
+    assert len(clean_epochs) == 12
+    pd.testing.assert_frame_equal(killed_epochs, clean_epochs)
 
 
 def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(local_ray, tmp_path, trial_log):

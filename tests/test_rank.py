@@ -36,7 +36,7 @@ def test_known_front_and_ranks(tmp_path):
     front = {names[int(k)] for k in by_kernel.index[by_kernel["pareto"]]}
     assert front == {"A", "B"}
     assert {names[int(k)]: r for k, r in by_kernel["nd_rank"].items()} == {"A": 0, "B": 0, "C": 1, "D": 2}
-    assert result.objectives == ["top-1 %", "FLOPs", "params"]  # no latency measured
+    assert result.objectives == ["val top-1 %", "FLOPs", "params"]  # no latency measured
     study = optuna.load_study(study_name="known", storage=storage)  # what optuna-dashboard opens
     assert len(study.trials) == 4
     assert {t.user_attrs["label"] for t in study.best_trials} == set(by_kernel.loc[[3, 5], "label"])
@@ -74,7 +74,7 @@ def test_factor_that_alone_drives_accuracy_ranks_first():
                                       params=100 + rng.integers(0, 5)))
                 i += 1
     result = ranked(pd.DataFrame(rows))
-    accuracy = result.importance["accuracy (top-1)"]
+    accuracy = result.importance["accuracy (val top-1)"]
     assert max(accuracy, key=accuracy.get) == "kernel_size"
     assert result.evaluator
 

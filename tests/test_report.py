@@ -106,3 +106,75 @@ def test_html_opens_in_headless_chromium(tmp_path):
     assert 'data-images="ok"' in dom.stdout
     assert "data-error=" not in dom.stdout
     assert dom.stdout.count("<table") >= 3 and "Ablation report: handmade" in dom.stdout
+
+
+def test_report_says_which_split_every_accuracy_comes_from(tmp_path):
+    from report_fixtures import study_rows
+
+    rows = study_rows()
+    md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
+    assert "| val top-1 % " in md and "| test top-1 % " in md
+    assert "validation split of 10% of the training images" in md and "Selection never sees it" in md
+    best = md[md.index("## Summary"):md.index("## Accuracy against cost")]
+    assert "by val top-1; test top-1 % shown" in best
+    paper = [dict(r, val_split=0.0) for r in rows]
+    md = (write_report(write_run(tmp_path / "paper", paper), tmp_path / "paper_report") / "report.md").read_text()
+    assert "also selected on (val_split: 0" in md and "| val top-1 % " not in md
+    legacy = (write_report(write_run(tmp_path / "old", kernel_rows()), tmp_path / "old_report") / "report.md").read_text()
+    assert "made before the harness kept a validation split apart" in legacy
+
+
+def test_best_is_chosen_on_validation_not_on_test(tmp_path):
+    from report_fixtures import study_rows
+
+    rows = [r for r in study_rows() if r["backbone"] == "resnet20"]
+    for r in rows:  # k=3 looks best on test, k=5 on validation
+        if r["kernel_size"] == 3:
+            r["test_top1"] += 5
+    md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
+    assert "best on resnet20 (by val top-1; test top-1 % shown): sca k=5" in md
+
+
+def test_training_curves_section_from_epochs_csv(tmp_path):
+    from report_fixtures import study_rows, write_epochs_for
+
+    rows = study_rows()
+    run = write_run(tmp_path / "run", rows)
+    md = (write_report(run, tmp_path / "before") / "report.md").read_text()
+    assert "## Training curves" in md and "no epochs.csv" in md
+    write_epochs_for(run, rows)
+    out = write_report(run, tmp_path / "report")
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "## Training curves" in md and "![Val top-1 and training loss by epoch" in md
+    assert "<h2>Training curves</h2>" in html and (out / "training_curves.png").stat().st_size > 0
+    assert md.index("## Training curves") < md.index("## All variants")
+
+
+def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
+    from report_fixtures import study_rows, write_epochs_for
+
+    rows = study_rows()
+    run = write_run(tmp_path / "runs" / "study", rows)
+    write_epochs_for(run, rows)
+    out = write_report(run, tmp_path / "reports" / "study")
+    for name in ("results.csv", "epochs.csv", "sweep.json"):
+        assert (out / name).read_bytes() == (run / name).read_bytes(), name
+    first = (out / "summary.csv").read_text()
+    shutil.rmtree(tmp_path / "runs")  # the repository alone: the report folder is its own run directory
+    assert main(["report", str(out), "--out", str(out)]) == 0
+    assert (out / "summary.csv").read_text() == first
+    assert "## Training curves" in (out / "report.md").read_text()
+
+
+def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path):
+    from report_fixtures import study_rows
+
+    rows = study_rows()
+    md = (write_report(write_run(tmp_path / "same", rows), tmp_path / "r1") / "report.md").read_text()
+    hardware = md[md.index("### Hardware"):]
+    assert "Test CPU 3000" in hardware and "| 18 " in hardware and "Warning" not in md
+    mixed = [dict(r, cpu_model="Other CPU 9", host="box2", ray_node="abc123") if r["seed"] == 2 else r for r in rows]
+    md = (write_report(write_run(tmp_path / "mixed", mixed), tmp_path / "r2") / "report.md").read_text()
+    hardware = md[md.index("### Hardware"):]
+    assert "Other CPU 9" in hardware and "Test CPU 3000" in hardware
+    assert "Warning: the trials of this study ran on different hardware or software (they differ in cpu_model)" in md

@@ -10,6 +10,7 @@ import torch
 
 from ablation.attention import build_attention, sca_kernel
 from ablation.attention.sca import SCA
+from ablation.execution import prepare
 from ablation.models import build_model, positions
 
 needs_compiler = pytest.mark.skipif(
@@ -37,6 +38,7 @@ def fresh_library():
 
 def random_sca(channels: int, **options) -> torch.nn.Module:
     module = build_attention("sca", channels, **options).eval()
+    module.fused = True  # the fused-sca execution path
     for p in module.parameters():
         torch.nn.init.normal_(p)  # large weights: gates far from 0.5 show any mismatch
     return module
@@ -91,14 +93,19 @@ def test_batch_split_across_threads_gives_the_same_result():
 
 @needs_compiler
 def test_kernel_runs_only_where_it_applies(monkeypatch):
-    """Inference on CPU float32 uses it; autograd, tracing (fvcore), other dtypes and
-    channels-last tensors run the eager ops."""
+    """Off by default (SCA runs PyTorch ops like its peers); on the fused-sca path inference on CPU
+    float32 uses it; autograd, tracing (fvcore), other dtypes and channels-last tensors run the eager ops."""
     calls = []
     real = sca_kernel.forward
     monkeypatch.setattr(sca_kernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
     model = build_model("resnet20", attention="sca", num_classes=10, small_input=True).eval()
     inserted = sum(1 for m in model.modules() if getattr(m, "attention_name", None) == "sca")
     x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        model(x)
+        prepare(model, "eager")(x)
+    assert not calls  # the default and the eager path: no fused kernel
+    prepare(model, "fused-sca")
 
     with torch.inference_mode():
         model(x)
@@ -182,8 +189,8 @@ def test_models_match_eager_where_sca_gates_in_place(backbone, size):
     torch.manual_seed(0)
     x = torch.randn(2, 3, size, size)
     for position in positions(backbone):
-        model = build_model(backbone, attention="sca", position=position, num_classes=10,
-                            small_input=backbone == "resnet20").eval()
+        model = prepare(build_model(backbone, attention="sca", position=position, num_classes=10,
+                                    small_input=backbone == "resnet20").eval(), "fused-sca")
         scas = [m for m in model.modules() if isinstance(m, SCA)]
         for module in scas:
             for p in module.parameters():

@@ -29,6 +29,21 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
     info = json.loads((outcome.run_dir / "sweep.json").read_text())
     assert info["n_trials"] == 3 and info["wall_time_s"] > 0 and info["finished"]
     assert not list(outcome.run_dir.glob(".results.csv.*"))
+    # the test split, evaluated at the end, apart from the validation split selected on
+    assert table["test_top1"].between(0, 100).all() and (table["val_images"] > 0).all()
+    assert (table["test_images"] == 32).all() and set(table["val_split"]) == {0.1}
+    # where each trial ran
+    import torch
+
+    assert set(table["torch_version"]) == {str(torch.__version__)} and table["cpu_model"].notna().all()
+    assert table["host"].notna().all() and table["ray_node"].str.len().gt(0).all()
+    # every epoch of every trial, tidy
+    from ablation.epochs import EPOCH_COLUMNS, read_epochs
+
+    epochs = read_epochs(outcome.run_dir)
+    assert list(epochs.columns) == list(EPOCH_COLUMNS) and len(epochs) == 3 * 2
+    last = epochs[epochs["epoch"] == 2].set_index("trial_id")["top1"]
+    assert last.to_dict() == table.set_index("trial_id")["top1"].to_dict()
 
 
 def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_path, trial_log):

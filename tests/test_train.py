@@ -11,11 +11,13 @@ import torch
 
 from ablation.cli import main
 from ablation.errors import ConfigError, DataError, NonFiniteLossError
-from ablation.train import lr_factor, param_groups, run_trial
+from ablation.provenance import PROVENANCE_KEYS
+from ablation.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
 
 EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
-              "params", "flops", "attention_params", "attention_flops", "latency_ms"}
-RESULT_KEYS = EPOCH_KEYS | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "input_size", "history", "config"}
+              "params", "flops", "attention_params", "attention_flops", "latency_ms", *DATA_KEYS, *PROVENANCE_KEYS}
+RESULT_KEYS = EPOCH_KEYS | set(TEST_KEYS) | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "history",
+                                             "config"}
 TIMING_KEYS = {"epoch_time_s", "images_per_s", "latency_ms"}
 
 TINY = dict(backbone="resnet20", dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
@@ -35,7 +37,8 @@ def test_short_training_learns_and_reports_the_contract_keys():
     result = run_trial(TINY, report=report)
     assert set(result) == RESULT_KEYS
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
-    assert all(set(m) == EPOCH_KEYS and files == ["checkpoint.pt"] for m, files in reports)
+    assert all(files == ["checkpoint.pt"] for _, files in reports)
+    assert [set(m) for m, _ in reports] == [EPOCH_KEYS, EPOCH_KEYS, EPOCH_KEYS | set(TEST_KEYS)]  # test: at the end
     hist = result["history"]
     assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
     assert result["top1"] > 50  # chance is 25%
@@ -45,6 +48,25 @@ def test_short_training_learns_and_reports_the_contract_keys():
     assert hist[result["best_epoch"] - 1]["top1"] == result["best_top1"]
     assert result["params"] == sum(p.numel() for p in _tiny_model().parameters())
     assert result["config"]["dataset"] == TINY["dataset"]
+
+
+def test_selection_on_a_validation_split_and_the_test_split_evaluated_at_the_end(monkeypatch):
+    import ablation.train
+
+    evaluated = []
+    real = ablation.train.evaluate
+    monkeypatch.setattr(ablation.train, "evaluate", lambda step, loader: evaluated.append(loader.num_images)
+                        or real(step, loader))
+    result = run_trial(dict(TINY, epochs=2, val_split=0.25))
+    assert (result["train_images"], result["val_images"], result["test_images"]) == (192, 64, 128)
+    assert evaluated == [64, 64, 128]  # every epoch on val, the test split once, when training ends
+    assert result["best_top1"] == max(m["top1"] for m in result["history"])  # best epoch: by val
+    assert "test_top1" not in result["history"][0] and 0 <= result["test_top1"] <= 100
+
+    evaluated.clear()
+    paper = run_trial(dict(TINY, epochs=2, val_split=0))  # paper style: the test split is also the val split
+    assert evaluated == [128, 128] and paper["val_images"] == paper["test_images"] == 128
+    assert (paper["test_top1"], paper["test_loss"]) == (paper["top1"], paper["val_loss"])
 
 
 def _tiny_model():
@@ -99,9 +121,9 @@ def test_non_finite_loss_names_epoch_and_step(monkeypatch):
             return out * math.nan if self.training and self.calls == 11 else out
 
     monkeypatch.setattr(ablation.models, "build_model", lambda *a, **k: PoisonAfter(real(*a, **k)))
-    # 256 images / batch 32 = 8 steps an epoch: call 11 is epoch 2, step 3
+    # 256 images (no validation split carved) / batch 32 = 8 steps an epoch: call 11 is epoch 2, step 3
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3"):
-        run_trial(TINY)
+        run_trial(dict(TINY, val_split=0))
 
 
 def test_missing_data_directory_is_a_clear_error(tmp_path, monkeypatch):

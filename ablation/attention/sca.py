@@ -12,8 +12,10 @@ convolution over the pooled map:
 The pooled (C, L) plane is convolved as an (L, C) image (its transpose: channels along the
 image width), which is the same family of k x k kernels and runs several times faster on CPU
 for deep, narrow stages.
-Inference on the CPU runs a fused kernel that reads the map once (``sca_kernel``); training,
-tracing (fvcore) and other devices run the eager ops below, which the kernel matches.
+By default every forward pass runs the eager PyTorch ops below, like every peer module; the
+fused CPU inference kernel (``sca_kernel``, reads the map once) runs only where the
+``fused-sca`` execution path turns it on (``ablation.execution``), so that a comparison with
+peers on plain PyTorch ops is never made unawares.
 Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
 ``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
 else 1), independent of C: 21 with the defaults (k=3, avg).
@@ -47,6 +49,8 @@ def check_branches(branches: object) -> str:
 class SCA(nn.Module):
     """Directional-pooling gates over (C, H), (C, W) and C; see the module docstring.
 
+    ``fused`` (an attribute, False by default, not an ablation option): run the fused CPU
+    inference kernel where it applies; set by the ``fused-sca`` execution path only.
     ``inplace`` (an attribute, False by default, not an ablation option): the fused inference
     kernel writes its result over the input, as torchvision's ``ReLU(inplace=True)`` does. Only
     safe where nothing else reads the input afterwards; ``build_model`` sets it where the
@@ -63,6 +67,7 @@ class SCA(nn.Module):
         self.pool = check_choice("sca", "pool", pool, POOLS)
         self.fuse = check_choice("sca", "fuse", fuse, FUSES)
         self.kernel_size = k
+        self.fused = False
         self.inplace = False
         planes = 2 if pool == "avgmax" else 1
         self.conv_h = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "h" in self.branches else None
@@ -107,6 +112,8 @@ class SCA(nn.Module):
                 for name in ("conv_h", "conv_w", "conv_c")]
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.fused:
+            return self.forward_eager(x)
         weights = self._conv_weights()
         if sca_kernel.applies(x, weights):
             return sca_kernel.forward(x, self.kernel_size, self.branches, self.pool, self.fuse, weights, self.inplace)

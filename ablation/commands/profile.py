@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="latency device (default cpu)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    parser.add_argument("--path", default="eager", choices=("eager", "compiled", "fused-sca"),
+                        help="execution path for latency: eager PyTorch ops (default), torch.compile, or eager with "
+                             "SCA's hand-fused CPU kernel")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -60,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
     )
     report = profile_model(
         model, args.input_size, args.in_channels, batch_size=args.batch_size, runs=args.runs,
-        device=args.device, threads=args.threads, latency=not args.no_latency,
+        device=args.device, threads=args.threads, latency=not args.no_latency, path=args.path,
     )
     figures = {"backbone": args.backbone, "attention": args.attention, "position": args.position,
-               **_options(args), "input_size": args.input_size, **report.as_dict()}
+               **_options(args), "input_size": args.input_size, **report.as_dict(),
+               "latency_path": args.path}
     if args.json:
         print(json.dumps({**figures, "attention_flops_by_module": report.attention_flops_by_module}, indent=2))
     else:

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sweep {space.name} stopped before the end; continue it with: "
               f"ablate sweep {args.space} --storage {args.storage} --resume", file=sys.stderr)
         return 130
+    if space.spec.latency.calibrate and outcome.counts.get("completed"):
+        from ..calibrate import calibrate_run
+
+        print(f"latency: {calibrate_run(outcome.run_dir)}")
     if not args.no_report:
         _report(outcome.run_dir)
     return 1 if outcome.counts.get("failed") else 0

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 shutil.copytree(checkpoint_dir, args.checkpoint_dir, dirs_exist_ok=True)
             bar.console.print(
                 f"epoch {metrics['epoch']:>3}  train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
-                f"top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  {metrics['images_per_s']:.0f} img/s  "
+                f"val top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  {metrics['images_per_s']:.0f} img/s  "
                 f"{metrics['epoch_time_s']:.1f}s",
                 soft_wrap=True, markup=False, highlight=False,
             )
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    summary = {k: result[k] for k in ("top1", "top5", "val_loss", "best_top1", "best_epoch", "epochs_done",
-                                       "train_time_s", "params", "flops", "latency_ms")}
+    summary = {k: result[k] for k in ("top1", "top5", "val_loss", "test_top1", "test_top5", "best_top1",
+                                       "best_epoch", "epochs_done", "train_time_s", "params", "flops",
+                                       "latency_ms") if k in result}
     print(json.dumps(summary))
     return 0

@@ -13,6 +13,12 @@ a ``DataLoader`` with workers. Augmentation per set:
 - ``imagefolder``: random resized crop 224 + flip; evaluation resize 256 + centre crop 224.
 
 Normalisation uses each set's training mean and std per channel (ImageNet's for imagefolder).
+
+Splits: ``val`` is what training selects on (ASHA, Optuna sampling, the best epoch), ``test``
+what a report's accuracy columns show. With ``val_split`` > 0, ``val`` is that fraction of the
+training images, carved with a fixed seed (:data:`VAL_SEED`), the same for every trial of a sweep
+and never trained on; ``test`` is the set's test split. With ``val_split`` = 0 (paper style, as
+CIFAR papers do), ``val`` is the test split itself.
 """
 from __future__ import annotations
 
@@ -39,17 +45,21 @@ AUGMENT: dict[str, tuple[int, bool]] = {
     "synthetic": (0, False),
 }
 
+#: Seed of the validation carve-out: the same images for every trial, whatever its seed.
+VAL_SEED = 0
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
 class DataBundle:
-    """Train and val loaders (iterables of ``(images, labels)`` with ``set_epoch``) and the
-    shape of the task."""
+    """Train, val (selection) and test loaders (iterables of ``(images, labels)`` with
+    ``set_epoch``) and the shape of the task; ``test is val`` when there is no validation split."""
 
     train: Iterable
     val: Iterable
+    test: Iterable
     num_classes: int
     in_channels: int
     input_size: int
@@ -76,17 +86,22 @@ def build_data(
     subset: Optional[Union[int, float]] = None,
     seed: int = 0,
     download: bool = False,
+    val_split: float = 0.0,
 ) -> DataBundle:
     """Load data set ``name`` and wrap it in loaders.
 
-    ``subset`` keeps a fraction (0 < f <= 1) or a count of each split: the training images are
-    drawn with ``seed``, the validation images with a fixed seed (every trial seed is then
-    evaluated on the same images). Missing files raise ``DataError`` naming the folders searched.
+    ``val_split`` carves that fraction of the training images into the validation split (fixed
+    seed). ``subset`` then keeps a fraction (0 < f <= 1) or a count of each split: the training
+    images are drawn with ``seed``, the validation and test images with a fixed seed (every
+    trial seed is evaluated on the same images). Missing files raise ``DataError`` naming the
+    folders searched.
     """
     check_dataset(name)
+    if not 0 <= val_split < 1:
+        raise ConfigError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
     base = name.split(":", 1)[0]
     if base == "imagefolder":
-        return _imagefolder(data_dir, batch_size, workers, subset, seed)
+        return _imagefolder(data_dir, batch_size, workers, subset, seed, val_split)
     if base == "digits":
         arrays = load_digits_arrays()
     elif base == "fashion-mnist":
@@ -95,7 +110,17 @@ def build_data(
         arrays = load_cifar_arrays(base, data_dir, download)
     else:
         arrays = make_synthetic_arrays(**parse_synthetic(name))
-    return _memory_bundle(base, arrays, batch_size, subset, seed)
+    return _memory_bundle(base, arrays, batch_size, subset, seed, val_split)
+
+
+def carve_val(n: int, val_split: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (training, validation) of ``n`` training images, the validation share drawn with
+    :data:`VAL_SEED`; no validation images for ``val_split`` = 0."""
+    if val_split <= 0:
+        return np.arange(n), np.arange(0)
+    order = np.random.default_rng(VAL_SEED).permutation(n)
+    n_val = min(max(1, round(val_split * n)), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> Optional[np.ndarray]:
@@ -109,19 +134,29 @@ def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> O
     return np.sort(np.random.default_rng(seed).permutation(n)[:keep])
 
 
-def _memory_bundle(base: str, a: Arrays, batch_size: int, subset: Any, seed: int) -> DataBundle:
-    train_idx = _subset_indices(len(a.train_y), subset, seed)
-    val_idx = _subset_indices(len(a.val_y), subset, 0)
-    tx, ty = (a.train_x, a.train_y) if train_idx is None else (a.train_x[train_idx], a.train_y[train_idx])
-    vx, vy = (a.val_x, a.val_y) if val_idx is None else (a.val_x[val_idx], a.val_y[val_idx])
-    tx, ty, vx, vy = (torch.from_numpy(np.ascontiguousarray(v)) for v in (tx, ty, vx, vy))
+def _pick(idx: np.ndarray, subset: Any, seed: int) -> np.ndarray:
+    """``idx`` reduced by ``subset`` (drawn with ``seed``)."""
+    keep = _subset_indices(len(idx), subset, seed)
+    return idx if keep is None else idx[keep]
+
+
+def _memory_bundle(base: str, a: Arrays, batch_size: int, subset: Any, seed: int, val_split: float) -> DataBundle:
+    train_pool, val_pool = carve_val(len(a.train_y), val_split)
+    train_idx, val_idx = _pick(train_pool, subset, seed), _pick(val_pool, subset, VAL_SEED)
+    test_idx = _pick(np.arange(len(a.test_y)), subset, VAL_SEED)
+    tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in
+               (a.train_x[train_idx], a.train_y[train_idx], a.train_x[val_idx], a.train_y[val_idx],
+                a.test_x[test_idx], a.test_y[test_idx])]
+    tx, ty, vx, vy, sx, sy = tensors
     pixels = tx.transpose(0, 1).reshape(tx.shape[1], -1).float().div_(255)
     mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-3)
     pad, flip = AUGMENT[base]
     common = dict(mean=mean, std=std, batch_size=batch_size, seed=seed)
+    test = MemoryLoader(sx, sy, train=False, **common)
     return DataBundle(
         train=MemoryLoader(tx, ty, train=True, pad=pad, flip=flip, **common),
-        val=MemoryLoader(vx, vy, train=False, **common),
+        val=MemoryLoader(vx, vy, train=False, **common) if len(val_idx) else test,
+        test=test,
         num_classes=a.num_classes,
         in_channels=tx.shape[1],
         input_size=tx.shape[2],
@@ -157,7 +192,8 @@ class EpochLoader:
         return iter(self.loader)
 
 
-def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset: Any, seed: int) -> DataBundle:
+def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset: Any, seed: int,
+                 val_split: float) -> DataBundle:
     from torch.utils.data import Subset
     from torchvision import datasets, transforms
 
@@ -171,19 +207,21 @@ def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset:
     val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), norm])
     try:
         train = datasets.ImageFolder(str(root / "train"), train_tf)
-        val = datasets.ImageFolder(str(root / "val"), val_tf)
+        train_eval = datasets.ImageFolder(str(root / "train"), val_tf)  # the carved val split, unaugmented
+        test = datasets.ImageFolder(str(root / "val"), val_tf)  # ImageNet's "val" is the test split here
     except (FileNotFoundError, OSError) as exc:
         raise DataError(f"imagefolder {root}: {exc}") from exc
-    if train.classes != val.classes:
+    if train.classes != test.classes:
         raise DataError(f"imagefolder {root}: train/ and val/ have different class folders")
-    train_idx = _subset_indices(len(train), subset, seed)
-    val_idx = _subset_indices(len(val), subset, 0)
-    train_ds = train if train_idx is None else Subset(train, train_idx.tolist())
-    val_ds = val if val_idx is None else Subset(val, val_idx.tolist())
+    train_pool, val_pool = carve_val(len(train), val_split)
+    train_idx, val_idx = _pick(train_pool, subset, seed), _pick(val_pool, subset, VAL_SEED)
+    test_idx = _pick(np.arange(len(test)), subset, VAL_SEED)
     common = dict(batch_size=batch_size, workers=workers, seed=seed)
+    test_loader = EpochLoader(Subset(test, test_idx.tolist()), train=False, **common)
     return DataBundle(
-        train=EpochLoader(train_ds, train=True, **common),
-        val=EpochLoader(val_ds, train=False, **common),
+        train=EpochLoader(Subset(train, train_idx.tolist()), train=True, **common),
+        val=EpochLoader(Subset(train_eval, val_idx.tolist()), train=False, **common) if len(val_idx) else test_loader,
+        test=test_loader,
         num_classes=len(train.classes),
         in_channels=3,
         input_size=224,

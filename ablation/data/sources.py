@@ -21,12 +21,13 @@ SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 
 @dataclass
 class Arrays:
-    """A data set in memory: uint8 images (N, C, H, W) and int64 labels, per split."""
+    """A data set in memory: uint8 images (N, C, H, W) and int64 labels of its training and
+    test splits (the validation split, when there is one, is carved from training by ``build_data``)."""
 
     train_x: np.ndarray
     train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
     num_classes: int
 
 
@@ -52,7 +53,7 @@ def missing_error(name: str, dirs: list[Path], wanted: str) -> DataError:
 
 # --- digits -----------------------------------------------------------------------------------
 
-def load_digits_arrays(size: int = 32, val_fraction: float = 0.2) -> Arrays:
+def load_digits_arrays(size: int = 32, test_fraction: float = 0.2) -> Arrays:
     """scikit-learn's bundled 8x8 digits, upsampled (bilinear) to ``size`` px; the split is
     fixed (stratified, seed 0) so that every trial seed is evaluated on the same images."""
     import torch
@@ -64,7 +65,7 @@ def load_digits_arrays(size: int = 32, val_fraction: float = 0.2) -> Arrays:
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     y = digits.target.astype(np.int64)
-    tx, vx, ty, vy = train_test_split(x, y, test_size=val_fraction, random_state=0, stratify=y)
+    tx, vx, ty, vy = train_test_split(x, y, test_size=test_fraction, random_state=0, stratify=y)
     return Arrays(tx, ty, vx, vy, 10)
 
 
@@ -73,8 +74,8 @@ def load_digits_arrays(size: int = 32, val_fraction: float = 0.2) -> Arrays:
 FASHION_FILES = {
     "train_x": "train-images-idx3-ubyte",
     "train_y": "train-labels-idx1-ubyte",
-    "val_x": "t10k-images-idx3-ubyte",
-    "val_y": "t10k-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
 }
 
 
@@ -104,17 +105,17 @@ def _find_idx(folder: Path, stem: str) -> Optional[Path]:
 
 
 def load_fashion_arrays(data_dir: Optional[str]) -> Arrays:
-    """Fashion-MNIST from its four idx files (train 60k, test 10k used as validation)."""
+    """Fashion-MNIST from its four idx files (train 60k, test 10k)."""
     dirs = candidate_dirs("fashion-mnist", data_dir)
     for folder in dirs:
         paths = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
         if all(paths.values()):
             arr = {k: read_idx(p) for k, p in paths.items()}
-            for split in ("train", "val"):
+            for split in ("train", "test"):
                 if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
                     raise DataError(f"fashion-mnist in {folder}: {split} images and labels differ in count")
             return Arrays(arr["train_x"][:, None], arr["train_y"].astype(np.int64),
-                          arr["val_x"][:, None], arr["val_y"].astype(np.int64), 10)
+                          arr["test_x"][:, None], arr["test_y"].astype(np.int64), 10)
     names = ", ".join(f"{s}[.gz]" for s in FASHION_FILES.values())
     raise missing_error("fashion-mnist", dirs, names)
 
