@@ -96,12 +96,13 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
 
 
 def _build(cfg: dict, shape: dict) -> torch.nn.Module:
+    from .config import ATTENTION_OPTION_KEYS
     from .models import build_model
     from .space import applicable
 
     cfg = applicable(cfg)
     small = cfg["small_input"] if cfg.get("small_input") is not None else shape["input_size"] <= 64
-    options = {k: cfg[k] for k in ("kernel_size", "branches", "pool", "fuse", "reduction") if cfg.get(k) is not None}
+    options = {k: cfg[k] for k in ATTENTION_OPTION_KEYS if cfg.get(k) is not None}
     return build_model(cfg["backbone"], cfg["attention"], cfg["position"], cfg["stages"],
                        num_classes=shape["num_classes"], in_channels=shape["in_channels"], small_input=small,
                        width_mult=cfg["width_mult"], **options).eval()
@@ -121,8 +122,7 @@ def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager
     base_of: dict[str, str] = {}
     shapes: dict[str, dict] = {}
     for variant, (cfg, shape) in configs.items():
-        plain = {**cfg, "attention": "none", "kernel_size": None, "branches": None, "pool": None, "fuse": None,
-                 "reduction": None, "seed": 0}
+        plain = {**cfg, "attention": "none", "seed": 0}  # options that do not apply are dropped in _build
         plain_key = "plain " + "|".join(f"{k}={plain[k]}" for k in ("backbone", "width_mult", "small_input"))
         plain_key += f"|{shape['in_channels']}x{shape['input_size']}|{shape['num_classes']}"
         base_of[variant], base_of[plain_key] = plain_key, plain_key
