@@ -24,9 +24,17 @@ SEED_METRICS: tuple[str, ...] = ("top1", "top5", "loss", "val_top1", "val_top5",
 COST_METRICS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
 #: Config columns describing an attention variant (the rest describe the setting it runs in).
 ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
-                                      "reduction")
+                                      "norm", "gate", "reduction")
+def is_attention_factor(column: str) -> bool:
+    """A column that describes the attention variant: ours, or a user module's own option
+    (a config key that is no trial-config field)."""
+    from .config import TrialConfig
+
+    return column in ATTENTION_FACTORS or (column not in TrialConfig.model_fields and column not in _NOT_CONFIG)
+
+
 #: Short names used in variant labels.
-SHORT = {"kernel_size": "k", "branches": "b", "position": "pos", "stages": "stages", "pool": "pool", "fuse": "fuse",
+SHORT = {"kernel_size": "k", "branches": "b", "position": "pos", "stages": "stages", "pool": "pool", "fuse": "fuse", "norm": "norm", "gate": "gate",
          "reduction": "r", "width_mult": "w", "backbone": "", "attention": ""}
 CONFIDENCE = 0.95
 

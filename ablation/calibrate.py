@@ -71,6 +71,7 @@ def summarize(records: list[dict], base_of: dict[str, str], clock: str = "cpu") 
 
 def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tuple[dict, dict]]:
     """Per variant with a completed trial: its trial config (dict) and the data shape it ran on."""
+    from .aggregate import is_attention_factor
     from .config import TrialConfig
 
     done = results[results["status"] == "completed"].drop_duplicates("variant")
@@ -82,9 +83,10 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
     out = {}
     for _, row in done.iterrows():
         cfg = dict(base)
-        for key in TrialConfig.model_fields:
-            value = row.get(key)
-            if key in row and not (value is None or (isinstance(value, float) and pd.isna(value))):
+        for key in row.index:
+            value = row[key]
+            if (key in TrialConfig.model_fields or is_attention_factor(key)) and not (
+                    value is None or (isinstance(value, float) and pd.isna(value))):
                 cfg[key] = value
         if isinstance(cfg.get("stages"), str):
             cfg["stages"] = [int(s) for s in cfg["stages"].split(",")]
@@ -96,13 +98,12 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
 
 
 def _build(cfg: dict, shape: dict) -> torch.nn.Module:
-    from .config import ATTENTION_OPTION_KEYS
     from .models import build_model
-    from .space import applicable
+    from .space import trial_config
 
-    cfg = applicable(cfg)
+    options = trial_config(cfg).attention_kwargs()
+    cfg = trial_config(cfg).model_dump()
     small = cfg["small_input"] if cfg.get("small_input") is not None else shape["input_size"] <= 64
-    options = {k: cfg[k] for k in ATTENTION_OPTION_KEYS if cfg.get(k) is not None}
     return build_model(cfg["backbone"], cfg["attention"], cfg["position"], cfg["stages"],
                        num_classes=shape["num_classes"], in_channels=shape["in_channels"], small_input=small,
                        width_mult=cfg["width_mult"], **options).eval()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
 from .errors import AblationError
 
-COMMANDS: tuple[str, ...] = ("profile", "train", "validate", "sweep", "report")
+COMMANDS: tuple[str, ...] = ("profile", "train", "validate", "sweep", "report", "list")
 
 
 def _load(name: str):
@@ -42,6 +43,8 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: users' modules next to their space files import
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -8,16 +8,17 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Attention options that live as flat keys on a trial config (each is an ablation axis).
-ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "reduction")
+ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "norm", "gate", "reduction")
 
 #: Keys that describe the variant, not its repetition: all but these identify a variant.
 REPETITION_KEYS: tuple[str, ...] = ("seed",)
 
 
 class TrialConfig(BaseModel):
-    """Everything needed to build, train and measure one variant."""
+    """Everything needed to build, train and measure one variant. Keys beyond the fields are
+    allowed only as options of the attention module (a user's module declares its own)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     # model
     backbone: str = "resnet20"
@@ -31,6 +32,8 @@ class TrialConfig(BaseModel):
     branches: Optional[str] = None
     pool: Optional[str] = None
     fuse: Optional[str] = None
+    norm: Optional[str] = None
+    gate: Optional[str] = None
     reduction: Optional[int] = None
     # data
     dataset: str = "digits"
@@ -71,6 +74,10 @@ class TrialConfig(BaseModel):
         from .attention import attention_options
 
         allowed = attention_options(self.attention)
+        unknown = sorted(k for k in (self.model_extra or {}) if k not in allowed)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}: neither trial-config keys nor options of attention "
+                             f"{self.attention!r} (its options: {sorted(allowed) or 'none'})")
         given = [k for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None]
         bad = [k for k in given if k not in allowed]
         if bad:
@@ -80,8 +87,10 @@ class TrialConfig(BaseModel):
         return self
 
     def attention_kwargs(self) -> dict[str, Any]:
-        """The attention options that are set, as keyword arguments for ``build_attention``."""
-        return {k: getattr(self, k) for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None}
+        """The attention options that are set (flat keys and a user module's own), as keyword
+        arguments for ``build_attention``."""
+        own = {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+        return {k: getattr(self, k) for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None} | own
 
     def variant_key(self) -> str:
         """Stable short id of the variant (all keys but the seed)."""

@@ -130,12 +130,22 @@ class CostReport:
     latency_threads: int
     latency_device: str
     attention_flops_by_module: dict[str, int] = field(default_factory=dict)
+    #: ops fvcore has no handle for (counted zero), by name, with how often they ran: a user's
+    #: module may use ops ours do not; a reader must see that part of the count is missing
+    uncounted: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """The flat figures of the contract (no per-module breakdown)."""
+        """The flat figures of the contract (no per-module breakdown); ``uncounted_ops`` as text
+        (``op xN, ...``, empty when every op was counted)."""
         out = asdict(self)
         out.pop("attention_flops_by_module")
+        out["uncounted_ops"] = uncounted_text(out.pop("uncounted"))
         return out
+
+
+def uncounted_text(ops: dict[str, int]) -> str:
+    """``aten::erf x4, aten::cumsum x2`` (empty for none)."""
+    return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
 
 
 @contextmanager
@@ -219,6 +229,7 @@ def profile_model(
             latency_threads=n_threads,
             latency_device=str(torch.device(device)),
             attention_flops_by_module=flops_by_attention,
+            uncounted=dict(analysis.unsupported_ops()),
         )
         if latency:
             target = torch.device(device)

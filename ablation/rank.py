@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 from scipy import stats
 
-from .aggregate import ATTENTION_FACTORS, CONFIDENCE, cell_text, config_columns, reported_metric
+from .aggregate import CONFIDENCE, cell_text, config_columns, is_attention_factor, reported_metric
 
 #: (column, direction, name) of every objective; latency only when measured for all variants.
 OBJECTIVES: tuple[tuple[str, str, str], ...] = (
@@ -149,7 +149,7 @@ def importance(study: optuna.Study, factors: list[str], targets: dict[str, int])
 
 def setting_columns(results: pd.DataFrame) -> list[str]:
     """Config columns that must match between a variant and its no-attention baseline."""
-    return [c for c in config_columns(results) if c not in ATTENTION_FACTORS and c != "seed"]
+    return [c for c in config_columns(results) if not is_attention_factor(c) and c != "seed"]
 
 
 def deltas(variants: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import Optional, Union
 import pandas as pd
 
 from . import plots
-from .aggregate import ATTENTION_FACTORS, aggregate, cell_text, collapsed_mask, factors, reported_metric
+from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
 from .calibrate import LATENCY_FILE, read_latency, with_latency
 from .collapse import RULE
 from .epochs import EPOCHS_FILE, read_epochs
@@ -243,7 +243,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
              "from seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."),
         Table(_variant_table(ranking, reading)),
     ]
-    effect_factors = [f for f in varying if f in ATTENTION_FACTORS]
+    blocks += _uncounted_blocks(results)
+    effect_factors = [f for f in varying if is_attention_factor(f)]
     for factor, table in factor_tables(variants, ranking.deltas, varying, acc).items():
         blocks += [Heading(f"Ablation: {factor}"), Table(table)]
     if effect_factors:
@@ -266,6 +267,21 @@ def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool
                        "(per-epoch figures of every trial are in epochs.csv)."))
     return blocks + [Figure("training_curves.png", "Val top-1 and training loss by epoch (mean over seeds, band: min-max)",
                             plots.to_png(plots.training_curves(epochs, labels)))]
+
+
+def _uncounted_blocks(results: pd.DataFrame) -> list[Block]:
+    """Variants whose FLOPs miss ops fvcore has no handle for (a user's module may use them)."""
+    if "uncounted_ops" not in results:
+        return []
+    done = results[(results["status"] == "completed") & results["uncounted_ops"].fillna("").astype(str).ne("")]
+    if done.empty:
+        return []
+    table = done.drop_duplicates("variant")[["backbone", "attention", "uncounted_ops"]].rename(
+        columns={"uncounted_ops": "ops counted as 0 FLOPs (times run)"})
+    return [Heading("FLOPs not counted"),
+            Para("Warning: fvcore has no FLOP handle for these operations, so the FLOPs of these variants leave "
+                 "them out (counted 0): their FLOP figures are lower bounds."),
+            Table(table.reset_index(drop=True))]
 
 
 def _collapsed(results: pd.DataFrame) -> list[Block]:

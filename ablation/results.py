@@ -24,7 +24,7 @@ RESULTS_FILE = "results.csv"
 SWEEP_FILE = "sweep.json"
 ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
 CONFIG_COLUMNS: tuple[str, ...] = (
-    "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
+    "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse", "norm", "gate",
     "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "seed",
 )
 #: Facts about a trial's data and machine (from its last report): not part of the variant.
@@ -34,12 +34,12 @@ TRIAL_INFO_COLUMNS: tuple[str, ...] = (
 METRIC_COLUMNS: tuple[str, ...] = (
     "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
     "best_top1", "best_epoch", "params", "flops", "attention_params", "attention_flops", "latency_ms",
-    "train_time_s", "images_per_s", *TRIAL_INFO_COLUMNS,
+    "uncounted_ops", "train_time_s", "images_per_s", *TRIAL_INFO_COLUMNS,
 )
 #: Metrics taken from a trial's last report (the rest are derived from its whole history).
 LAST_METRICS: tuple[str, ...] = (
     "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
-    "attention_params", "attention_flops", "latency_ms", *TRIAL_INFO_COLUMNS,
+    "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *TRIAL_INFO_COLUMNS,
 )
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
 #: Keys of a trial config that say where or how a trial ran, never what was ablated.
@@ -162,6 +162,7 @@ def results_table(records: Iterable[TrialRecord]) -> pd.DataFrame:
         if c not in fixed and c not in NOT_VARIANT_COLUMNS and c in frame
         and frame[c].astype(str).nunique() > 1
     ]
+    extra += sorted(c for c in frame if c not in fixed and c not in TrialConfig.model_fields)  # a user module's options
     columns = [*ID_COLUMNS, *extra, *CONFIG_COLUMNS, *METRIC_COLUMNS]
     frame = frame.reindex(columns=columns)
     if len(frame):

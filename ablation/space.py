@@ -139,7 +139,26 @@ def applicable(point: dict[str, Any]) -> dict[str, Any]:
     from .attention import attention_options
 
     allowed = attention_options(point.get("attention", "none"))
-    return {k: v for k, v in point.items() if k not in ATTENTION_OPTION_KEYS or k in allowed}
+    return {k: v for k, v in point.items() if not _is_option(k) or k in allowed}
+
+
+def _is_option(key: str) -> bool:
+    """An attention option: one of ours, or a key that is no trial-config field (a user module's)."""
+    return key in ATTENTION_OPTION_KEYS or key not in TrialConfig.model_fields
+
+
+def _option_keys(attentions: list[Any]) -> set[str]:
+    """Options taken by any of ``attentions`` (names that do not resolve take none here: they
+    are reported by the attention check)."""
+    from .attention import attention_options
+
+    keys: set[str] = set()
+    for name in attentions:
+        try:
+            keys |= attention_options(name)
+        except (ConfigError, TypeError):
+            continue
+    return keys
 
 
 def trial_config(point: dict[str, Any]) -> TrialConfig:
@@ -234,7 +253,7 @@ def _pydantic_message(exc: ValidationError, prefix: str = "", allowed: Optional[
     return f"{path}: {msg} (got {err.get('input')!r})" if err["type"] != "value_error" else f"{path}: {msg}"
 
 
-def _grid_blocks(grid: Any, required: bool = True) -> list[dict[str, list[Any]]]:
+def _grid_blocks(grid: Any, required: bool = True, base_attention: Any = "none") -> list[dict[str, list[Any]]]:
     """The grid as a list of blocks (a single mapping is one block), checked for shape."""
     if grid is None:
         if required:
@@ -247,8 +266,10 @@ def _grid_blocks(grid: Any, required: bool = True) -> list[dict[str, list[Any]]]
         prefix = _block_path(grid, i)
         if not isinstance(block, dict) or not block:
             raise ConfigError(f"{prefix}: expected a non-empty mapping of key -> list of values")
+        attentions = block.get("attention") if isinstance(block.get("attention"), list) else [base_attention]
+        options = _option_keys(attentions)
         for key, values in block.items():
-            if key not in SPACE_KEYS:
+            if key not in SPACE_KEYS and key not in options:
                 raise ConfigError(f"{prefix}.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
             if not isinstance(values, list):
                 raise ConfigError(f"{prefix}.{key}: expected a list of values, got {values!r}")
@@ -267,8 +288,12 @@ def _block_path(grid: Any, i: int) -> str:
 
 def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     """Validate ``spec`` and return its unique full config dicts (grid) or corners (sample)."""
+    base_attention = spec.base.get("attention", "none")
+    grid_attentions = [a for b in (spec.grid if isinstance(spec.grid, list) else [spec.grid])
+                       if isinstance(b, dict) and isinstance(b.get("attention"), list) for a in b["attention"]]
+    base_options = _option_keys([base_attention, *grid_attentions])
     for key in spec.base:
-        if key not in SPACE_KEYS:
+        if key not in SPACE_KEYS and key not in base_options:
             raise ConfigError(f"base.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
     base = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
     base_paths = {k: f"base.{k}" for k in spec.base}
@@ -277,7 +302,7 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
             raise ConfigError("grid and sample are alternatives: cross axes with grid, or sample ranges with sample")
         blocks, paths = _sample_blocks(spec.sample)
     else:
-        blocks = _grid_blocks(spec.grid)
+        blocks = _grid_blocks(spec.grid, base_attention=base_attention)
         paths = [_block_path(spec.grid, i) for i in range(len(blocks))]
     points: dict[str, dict[str, Any]] = {}
     for block, prefix in zip(blocks, paths):
@@ -310,8 +335,13 @@ def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], pre
     for j, name in enumerate(attentions):
         if not isinstance(name, str) or name not in _attention_names():
             where = f"{prefix}.attention[{j}]" if "attention" in block else base_paths.get("attention", "base.attention")
-            raise ConfigError(f"{where}: unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}")
-    for key in ATTENTION_OPTION_KEYS:
+            try:
+                attention_options(name)  # an import path or an entry point: loaded and checked here
+            except (ConfigError, TypeError) as exc:
+                message = str(exc) if isinstance(name, str) and ":" in name else \
+                    f"unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}, or an import path 'package.module:Class'"
+                raise ConfigError(f"{where}: {message}") from None
+    for key in _all_option_keys(base, block):
         values = block.get(key, [base[key]] if base.get(key) is not None else [])
         takers = [a for a in attentions if key in attention_options(a)]
         for j, value in enumerate(values):
@@ -327,12 +357,17 @@ def _check_options_used(base: dict, base_paths: dict, block: dict[str, list[Any]
     from .attention import ATTENTIONS, attention_options
 
     attentions = block.get("attention", [base.get("attention", "none")])
-    for key in ATTENTION_OPTION_KEYS:
+    for key in _all_option_keys(base, block):
         given = key in block or base.get(key) is not None
         if given and not any(key in attention_options(a) for a in attentions):
             where = f"{prefix}.{key}" if key in block else base_paths[key]
             takers = sorted(a for a in ATTENTIONS if key in attention_options(a))
             raise ConfigError(f"{where}: no attention here takes {key!r} (got {sorted(set(attentions))}); modules that take it: {takers}")
+
+
+def _all_option_keys(base: dict, block: dict) -> list[str]:
+    """Our option keys and every other non-field key the base or the block sets."""
+    return [*ATTENTION_OPTION_KEYS, *sorted({k for k in (*base, *block) if k not in TrialConfig.model_fields})]
 
 
 @lru_cache(maxsize=1)
@@ -345,12 +380,17 @@ def _attention_names() -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def _option_error_cached(name: str, key: str, value: Any) -> Optional[str]:
-    from .attention import build_attention
+    from .attention import ATTENTIONS, build_attention
+    from .attention.registry import check_shape
 
     try:
         build_attention(name, 16, **{key: value})
+        if ATTENTIONS[name].external:  # a user's module: one forward pass with this option
+            check_shape(name, ATTENTIONS[name].factory, {key: value})
     except (ValueError, TypeError) as exc:
         return str(exc) if name in str(exc) else f"{name}: {exc}"
+    except Exception as exc:  # a user's module may raise anything
+        return f"{name} with {key}={value!r}: {type(exc).__name__}: {exc}"
     return None
 
 
@@ -387,10 +427,8 @@ def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]]
     from .models import validate_model_args
 
     try:
-        validate_model_args(backbone, position, list(stages) if stages is not None else None)
+        validate_model_args(backbone, position, list(stages) if stages is not None else None, width_mult)
     except ValueError as exc:
         return str(exc)
-    if backbone != "mobilenet_v2" and width_mult != 1.0:
-        return f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}"
     return None
 

@@ -227,9 +227,10 @@ def _probe_gcs(address: str) -> None:
                             f"({lines[-1] if lines else 'no answer'})") from None
 
 
-def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:
-    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local Ray sized to the
-    machine. Returns True when this call started Ray (the caller shuts it down)."""
+def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None) -> bool:
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``; ``auto`` finds one started on this
+    machine), or else start a private local Ray sized to the machine, whatever other Ray runs
+    here. Returns True when this call started or joined Ray (the caller shuts it down)."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -237,7 +238,7 @@ def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:
         _check_reachable(address)
     if ray.is_initialized():
         return False
-    runtime_env = {"env_vars": env_vars} if env_vars else None
+    runtime_env = runtime_env or None
     if address:
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
@@ -247,9 +248,26 @@ def connect(address: Optional[str], env_vars: dict[str, str]) -> bool:
         return True
     import torch
 
-    ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), include_dashboard=False,
-             log_to_driver=False, runtime_env=runtime_env)
+    # address="local": a private Ray, even beside a cluster that `ray start` runs (or left behind
+    # in /tmp/ray/ray_current_cluster) on this machine; joining one happens only when asked
+    ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(),
+             include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     return True
+
+
+def _runtime_env(space: SearchSpace) -> dict[str, Any]:
+    """What every Ray worker needs from the driver: ``$ABLATION_DATA_DIR``, and users' modules
+    that live in local directories (``ablation.user_code``)."""
+    from .user_code import import_paths, local_modules
+
+    env: dict[str, Any] = {}
+    env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
+    if env_vars:
+        env["env_vars"] = env_vars
+    modules = local_modules(import_paths(space.dump()))
+    if modules:
+        env["py_modules"] = modules
+    return env
 
 
 def _sweep_info(run_dir: Path) -> dict[str, Any]:
@@ -286,13 +304,13 @@ def run_sweep(
                           f"{space.source or space.name}; restore that file or use --storage DIR")
     if check_files and not (address or os.environ.get("RAY_ADDRESS")):
         check_data(space)
-    env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
+    runtime_env = _runtime_env(space)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD_S)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)  # "no metrics yet" noise
     # Tune snapshots its state after every checkpoint (num_to_keep=1), which is what resume needs.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started_ray = connect(address, env_vars)
+    started_ray = connect(address, runtime_env)
     start = time.time()
     info = {
         "name": space.name, "description": space.spec.description, "space": space.dump(),

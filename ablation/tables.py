@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from .aggregate import ATTENTION_FACTORS, cell_text
+from .aggregate import cell_text, is_attention_factor
 
 
 def short_label(label: str, backbone: str) -> str:
@@ -93,7 +93,7 @@ def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[st
     ordered by backbone and factor value."""
     by_variant = {r["variant"]: r for _, r in deltas.iterrows()} if not deltas.empty else {}
     tables = {}
-    for factor in [f for f in factors if f in ATTENTION_FACTORS]:
+    for factor in [f for f in factors if is_attention_factor(f)]:
         applies = variants[(variants["attention"] == "none") | variants[factor].map(cell_text).ne("-")]
         rows = []
         for _, v in applies.sort_values(["backbone", factor], key=lambda s: s.map(cell_text)).iterrows():

@@ -53,7 +53,7 @@ def main() -> None:
     from ablation.space import parse_space
     from ablation.sweep import run_sweep
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     tables = {}
     try:
         for scheduler in ("none", "asha"):

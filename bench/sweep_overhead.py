@@ -67,7 +67,7 @@ def under_tune(space, storage: Path) -> tuple[float, float, list[float]]:
     from ablation.sweep import run_sweep
 
     start = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     startup = time.perf_counter() - start
     try:
         start = time.perf_counter()

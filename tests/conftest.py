@@ -17,7 +17,7 @@ def local_ray(tmp_path_factory):
     ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FAKE_TRIAL_LOG", str(log))  # inherited by Ray's workers
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield log
     ray.shutdown()
 

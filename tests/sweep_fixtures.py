@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ablation.provenance import environment
 from ablation.space import parse_space
 
 TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
@@ -61,7 +62,8 @@ def fake_trial(cfg, report=None, resume_from=None):
         metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
                    "top1": 90.0 - 10 * (cfg.kernel_size or 0) + epoch + cfg.lr, "top5": 100.0,
                    "epoch_time_s": 0.01, "images_per_s": 1000.0, "lr": cfg.lr, "params": 1, "flops": 1,
-                   "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1}
+                   "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1,
+                   **environment(torch.device("cpu"))}
         with tempfile.TemporaryDirectory() as d:
             Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
             report(metrics, d)

@@ -38,6 +38,25 @@ def test_no_unsupported_ops_and_attention_flops_counted(backbone, attention):
             assert set(report.attention_flops_by_module) == set(attention_modules(model))
 
 
+@pytest.mark.parametrize("options", [{"branches": "hwcs", "norm": "bn", "gate": "2sigmoid"},
+                                     {"branches": "hws", "fuse": "mean", "pool": "avgmax"}])
+def test_sca_readings_counted_in_full(options):
+    """The s branch, gate BatchNorm and the 2 x sigmoid scale all have FLOP handles: each adds
+    its elementwise work to the count (a handle missing would count it zero)."""
+    plain = build_model("resnet20", "sca", num_classes=10, small_input=True, branches="hw")
+    model = build_model("resnet20", "sca", num_classes=10, small_input=True, **options)
+    assert unsupported_ops(model, 16) == {}
+    base, more = (profile_model(m, 16, latency=False).attention_flops for m in (plain, model))
+    sizes = []  # elements of every map SCA gates: the s gate multiplies each of them once more
+    hooks = [m.register_forward_hook(lambda mod, i, o: sizes.append(i[0].numel()))
+             for m in model.modules() if type(m).__name__ == "SCA"]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 16, 16))
+    for h in hooks:
+        h.remove()
+    assert more - base >= sum(sizes) > 0
+
+
 def test_imagenet_stem_ops_supported():
     assert unsupported_ops(build_model("resnet50", "triplet", stages=[4]), 64) == {}
 

@@ -206,3 +206,18 @@ def test_models_match_eager_where_sca_gates_in_place(backbone, size):
             module.forward = module.forward_eager
         with torch.no_grad():
             torch.testing.assert_close(fast, model(x), rtol=1e-5, atol=1e-6, msg=position)
+
+
+@needs_compiler
+@pytest.mark.parametrize("options", [{"branches": "hws"}, {"norm": "bn"}, {"gate": "2sigmoid"}])
+def test_readings_the_kernel_does_not_compute_fall_back_to_eager(monkeypatch, options):
+    """Branch s, gate BatchNorm and 2 x sigmoid gates are not in the fused kernel: on the
+    fused-sca path such a module runs its eager ops (and says so through ``kernel_ok``)."""
+    calls = []
+    monkeypatch.setattr(sca_kernel, "forward", lambda *a, **k: calls.append(1))
+    module = random_sca(16, **options)
+    assert module.fused and not module.kernel_ok
+    x = torch.randn(2, 16, 6, 6)
+    with torch.inference_mode():
+        torch.testing.assert_close(module(x), module.forward_eager(x))
+    assert not calls

@@ -50,4 +50,4 @@ def cbam(channels: int, reduction: int = 16, kernel_size: int = 7) -> nn.Module:
 
 register("coord", options=("reduction",))(CoordAttention)
 register("triplet", options=("kernel_size",))(TripletAttention)
-register("sca", options=("kernel_size", "branches", "pool", "fuse"))(SCA)
+register("sca", options=("kernel_size", "branches", "pool", "fuse", "norm", "gate"))(SCA)

@@ -7,7 +7,10 @@ convolution over the pooled map:
 - ``h``: pool over W to a (C, H) plane, one single-channel k x k conv over that plane
   (neighbouring channels and rows interact), sigmoid: a (C, H, 1) gate;
 - ``w``: the same over (C, W): a (C, 1, W) gate;
-- ``c``: global pool to C values, a 1-D conv of size k along channels: a (C, 1, 1) gate.
+- ``c``: global pool to C values, a 1-D conv of size k along channels: a (C, 1, 1) gate
+  (a 2D global pooling, which the paper's abstract criticises);
+- ``s``: pool over channels to an (H, W) plane, one k x k conv over it: a (1, H, W) gate (the
+  third branch of Triplet Attention, CBAM's spatial gate).
 
 The pooled (C, L) plane is convolved as an (L, C) image (its transpose: channels along the
 image width), which is the same family of k x k kernels and runs several times faster on CPU
@@ -16,9 +19,12 @@ By default every forward pass runs the eager PyTorch ops below, like every peer 
 fused CPU inference kernel (``sca_kernel``, reads the map once) runs only where the
 ``fused-sca`` execution path turns it on (``ablation.execution``), so that a comparison with
 peers on plain PyTorch ops is never made unawares.
-Gates are fused by product (``mul``) or mean (``mean``). Parameters per insertion:
-``P*k*k`` for each of ``h``/``w`` plus ``P*k`` for ``c`` (``P`` = 2 planes for ``avgmax``,
-else 1), independent of C: 21 with the defaults (k=3, avg).
+Each gate is ``sigmoid`` or ``2sigmoid`` (``gate``: twice the sigmoid, so that a gate starts near
+1 and a block near identity, as NFNets scale their SE gates), optionally after BatchNorm on its
+convolution's output (``norm: bn``, as Triplet Attention does), and the gates are fused by
+product (``mul``, as Coordinate Attention) or mean (``mean``, as Triplet Attention).
+Parameters per insertion: ``P*k*k`` for each of ``h``/``w``/``s`` plus ``P*k`` for ``c`` (``P`` =
+2 planes for ``avgmax``, else 1), plus 2 per branch with ``norm: bn``, independent of C.
 """
 from __future__ import annotations
 
@@ -31,17 +37,19 @@ from ..errors import ConfigError
 from . import sca_kernel
 from .options import check_choice, check_kernel
 
-BRANCHES = "hwc"
+BRANCHES = "hwcs"
 POOLS = ("avg", "max", "avgmax")
 FUSES = ("mul", "mean")
+NORMS = ("none", "bn")
+GATES = ("sigmoid", "2sigmoid")
 
 
 def check_branches(branches: object) -> str:
-    """A non-empty string of distinct letters from ``hwc``, returned in canonical order."""
+    """A non-empty string of distinct letters from ``hwcs``, returned in canonical order."""
     if not isinstance(branches, str) or not branches or set(branches) - set(BRANCHES) or len(set(branches)) != len(branches):
         raise ConfigError(
             f"sca: branches must be a non-empty string of distinct letters from {BRANCHES!r} "
-            f"(e.g. 'hwc', 'hw', 'c'), got {branches!r}"
+            f"(e.g. 'hwc', 'hws', 'hw', 'c'), got {branches!r}"
         )
     return "".join(b for b in BRANCHES if b in branches)
 
@@ -59,13 +67,16 @@ class SCA(nn.Module):
     """
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avg", fuse: str = "mul"
+        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avg", fuse: str = "mul",
+        norm: str = "none", gate: str = "sigmoid",
     ) -> None:
         super().__init__()
         k = check_kernel("sca", kernel_size)
         self.branches = check_branches(branches)
         self.pool = check_choice("sca", "pool", pool, POOLS)
         self.fuse = check_choice("sca", "fuse", fuse, FUSES)
+        self.norm = check_choice("sca", "norm", norm, NORMS)
+        self.gate = check_choice("sca", "gate", gate, GATES)
         self.kernel_size = k
         self.fused = False
         self.inplace = False
@@ -73,6 +84,11 @@ class SCA(nn.Module):
         self.conv_h = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "h" in self.branches else None
         self.conv_w = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "w" in self.branches else None
         self.conv_c = nn.Conv1d(planes, 1, k, padding=k // 2, bias=False) if "c" in self.branches else None
+        self.conv_s = nn.Conv2d(planes, 1, k, padding=k // 2, bias=False) if "s" in self.branches else None
+        bn = {"h": nn.BatchNorm2d, "w": nn.BatchNorm2d, "c": nn.BatchNorm1d, "s": nn.BatchNorm2d}
+        self.norms = nn.ModuleDict({b: bn[b](1) for b in self.branches}) if self.norm == "bn" else None
+        # the fused kernel computes plain sigmoid gates of h, w and c only
+        self.kernel_ok = self.norm == "none" and self.gate == "sigmoid" and "s" not in self.branches
 
     @staticmethod
     def _mean(x: Tensor, dim) -> Tensor:
@@ -98,11 +114,18 @@ class SCA(nn.Module):
         """(N, C[, L]) maps as P input planes (N, P, C[, L])."""
         return maps[0].unsqueeze(1) if len(maps) == 1 else torch.stack(maps, 1)
 
-    def _plane_gate(self, conv: nn.Conv2d, maps: list[Tensor], dims: tuple[int, ...]) -> Tensor:
-        """Sigmoid of the k x k conv over the pooled plane taken as a (L, C) image, permuted by
+    def _activate(self, branch: str, z: Tensor) -> Tensor:
+        """A branch's conv output to its gate: optional BatchNorm, then sigmoid or 2 x sigmoid."""
+        if self.norms is not None:
+            z = self.norms[branch](z)
+        g = torch.sigmoid(z)
+        return g * 2.0 if self.gate == "2sigmoid" else g
+
+    def _plane_gate(self, branch: str, conv: nn.Conv2d, maps: list[Tensor], dims: tuple[int, ...]) -> Tensor:
+        """Gate of the k x k conv over the pooled plane taken as a (L, C) image, permuted by
         ``dims`` into a gate; made contiguous (a small copy) because strided gates slow the
         full-size multiply several times over."""
-        return torch.sigmoid(conv(self._stack(maps).transpose(2, 3))).permute(dims).contiguous()
+        return self._activate(branch, conv(self._stack(maps).transpose(2, 3))).permute(dims).contiguous()
 
     def _conv_weights(self) -> list[Optional[Tensor]]:
         """Weights of conv_h, conv_w, conv_c (None where absent), read from the registries:
@@ -112,7 +135,7 @@ class SCA(nn.Module):
                 for name in ("conv_h", "conv_w", "conv_c")]
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.fused:
+        if not (self.fused and self.kernel_ok):
             return self.forward_eager(x)
         weights = self._conv_weights()
         if sca_kernel.applies(x, weights):
@@ -126,20 +149,22 @@ class SCA(nn.Module):
         maps: list[Tensor] = []
         if self.conv_h is not None:
             maps = self._pool(x, 3)
-            gates.append(self._plane_gate(self.conv_h, maps, (0, 3, 2, 1)))
+            gates.append(self._plane_gate("h", self.conv_h, maps, (0, 3, 2, 1)))
         if self.conv_w is not None:
             along_h = self._pool(x, 2)
             maps = maps or along_h
-            gates.append(self._plane_gate(self.conv_w, along_h, (0, 3, 1, 2)))
+            gates.append(self._plane_gate("w", self.conv_w, along_h, (0, 3, 1, 2)))
+        if self.conv_s is not None:
+            gates.append(self._activate("s", self.conv_s(self._stack(self._pool(x, 1)))))  # (N, 1, H, W)
         if self.conv_c is not None:
             pooled = self._global(maps) if maps else self._pool(x, (2, 3))
-            gates.append(torch.sigmoid(self.conv_c(self._stack(pooled))).view(n, c, 1, 1))
+            gates.append(self._activate("c", self.conv_c(self._stack(pooled))).view(n, c, 1, 1))
         return self._gate(x, gates)
 
     def _gate(self, x: Tensor, gates: list[Tensor]) -> Tensor:
-        """Fuse the gates and gate ``x`` in at most two full-size passes: the small channel gate
-        is folded into another gate first, and the second spatial gate is applied in place
-        (a fresh full-size temporary costs more than the multiply on CPU)."""
+        """Fuse the gates and gate ``x`` in as few full-size passes as the gates allow: the small
+        channel gate (last) is folded into another gate first, and further gates are applied in
+        place (a fresh full-size temporary costs more than the multiply on CPU)."""
         mul = self.fuse == "mul"
         count = len(gates)
         if self.conv_c is not None and count > 1:
@@ -150,5 +175,11 @@ class SCA(nn.Module):
         if len(gates) == 1:
             return x * gates[0]
         if mul:
-            return (x * gates[0]).mul_(gates[1])
-        return (gates[0] + gates[1]).mul_(x)
+            out = x * gates[0]
+            for g in gates[1:]:
+                out = out.mul_(g)
+            return out
+        total = gates[0] + gates[1]
+        for g in gates[2:]:
+            total = total.add_(g)
+        return total.mul_(x)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, Optional
 
 from ..errors import ConfigError
@@ -21,13 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import BACKBONES
 
     parser.add_argument("--backbone", default="resnet50", help=f"one of {', '.join(BACKBONES)} (default resnet50)")
-    parser.add_argument("--attention", default="none", help="attention module (default none)")
+    parser.add_argument("--attention", default="none",
+                        help="attention module (default none): a name (see `ablate list`) or an import path "
+                             "package.module:Class of your own")
     parser.add_argument("--position", default="standard", help="where in each block (default standard)")
     parser.add_argument("--stages", type=_stages, help="comma-separated stages that get attention (default all)")
     parser.add_argument("--kernel-size", type=int, help="attention kernel size")
     parser.add_argument("--branches", help="sca branches, letters from hwc")
     parser.add_argument("--pool", help="sca pooling: avg, max or avgmax")
     parser.add_argument("--fuse", help="sca gate fusion: mul or mean")
+    parser.add_argument("--norm", help="sca gate normalisation: none or bn")
+    parser.add_argument("--gate", help="sca gate: sigmoid or 2sigmoid")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of your own module (repeatable; values read as YAML)")
     parser.add_argument("--reduction", type=int, help="channel reduction (se, cbam, coord)")
     parser.add_argument("--width-mult", type=float, default=1.0, help="MobileNetV2 width multiplier")
     parser.add_argument("--small-input", action="store_true", help="stem for 28-32 px images")
@@ -46,8 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    given = {k: getattr(args, k) for k in ("kernel_size", "branches", "pool", "fuse", "reduction")}
-    return {k: v for k, v in given.items() if v is not None}
+    from ..config import parse_overrides
+
+    given = {k: getattr(args, k) for k in ("kernel_size", "branches", "pool", "fuse", "norm", "gate", "reduction")}
+    try:
+        own = parse_overrides(args.option)
+    except ValueError as exc:
+        raise ConfigError(f"--option: {exc}") from None
+    return {k: v for k, v in given.items() if v is not None} | own
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     figures = {"backbone": args.backbone, "attention": args.attention, "position": args.position,
                **_options(args), "input_size": args.input_size, **report.as_dict(),
                "latency_path": args.path}
+    if report.uncounted:
+        print(f"warning: fvcore has no FLOP handle for {report.as_dict()['uncounted_ops']}: those ops are counted "
+              f"as 0 FLOPs, so the FLOPs above are a lower bound", file=sys.stderr)
     if args.json:
         print(json.dumps({**figures, "attention_flops_by_module": report.attention_flops_by_module}, indent=2))
     else:

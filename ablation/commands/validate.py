@@ -121,7 +121,7 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
         table.add_column("fwd FLOPs", justify="right")
         table.add_column("train FLOPs", justify="right")
     for i, cfg in enumerate(configs):
-        cells = [str(i)] + [_cell(getattr(cfg, k)) for k in keys + fixed]
+        cells = [str(i)] + [_cell(getattr(cfg, k, None)) for k in keys + fixed]
         if costs is not None:
             cells += [_si(costs[i]["forward_flops"]), _si(costs[i]["train_flops"])]
         table.add_row(*cells)

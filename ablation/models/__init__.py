@@ -2,7 +2,8 @@
 
 ``build_model(backbone, attention, position, stages, ...)`` builds a torchvision ResNet or
 MobileNetV2 and places ``build_attention(attention, channels, **options)`` at ``position`` in
-every block of the chosen ``stages`` (1-based; default all).
+every block of the chosen ``stages`` (1-based; default all). A backbone given as an import path
+(``my_pkg.nets:build``) is the user's own: it places the attention itself (``external.py``).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from ..attention import build_attention
+from ..attention.external import is_import_path
 from ..errors import ConfigError
 from . import mobilenet, resnet
+from .external import build_external, check_arguments
 
 BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
 
@@ -29,10 +32,17 @@ def valid_stages(backbone: str, position: str) -> list[int]:
     return list(range(1, resnet.num_stages(backbone) + 1))
 
 
-def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[int]]) -> None:
-    """Raise ``ConfigError`` naming the valid values when backbone, position or stages do not exist."""
+def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[int]], width_mult: float = 1.0) -> None:
+    """Raise ``ConfigError`` naming the valid values when backbone, position or stages do not exist
+    (for a user's backbone: when it cannot be loaded or does not take them)."""
+    if isinstance(backbone, str) and is_import_path(backbone):
+        check_arguments(backbone, {"position": position, "stages": stages, "width_mult": width_mult})
+        return
+    if backbone != "mobilenet_v2" and width_mult != 1.0:
+        raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
     if backbone not in BACKBONES:
-        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}")
+        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, or an import path "
+                          f"'package.module:build' of your own")
     if position not in positions(backbone):
         raise ConfigError(f"position {position!r} does not exist in {backbone}; allowed: {list(positions(backbone))}")
     if stages is None:
@@ -61,9 +71,8 @@ def build_model(
     **attention_options: Any,
 ) -> nn.Module:
     """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all)."""
-    validate_model_args(backbone, position, stages)
-    if backbone != "mobilenet_v2" and width_mult != 1.0:
-        raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
+    validate_model_args(backbone, position, stages, width_mult)
+    external = is_import_path(backbone)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
     build_attention(attention, 8, **attention_options)  # fail on bad options before building
@@ -71,6 +80,8 @@ def build_model(
     def make(channels: int) -> nn.Module:
         return build_attention(attention, channels, **attention_options)
 
+    if external:
+        return build_external(backbone, make, num_classes, in_channels, small_input, width_mult, position, stages)
     chosen = list(stages) if stages is not None else valid_stages(backbone, position)
     if backbone == "mobilenet_v2":
         model = mobilenet.build_mobilenet(num_classes, in_channels, small_input, width_mult)
