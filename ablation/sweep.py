@@ -223,8 +223,10 @@ def _probe_gcs(address: str) -> None:
                             f"6379 by default)") from None
     if probe.returncode != 0:
         lines = [ln for ln in probe.stderr.splitlines() if ln.strip()]
+        hint = (" (it uses token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN "
+                "or ~/.ray/auth_token)" if any("InvalidAuthToken" in ln for ln in lines) else "")
         raise AblationError(f"--address {address}: cannot join the Ray head there "
-                            f"({lines[-1] if lines else 'no answer'})") from None
+                            f"({lines[-1] if lines else 'no answer'}){hint}") from None
 
 
 def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None) -> bool:
@@ -244,7 +246,8 @@ def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise AblationError(f"--address {address}: cannot join the Ray cluster ({exc}). If it uses token "
-                                f"authentication, set RAY_AUTH_TOKEN as on the cluster") from None
+                                f"authentication (`ray start --head` turns it on), set RAY_AUTH_MODE=token and "
+                                f"the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
         return True
     import torch
 

@@ -86,7 +86,8 @@ def _sweep(tmp_path: Path, folder: str, *address: str) -> pd.DataFrame:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS), space=SPEC))
     storage = tmp_path / ("joined" if address else "private")
-    done = subprocess.run([sys.executable, str(script), str(storage), *address], env=_env(folder),
+    env = _env(folder) | ({"RAY_AUTH_MODE": "token"} if address else {})  # `ray start --head` turned token auth on
+    done = subprocess.run([sys.executable, str(script), str(storage), *address], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "COUNTS {'completed': 2}" in done.stdout
@@ -121,7 +122,7 @@ def test_beside_a_running_ray_start_cluster_private_unless_asked(tmp_path, ray_t
     head = subprocess.run(
         [sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
                                "print(ray.get_runtime_context().get_node_id()[:12])", f"127.0.0.1:{port}"],
-        env=_env(ray_tmp), capture_output=True, text=True, timeout=120)
+        env=_env(ray_tmp) | {"RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120)
     assert head.returncode == 0, head.stderr[-3000:]
     head_node = head.stdout.strip().splitlines()[-1]
     assert set(joined["ray_node"]) == {head_node}
