@@ -288,12 +288,17 @@ def run_sweep(
     trial_fn: Optional[TrialFn] = None,
     check_files: bool = True,
     verbose: int = 1,
+    log: tuple[str, ...] = (),
 ) -> SweepOutcome:
     """Run (or, with ``resume``, continue) the sweep of ``space``; returns where results are.
 
     Everything the user can get wrong is checked before Ray starts: the run directory, an
-    existing sweep there, the data set files (``check_files``, on this machine) and the address.
+    existing sweep there, the trackers in ``log`` (``ablation.tracking``), the data set files
+    (``check_files``, on this machine) and the address.
     """
+    from .tracking import parse_logs
+
+    logs = parse_logs(list(log))
 
     run_dir = prepare_run_dir(storage, space.name)
     space = _absolute_data_dir(space)
@@ -323,7 +328,7 @@ def run_sweep(
     }
     write_json(run_dir / SWEEP_FILE, info)  # the results callback keeps wall_time_s current
     try:
-        tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose)
+        tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose, logs)
         grid = tuner.fit()
         # Ray's saved state (interrupted trials are pending), corrected by the in-memory outcome:
         # a trial whose worker died on its last retry can be saved as RUNNING.
@@ -344,7 +349,8 @@ def run_sweep(
 
 
 def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], restore: bool,
-           max_concurrent: Optional[int], verbose: int) -> Any:
+           max_concurrent: Optional[int], verbose: int, logs: Optional[dict[str, str]] = None) -> Any:
+    from .tracking import callbacks as tracking_callbacks
 
     resources = space.spec.resources
     trainable = tune.with_resources(make_trainable(trial_fn), {"cpu": resources.cpu, "gpu": resources.gpu})
@@ -365,7 +371,8 @@ def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], resto
             name=space.name, storage_path=str(run_dir.parent), verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[ResultsCallback(run_dir)], progress_reporter=_reporter(space),
+            callbacks=[ResultsCallback(run_dir), *tracking_callbacks(logs or {}, run_dir, space.name)],
+            progress_reporter=_reporter(space),
         ),
     )
 

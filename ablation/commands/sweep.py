@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=None, metavar="N",
                         help="at most N trials at once (default: budget.max_concurrent, else as resources allow)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    parser.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                        help="also track in mlflow[=URI] (default store: sqlite:///RUN_DIR/mlflow.db) or tensorboard "
+                             "(event files in the trial folders); repeatable; needs pip install 'ablation[tracking]'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     space = load_space(args.space)
     outcome = run_sweep(space, storage=args.storage, address=args.address, resume=args.resume,
-                        max_concurrent=args.max_concurrent)
+                        max_concurrent=args.max_concurrent, log=tuple(args.log))
     counts = ", ".join(f"{n} {status}" for status, n in outcome.counts.items())
     print(f"sweep {space.name}: {counts} in {outcome.wall_time_s:.0f} s; results: {outcome.run_dir / 'results.csv'}")
     unfinished = outcome.counts.get("pending", 0) + outcome.counts.get("running", 0)
