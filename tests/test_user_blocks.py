@@ -199,3 +199,16 @@ two trials at once."""
     simam = table[table["attention"] == "my_blocks:SimAM"]
     assert sorted(simam["e_lambda"]) == [0.0001, 0.01] and simam["ray_node"].notna().all()
     assert set(simam["uncounted_ops"]) == {"aten::pow x9"}
+
+
+def test_report_lists_the_ops_counted_as_zero(tmp_path):
+    from ablation.report import write_report
+    from report_fixtures import study_rows, write_run
+
+    rows = study_rows(seeds=(0, 1))
+    for r in rows:
+        r["uncounted_ops"] = "aten::pow x9" if r["kernel_size"] == 5 else ""
+    md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
+    block = md[md.index("## FLOPs not counted"):]
+    assert "lower bounds" in block and "aten::pow x9" in block.split("##")[1]
+    assert block.split("##")[1].count("aten::pow x9") == 2  # the k=5 variant of each backbone, once
