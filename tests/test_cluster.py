@@ -82,16 +82,16 @@ def _env(folder: str) -> dict[str, str]:
     return env
 
 
-def _sweep(tmp_path: Path, folder: str, *address: str) -> pd.DataFrame:
+def _sweep(tmp_path: Path, folder: str, *address: str, spec: dict = SPEC) -> pd.DataFrame:
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(tests=str(TESTS), space=SPEC))
+    script.write_text(DRIVER.format(tests=str(TESTS), space=spec))
     storage = tmp_path / ("joined" if address else "private")
     env = _env(folder) | ({"RAY_AUTH_MODE": "token"} if address else {})  # `ray start --head` turned token auth on
     done = subprocess.run([sys.executable, str(script), str(storage), *address], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "COUNTS {'completed': 2}" in done.stdout
-    return pd.read_csv(storage / SPEC["name"] / "results.csv")
+    assert f"COUNTS {{'completed': {len(spec['grid']['seed'])}}}" in done.stdout
+    return pd.read_csv(storage / spec["name"] / "results.csv")
 
 
 def _free_port() -> int:
@@ -127,3 +127,77 @@ def test_beside_a_running_ray_start_cluster_private_unless_asked(tmp_path, ray_t
     head_node = head.stdout.strip().splitlines()[-1]
     assert set(joined["ray_node"]) == {head_node}
     assert head_node not in set(private["ray_node"])
+
+
+def _ray_start(folder: str, *args: str, role: str, **extra: str) -> None:
+    """`ray start` on the loopback address; ``extra`` environment reaches the node's workers."""
+    env = _env(folder) | {"RAY_AUTH_MODE": "token", "ABLATION_TEST_NODE": role, **extra}
+    done = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--node-ip-address=127.0.0.1",
+                           "--disable-usage-stats", *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _raylet_of(folder: str, socket_name: str) -> int:
+    for pid in _processes_of(folder):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(b"--raylet_socket_name=") and a.endswith(socket_name.encode()) for a in cmdline) and \
+                any(b"raylet" in Path(a.decode(errors="ignore")).name.encode() for a in cmdline[:1]):
+            return pid
+    raise AssertionError(f"no raylet with socket {socket_name}")
+
+
+NODES = ("import json, ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+         "print(json.dumps({n['NodeID'][:12]: n['RayletSocketName'] for n in ray.nodes() if n['Alive']}))")
+MULTI_SPEC = {"name": "nodes", "base": dict(TINY_BASE), "grid": {"seed": [0, 1, 2, 3]},
+              "budget": {"epochs": 3, "max_concurrent": 2, "max_failures": 1}, "resources": {"cpu": 1}}
+
+
+def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_result(tmp_path, ray_tmp):
+    """A head without CPUs and two worker nodes (`ray start`, loopback only, token auth). The raylet
+    of the node running seed 2 is SIGKILLed while that trial is paused at epoch 2: the trial is
+    retried on the other node from its epoch-1 checkpoint, every epoch runs once, and results.csv
+    equals that of the same sweep run again, uninterrupted, on the cluster."""
+    port = _free_port()
+    pause = tmp_path / "paused"  # workers get their environment from their node, not from the driver
+    _ray_start(ray_tmp, "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false", role="head")
+    for role in ("w1", "w2"):
+        _ray_start(ray_tmp, f"--address=127.0.0.1:{port}", "--num-cpus=1", role=role, FAKE_TRIAL_PAUSE=str(pause))
+    env = _env(ray_tmp) | {"RAY_AUTH_MODE": "token", "ABLATION_CONNECT_TIMEOUT_S": "120"}
+    listed = subprocess.run([sys.executable, "-c", NODES, f"127.0.0.1:{port}"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    import json
+
+    sockets = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert len(sockets) == 3
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(tests=str(TESTS), space=MULTI_SPEC))
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), f"127.0.0.1:{port}"],
+                              env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not pause.exists():
+            assert driver.poll() is None and time.time() < deadline, driver.stderr.read()[-3000:]
+            time.sleep(0.3)
+        time.sleep(2)  # seed 2's epoch-1 report, with its node, is in results.csv
+        mid = pd.read_csv(tmp_path / "killed" / "nodes" / "results.csv").set_index("seed")
+        node = mid.loc[2, "ray_node"]
+        os.kill(_raylet_of(ray_tmp, sockets[node]), signal.SIGKILL)
+        out, err = driver.communicate(timeout=400)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-3000:]
+    assert "COUNTS {'completed': 4}" in out
+    killed = pd.read_csv(tmp_path / "killed" / "nodes" / "results.csv").sort_values("seed", ignore_index=True)
+    assert mid["ray_node"].dropna().nunique() == 2  # before the kill, trials ran on both worker nodes
+    assert killed.set_index("seed").loc[2, "ray_node"] != node  # seed 2 finished on the other node
+    epochs = [line for line in Path(env["FAKE_TRIAL_LOG"]).read_text().splitlines() if line.startswith("epoch")]
+    assert sorted(epochs) == sorted(f"epoch {s} {e}" for s in range(4) for e in range(1, 4))  # each epoch once
+    clean = _sweep(tmp_path, ray_tmp, f"127.0.0.1:{port}", spec=MULTI_SPEC)
+    compared = ["variant", "seed", "status", "epochs_done", "top1", "best_top1"]
+    pd.testing.assert_frame_equal(killed[compared], clean.sort_values("seed", ignore_index=True)[compared])
