@@ -101,8 +101,8 @@ def _build(cfg: dict, shape: dict) -> torch.nn.Module:
     from .models import build_model
     from .space import trial_config
 
-    options = trial_config(cfg).attention_kwargs()
-    cfg = trial_config(cfg).model_dump()
+    config = trial_config(cfg)
+    options, cfg = config.attention_kwargs(), config.model_dump()
     small = cfg["small_input"] if cfg.get("small_input") is not None else shape["input_size"] <= 64
     return build_model(cfg["backbone"], cfg["attention"], cfg["position"], cfg["stages"],
                        num_classes=shape["num_classes"], in_channels=shape["in_channels"], small_input=small,

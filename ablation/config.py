@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .execution import ExecutionPath
 
 #: Attention options that live as flat keys on a trial config (each is an ablation axis).
 ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "norm", "gate", "reduction")
@@ -60,7 +62,7 @@ class TrialConfig(BaseModel):
     # measurement
     latency_runs: int = Field(20, ge=1)
     latency_batch: int = Field(1, ge=1)
-    latency_path: Literal["eager", "compiled", "fused-sca"] = "eager"  # see ablation/execution.py
+    latency_path: ExecutionPath = "eager"  # see ablation/execution.py
 
     @field_validator("dataset")
     @classmethod

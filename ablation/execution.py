@@ -11,9 +11,10 @@ module:
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from torch import nn
+if TYPE_CHECKING:  # torch stays out of config validation (the CLI's error paths)
+    from torch import nn
 
 ExecutionPath = Literal["eager", "compiled", "fused-sca"]
 EXECUTION_PATHS: tuple[str, ...] = get_args(ExecutionPath)
@@ -32,7 +33,7 @@ def check_path(path: str) -> str:
     return path
 
 
-def prepare(model: nn.Module, path: str) -> nn.Module:
+def prepare(model: "nn.Module", path: str) -> "nn.Module":
     """``model`` set up to run on ``path`` (for ``compiled``: the compiled module; the original
     keeps its parameters). Every SCA module's ``fused`` flag is set for this path."""
     from .attention.sca import SCA

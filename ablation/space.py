@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .config import ATTENTION_OPTION_KEYS, TrialConfig
+from .execution import ExecutionPath
 from .errors import ConfigError
 
 #: Trial-config keys a space sets in a section of its own, not in base or grid.
@@ -63,7 +64,7 @@ class Latency(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Literal["eager", "compiled", "fused-sca"] = "eager"
+    path: ExecutionPath = "eager"
     calibrate: bool = True
     rounds: int = Field(15, ge=3)
     batch: int = Field(1, ge=1)

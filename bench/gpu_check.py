@@ -20,6 +20,7 @@ say nothing about a GPU, only that the script works.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -234,7 +235,7 @@ def main() -> None:
         "## Would an ImageNet trial wait for data?", "",
         f"ImageFolder loader as `imagenet_paper.yaml` runs it ({s.workers} workers, pinned memory where CUDA is "
         f"present, workers restarted every epoch) on {s.jpegs} JPEGs of about 500 x 375: {loader:.0f} images/s on "
-        f"this machine's {__import__('os').cpu_count()} cores, against {gpu_rate:.0f} images/s of {s.backbone} "
+        f"this machine's {os.cpu_count()} cores, against {gpu_rate:.0f} images/s of {s.backbone} "
         f"training on the {s.device}: " + (f"the loader keeps up ({loader / gpu_rate:.2f}x)." if loader >= gpu_rate
                                            else f"a trial would wait for data: the loader gives "
                                                 f"{loader / gpu_rate:.2f}x of what the GPU trains."), "",

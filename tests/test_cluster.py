@@ -143,8 +143,8 @@ def _raylet_of(folder: str, socket_name: str) -> int:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.startswith(b"--raylet_socket_name=") and a.endswith(socket_name.encode()) for a in cmdline) and \
-                any(b"raylet" in Path(a.decode(errors="ignore")).name.encode() for a in cmdline[:1]):
+        if Path(cmdline[0].decode(errors="ignore")).name == "raylet" and \
+                f"--raylet_socket_name={socket_name}".encode() in cmdline:
             return pid
     raise AssertionError(f"no raylet with socket {socket_name}")
 

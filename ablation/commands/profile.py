@@ -7,6 +7,7 @@ import sys
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..execution import EXECUTION_PATHS
 
 HELP = "print params, FLOPs (multiply-adds), attention's share and latency of one model"
 
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="latency device (default cpu)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    parser.add_argument("--path", default="eager", choices=("eager", "compiled", "fused-sca"),
+    parser.add_argument("--path", default="eager", choices=EXECUTION_PATHS,
                         help="execution path for latency: eager PyTorch ops (default), torch.compile, or eager with "
                              "SCA's hand-fused CPU kernel")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
