@@ -2,8 +2,10 @@
 cluster that ``ray start`` runs (or left behind) is on the machine; with ``--address`` it joins.
 
 Each test runs its Ray processes under its own ``RAY_TMPDIR`` (so the session's Ray and any
-other are untouched), binds to 127.0.0.1 only, and ends every process it started by their own
-ids, with bounded waits.
+other are untouched) and ends every process it started by their own ids, with bounded waits.
+Ray's GCS and raylets listen on 0.0.0.0 whatever the node IP, so every Ray process of a test runs
+in a private network namespace whose only interface is loopback: the nodes use 127.0.0.1 and
+nothing they open is reachable from another address.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -42,13 +45,41 @@ SPEC = {"name": "beside", "base": dict(TINY_BASE), "grid": {"seed": [0, 1]}, "bu
 pytestmark = pytest.mark.slow
 
 
+@dataclass
+class Sandbox:
+    """Where a test's Ray runs: its RAY_TMPDIR, and the command prefix that enters its loopback-only
+    network namespace."""
+
+    folder: str
+    enter: list[str]
+
+    def run(self, cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run(self.enter + cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _loopback_namespace() -> subprocess.Popen:
+    """A process holding a new network namespace with only ``lo``, brought up (needs the rights
+    of `unshare --net`, which root in this project's containers has)."""
+    if not (shutil.which("unshare") and shutil.which("nsenter") and shutil.which("ip")):
+        pytest.skip("needs unshare, nsenter and ip (util-linux, iproute2) to keep test clusters on loopback")
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 3600"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if holder.stdout.readline().strip() != "up":
+        holder.wait(timeout=10)
+        pytest.skip(f"no private network namespace (unshare --net): {holder.stderr.read().strip()}")
+    return holder
+
+
 @pytest.fixture
 def ray_tmp():
-    """A short private RAY_TMPDIR (Ray's socket paths must stay under the Unix limit); every
-    process that runs with it is ended at the end, by its id."""
+    """A short private RAY_TMPDIR (Ray's socket paths must stay under the Unix limit) inside a
+    loopback-only network namespace; every process that runs with it is ended at the end, by its id."""
     folder = tempfile.mkdtemp(prefix="rt", dir="/tmp")
-    yield folder
+    holder = _loopback_namespace()
+    yield Sandbox(folder, ["nsenter", f"--net=/proc/{holder.pid}/ns/net", "--"])
     _end_processes(folder)
+    holder.kill()
+    holder.wait(timeout=10)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -82,13 +113,12 @@ def _env(folder: str) -> dict[str, str]:
     return env
 
 
-def _sweep(tmp_path: Path, folder: str, *address: str, spec: dict = SPEC) -> pd.DataFrame:
+def _sweep(tmp_path: Path, box: Sandbox, *address: str, spec: dict = SPEC) -> pd.DataFrame:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS), space=spec))
     storage = tmp_path / ("joined" if address else "private")
-    env = _env(folder) | ({"RAY_AUTH_MODE": "token"} if address else {})  # `ray start --head` turned token auth on
-    done = subprocess.run([sys.executable, str(script), str(storage), *address], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = _env(box.folder) | ({"RAY_AUTH_MODE": "token"} if address else {})  # `ray start --head` turned token auth on
+    done = box.run([sys.executable, str(script), str(storage), *address], env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"COUNTS {{'completed': {len(spec['grid']['seed'])}}}" in done.stdout
     return pd.read_csv(storage / spec["name"] / "results.csv")
@@ -103,37 +133,37 @@ def _free_port() -> int:
 def test_without_address_a_dead_clusters_file_is_ignored(tmp_path, ray_tmp):
     """`ray start` leaves /tmp/ray/ray_current_cluster behind when its cluster dies; plain
     ``ray.init()`` would try to join that address."""
-    (Path(ray_tmp) / "ray").mkdir()
-    (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
+    (Path(ray_tmp.folder) / "ray").mkdir()
+    (Path(ray_tmp.folder) / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
     table = _sweep(tmp_path, ray_tmp)
     assert set(table["status"]) == {"completed"}
 
 
 def test_beside_a_running_ray_start_cluster_private_unless_asked(tmp_path, ray_tmp):
     port = _free_port()
-    start = subprocess.run(
+    start = ray_tmp.run(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
          f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        env=_env(ray_tmp), capture_output=True, text=True, timeout=120)
+        env=_env(ray_tmp.folder), timeout=120)
     assert start.returncode == 0, start.stderr[-3000:]
-    assert (Path(ray_tmp) / "ray" / "ray_current_cluster").is_file()
+    assert (Path(ray_tmp.folder) / "ray" / "ray_current_cluster").is_file()
     private = _sweep(tmp_path, ray_tmp)  # no --address: its own Ray, not the cluster
     joined = _sweep(tmp_path, ray_tmp, f"127.0.0.1:{port}")  # asked: joins it
-    head = subprocess.run(
+    head = ray_tmp.run(
         [sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
                                "print(ray.get_runtime_context().get_node_id()[:12])", f"127.0.0.1:{port}"],
-        env=_env(ray_tmp) | {"RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120)
+        env=_env(ray_tmp.folder) | {"RAY_AUTH_MODE": "token"}, timeout=120)
     assert head.returncode == 0, head.stderr[-3000:]
     head_node = head.stdout.strip().splitlines()[-1]
     assert set(joined["ray_node"]) == {head_node}
     assert head_node not in set(private["ray_node"])
 
 
-def _ray_start(folder: str, *args: str, role: str, **extra: str) -> None:
+def _ray_start(box: Sandbox, *args: str, role: str, **extra: str) -> None:
     """`ray start` on the loopback address; ``extra`` environment reaches the node's workers."""
-    env = _env(folder) | {"RAY_AUTH_MODE": "token", "ABLATION_TEST_NODE": role, **extra}
-    done = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--node-ip-address=127.0.0.1",
-                           "--disable-usage-stats", *args], env=env, capture_output=True, text=True, timeout=120)
+    env = _env(box.folder) | {"RAY_AUTH_MODE": "token", "ABLATION_TEST_NODE": role, **extra}
+    done = box.run([str(Path(sys.executable).with_name("ray")), "start", "--node-ip-address=127.0.0.1",
+                    "--disable-usage-stats", *args], env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -151,6 +181,8 @@ def _raylet_of(folder: str, socket_name: str) -> int:
 
 NODES = ("import json, ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
          "print(json.dumps({n['NodeID'][:12]: n['RayletSocketName'] for n in ray.nodes() if n['Alive']}))")
+PROBE = ("import socket, sys; print([name for _, name in socket.if_nameindex()]); "
+         "print(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5) is not None)")
 MULTI_SPEC = {"name": "nodes", "base": dict(TINY_BASE), "grid": {"seed": [0, 1, 2, 3]},
               "budget": {"epochs": 3, "max_concurrent": 2, "max_failures": 1}, "resources": {"cpu": 1}}
 
@@ -165,19 +197,22 @@ def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_re
     _ray_start(ray_tmp, "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false", role="head")
     for role in ("w1", "w2"):
         _ray_start(ray_tmp, f"--address=127.0.0.1:{port}", "--num-cpus=1", role=role, FAKE_TRIAL_PAUSE=str(pause))
-    env = _env(ray_tmp) | {"RAY_AUTH_MODE": "token", "ABLATION_CONNECT_TIMEOUT_S": "120"}
-    listed = subprocess.run([sys.executable, "-c", NODES, f"127.0.0.1:{port}"], env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = _env(ray_tmp.folder) | {"RAY_AUTH_MODE": "token", "ABLATION_CONNECT_TIMEOUT_S": "120"}
+    listed = ray_tmp.run([sys.executable, "-c", NODES, f"127.0.0.1:{port}"], env=env, timeout=120)
     assert listed.returncode == 0, listed.stderr[-3000:]
     import json
 
     sockets = json.loads(listed.stdout.strip().splitlines()[-1])
     assert len(sockets) == 3
+    inside = ray_tmp.run([sys.executable, "-c", PROBE, str(port)], env=env, timeout=30)
+    assert inside.stdout.split() == ["['lo']", "True"], inside.stderr  # only loopback; the head answers there
+    with pytest.raises(OSError):  # and nowhere else: not even this machine's own loopback reaches it
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS), space=MULTI_SPEC))
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), f"127.0.0.1:{port}"],
-                              env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(ray_tmp.enter + [sys.executable, str(script), str(tmp_path / "killed"),
+                                               f"127.0.0.1:{port}"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 240
         while not pause.exists():
@@ -186,7 +221,7 @@ def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_re
         time.sleep(2)  # seed 2's epoch-1 report, with its node, is in results.csv
         mid = pd.read_csv(tmp_path / "killed" / "nodes" / "results.csv").set_index("seed")
         node = mid.loc[2, "ray_node"]
-        os.kill(_raylet_of(ray_tmp, sockets[node]), signal.SIGKILL)
+        os.kill(_raylet_of(ray_tmp.folder, sockets[node]), signal.SIGKILL)
         out, err = driver.communicate(timeout=400)
     finally:
         if driver.poll() is None:
