@@ -139,12 +139,14 @@ def importance(study: optuna.Study, factors: list[str], targets: dict[str, int])
     if not factors or len(study.trials) < 3:
         return {}, ""
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    varied = {target: index for target, index in targets.items()  # a constant target has no variance to split
+              if len({t.values[index] for t in study.trials}) > 1}
     result = {
         target: {k: float(v) for k, v in optuna.importance.get_param_importances(
             study, evaluator=evaluator, params=factors, target=lambda t, i=index: t.values[i]).items()}
-        for target, index in targets.items()
+        for target, index in varied.items()
     }
-    return result, "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)"
+    return (result, "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)") if result else ({}, "")
 
 
 def setting_columns(results: pd.DataFrame) -> list[str]:

@@ -250,7 +250,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
     if effect_factors:
         blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
                              plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
-    blocks += _delta_blocks(ranking) + _importance_blocks(ranking)
+    blocks += _delta_blocks(ranking) + _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (blocks + _collapsed(results) + _failures(results) + _sweep_figures(info, results)
             + _files_blocks(ranking))
 
@@ -273,7 +273,7 @@ def _uncounted_blocks(results: pd.DataFrame) -> list[Block]:
     """Variants whose FLOPs miss ops fvcore has no handle for (a user's module may use them)."""
     if "uncounted_ops" not in results:
         return []
-    done = results[(results["status"] == "completed") & results["uncounted_ops"].fillna("").astype(str).ne("")]
+    done = results[(results["status"] == "completed") & results["uncounted_ops"].map(lambda v: "" if pd.isna(v) else str(v)).ne("")]
     if done.empty:
         return []
     table = done.drop_duplicates("variant")[["backbone", "attention", "uncounted_ops"]].rename(
@@ -328,6 +328,45 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
     return [Heading("Difference to no attention"),
             Para("Seeds are paired where both variants ran the same seeds (paired t-test), else Welch's t-test."),
             Table(frame)]
+
+
+def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
+    """Per comparison of a seed-budget sweep: decision, interval, seeds spent; and the compute
+    spent against ``max`` seeds for every variant (``ablation.seed_budget``)."""
+    from .seed_budget import decisions
+    from .sequential import METHOD
+    from .space import SeedBudget
+
+    budget = (info.get("space") or {}).get("budget") or {}
+    if not budget.get("seeds"):
+        return []
+    seeds = SeedBudget.model_validate(budget["seeds"])
+    found, spent = decisions(results, seeds.plan(), seeds.reference, budget.get("epochs"))
+    labels = dict(zip(variants["variant"], variants["label"]))
+    head: list[Block] = [Heading("Seeds until decided"), Para(
+        f"Seeds were a budget: {seeds.min_} of every variant, then one more at a time for both sides of every "
+        f"comparison still open, up to {seeds.max_}. A comparison is better/worse when its interval of the mean "
+        f"paired difference (variant minus other, test top-1 points, same seeds) excludes 0, equivalent when it "
+        f"lies inside ±{seeds.equivalence:g}, undecided when still open at {seeds.max_} seeds; a failed trial or "
+        f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; alpha = "
+        f"{seeds.alpha:g}. Each comparison is reported at the look that decided it.")]
+    if found.empty:
+        return head + [Para("No comparison yet.")]
+    frame = pd.DataFrame({
+        "variant": found["variant"].map(lambda v: labels.get(v, v)),
+        "against": [f"{labels.get(o, o)} ({k})" for o, k in zip(found["other"], found["kind"])],
+        "decision": found["decision"], "paired seeds": found["n"],
+        "Δ top-1": found["mean"].map(lambda m: "-" if math.isnan(m) else f"{m:+.2f}"),
+        "interval": [("-" if not math.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]")
+                     for lo, hi in zip(found["low"], found["high"])],
+        "seeds run (variant, other)": [f"{a}, {b}" for a, b in zip(found["seeds_variant"], found["seeds_other"])],
+    })
+    cost = f"{int(spent['trials'])} trials of {int(spent['trials_max'])} ({spent['trials'] / spent['trials_max']:.2f})"
+    if "epochs" in spent:
+        cost += (f"; {int(spent['epochs'])} trial-epochs of {int(spent['epochs_max'])} "
+                 f"({spent['epochs'] / spent['epochs_max']:.2f})")
+    return head + [Table(frame), Para(f"Compute spent against the same space with {seeds.max_} seeds for every "
+                                      f"variant: {cost}.")]
 
 
 def _importance_blocks(ranking: Ranking) -> list[Block]:

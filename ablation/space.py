@@ -29,12 +29,41 @@ SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k not
 MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages", "width_mult")
 
 
+class SeedBudget(BaseModel):
+    """Seeds as a budget instead of a grid axis (``ablation.seed_search``): ``min`` seeds of every
+    variant, then one more at a time where a comparison (variant against its baseline, and
+    against ``reference`` if given) is still open, up to ``max``; decided at error rate ``alpha``
+    or equivalent within ``equivalence`` points of top-1 (``ablation.sequential``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    min_: int = Field(2, ge=2, alias="min")
+    max_: int = Field(10, ge=2, alias="max")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    equivalence: float = Field(0.5, ge=0)
+    reference: Optional[dict[str, Any]] = None
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> "SeedBudget":
+        if self.min_ > self.max_:
+            raise ValueError(f"min ({self.min_}) exceeds max ({self.max_})")
+        return self
+
+    def plan(self) -> Any:
+        """The sequential plan these settings describe."""
+        from .sequential import Plan
+
+        return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_)
+
+
 class Budget(BaseModel):
-    """How long each trial trains, how trials are scheduled and retried."""
+    """How long each trial trains, how trials are scheduled and retried, and (``seeds``)
+    whether seeds are a budget spent where comparisons are still open."""
 
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(ge=1)
+    seeds: Optional[SeedBudget] = None
     scheduler: Literal["none", "asha"] = "none"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(3.0, gt=1)
@@ -185,10 +214,16 @@ class SearchSpace:
 
     @property
     def num_trials(self) -> int:
+        """Trials of the space (with a seed budget: at most, with ``max`` seeds everywhere)."""
         return self.spec.sample.num_samples if self.sampled else len(self._points)
 
+    @property
+    def seed_budget(self) -> Optional[SeedBudget]:
+        return self.spec.budget.seeds
+
     def points(self) -> list[dict[str, Any]]:
-        """Full trial-config dicts: one per grid trial, or the sampled ranges' fixed corners."""
+        """Full trial-config dicts: one per grid trial (with a seed budget: every seed up to
+        ``max``), or the sampled ranges' fixed corners."""
         return [dict(p) for p in self._points]
 
     def configs(self) -> list[TrialConfig]:
@@ -305,6 +340,8 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     else:
         blocks = _grid_blocks(spec.grid, base_attention=base_attention)
         paths = [_block_path(spec.grid, i) for i in range(len(blocks))]
+        if spec.budget.seeds is not None:
+            blocks = _seed_budget_blocks(spec, blocks, paths)
     points: dict[str, dict[str, Any]] = {}
     for block, prefix in zip(blocks, paths):
         _check_values(base, base_paths, block, prefix)
@@ -315,7 +352,34 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
             cfg = _validated(raw, where)
             points.setdefault(cfg.model_dump_json(), cfg.model_dump())
         _check_options_used(base, base_paths, block, prefix)
-    return list(points.values())
+    found = list(points.values())
+    if spec.budget.seeds is not None:
+        _check_comparisons(found, spec.budget.seeds)
+    return found
+
+
+def _seed_budget_blocks(spec: SpaceFile, blocks: list[dict[str, list[Any]]],
+                        paths: list[str]) -> list[dict[str, list[Any]]]:
+    """Every grid block crossed with the seeds ``0 .. max - 1`` (the budget's most)."""
+    if spec.sample is not None:
+        raise ConfigError("budget.seeds: a seed budget needs a grid (sampled spaces have no variants to compare)")
+    if "seed" in spec.base:
+        raise ConfigError("base.seed: the seeds come from budget.seeds; remove seed from base")
+    for block, prefix in zip(blocks, paths):
+        if "seed" in block:
+            raise ConfigError(f"{prefix}.seed: the seeds come from budget.seeds; remove seed from the grid")
+    seeds = list(range(spec.budget.seeds.max_))
+    return [{**block, "seed": seeds} for block in blocks]
+
+
+def _check_comparisons(points: list[dict[str, Any]], seeds: SeedBudget) -> None:
+    """Every variant needs its baseline in the grid, and a named reference must exist."""
+    from .seed_budget import MissingBaseline, comparisons
+
+    try:
+        comparisons(points, seeds.reference)
+    except MissingBaseline as exc:
+        raise ConfigError(f"budget.seeds: {exc}") from None
 
 
 def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str]]:

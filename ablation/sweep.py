@@ -70,6 +70,8 @@ def make_trainable(trial_fn: Optional[TrialFn] = None) -> Callable[[dict], None]
 def param_space(space: SearchSpace) -> dict[str, Any]:
     """Tune's param space: a grid over full config dicts, or the base with sampled domains."""
 
+    if space.seed_budget is not None:
+        return {}  # the seed searcher suggests every point
     if not space.sampled:
         return {"point": tune.grid_search(space.points())}
     spec = space.spec
@@ -87,7 +89,12 @@ def _scheduler(space: SearchSpace) -> Any:
                          grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
 
 
-def _search_alg(space: SearchSpace) -> Any:
+def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
+    seeds = space.seed_budget
+    if seeds is not None:
+        from .seed_search import SeedSearcher
+
+        return SeedSearcher(space.points(), seeds.plan(), space.spec.budget.epochs, run_dir, seeds.reference)
     if not space.sampled:
         return None
     from ray.tune.search.optuna import OptunaSearch
@@ -362,8 +369,8 @@ def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], resto
         trainable,
         param_space=param_space(space),
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, scheduler=_scheduler(space), search_alg=_search_alg(space),
-            num_samples=space.spec.sample.num_samples if space.sampled else 1,
+            metric=METRIC, mode=MODE, scheduler=_scheduler(space), search_alg=_search_alg(space, run_dir),
+            num_samples=space.num_trials if (space.sampled or space.seed_budget) else 1,
             max_concurrent_trials=max_concurrent or budget.max_concurrent,
             trial_dirname_creator=_trial_dirname, reuse_actors=True,
         ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import tempfile
 import time
@@ -52,6 +53,25 @@ def _hold(cfg, epoch: int) -> None:
 def fake_trial(cfg, report=None, resume_from=None):
     """Cheap and scriptable through its config: ``lr`` > 1 raises; ``kernel_size`` lowers top1
     (so ASHA has losers); see :func:`_hold` for the pause."""
+    return _fake(cfg, report, resume_from, lambda epoch: 90.0 - 10 * (cfg.kernel_size or 0) + epoch + cfg.lr)
+
+
+#: kernel_size -> true effect on noisy_trial's top-1 (points): none at 3, -8 at 5, +8 at 7.
+NOISY_EFFECT = {None: 0.0, 3: 0.0, 5: -8.0, 7: 8.0}
+
+
+def noisy_top1(cfg, epoch: int) -> float:
+    """80 + the kernel size's effect + seed noise (sd 1, fixed by variant and seed) + epoch."""
+    noise = random.Random(f"{cfg.attention}-{cfg.kernel_size}-{cfg.seed}").gauss(0.0, 1.0)
+    return 80.0 + NOISY_EFFECT[cfg.kernel_size] + noise + epoch
+
+
+def noisy_trial(cfg, report=None, resume_from=None):
+    """:func:`fake_trial` whose top-1 (and test top-1) has seed noise: for seed budgets."""
+    return _fake(cfg, report, resume_from, lambda epoch: noisy_top1(cfg, epoch), test=True)
+
+
+def _fake(cfg, report, resume_from, top1, test: bool = False):
     start = json.loads(Path(resume_from, "state.json").read_text())["epoch"] if resume_from else 0
     history = []
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -60,14 +80,16 @@ def fake_trial(cfg, report=None, resume_from=None):
             log_line(f"fail {cfg.seed} {epoch}")
             raise RuntimeError(f"diverged with lr={cfg.lr}")
         metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
-                   "top1": 90.0 - 10 * (cfg.kernel_size or 0) + epoch + cfg.lr, "top5": 100.0,
+                   "top1": top1(epoch), "top5": 100.0,
                    "epoch_time_s": 0.01, "images_per_s": 1000.0, "lr": cfg.lr, "params": 1, "flops": 1,
                    "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1,
                    **environment(torch.device("cpu"))}
+        if test and epoch == cfg.epochs:
+            metrics |= {"test_top1": top1(epoch) - 1.0, "test_top5": 100.0, "test_loss": 1.0 / epoch}
         with tempfile.TemporaryDirectory() as d:
             Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
             report(metrics, d)
-        log_line(f"epoch {cfg.seed} {epoch}")
+        log_line(f"epoch {cfg.seed} {epoch}" + (f" {cfg.attention}-{cfg.kernel_size}" if test else ""))
         history.append(metrics)
     return {**history[-1], "history": history} if history else {}
 

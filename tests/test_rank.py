@@ -79,6 +79,16 @@ def test_factor_that_alone_drives_accuracy_ranks_first():
     assert result.evaluator
 
 
+def test_a_target_without_variance_gets_no_importance_and_the_others_still_do():
+    """All variants with one FLOP count (fakes, or a cost the profiler cannot see): fANOVA has
+    no variance to decompose for cost, and must not fail the report."""
+    rows = [trial_row(i, attention="sca", kernel_size=k, branches=b, top1=60 + 10 * k + i / 10, flops=1, params=1)
+            for i, (k, b) in enumerate((k, b) for k in (3, 5, 7) for b in ("h", "hw"))]
+    result = ranked(pd.DataFrame(rows))
+    assert set(result.importance) == {"accuracy (val top-1)"}
+    assert max(result.importance["accuracy (val top-1)"], key=result.importance["accuracy (val top-1)"].get) == "kernel_size"
+
+
 def test_delta_to_baseline_is_paired_over_seeds():
     base, sca = [90.0, 91.0, 89.5], [91.0, 91.5, 91.0]
     rows = [trial_row(i, seed=i, top1=t, flops=1, params=1) for i, t in enumerate(base)]

@@ -99,9 +99,14 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
     budget = spec.budget
     sched = "none" if budget.scheduler == "none" else (
         f"asha (grace {budget.grace_period}, reduction {budget.reduction_factor:g})")
-    console.print(f"{space.num_trials} trials, {budget.epochs} epochs each, scheduler {sched}, "
-                  f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU per trial, "
+    seeds = space.seed_budget
+    console.print(f"{'at most ' if seeds else ''}{space.num_trials} trials, {budget.epochs} epochs each, "
+                  f"scheduler {sched}, {spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU per trial, "
                   f"max failures {budget.max_failures}")
+    if seeds:
+        console.print(f"seeds as a budget: {seeds.min_} per variant, then one more where a comparison is open, "
+                      f"up to {seeds.max_} (alpha {seeds.alpha:g}, equivalence ±{seeds.equivalence:g} points"
+                      + (f", reference {seeds.reference}" if seeds.reference else "") + ")")
     keys = space.varying_keys()
     configs = space.configs()
     if space.sampled:
