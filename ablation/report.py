@@ -334,7 +334,7 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
     """Per comparison of a seed-budget sweep: decision, interval, seeds spent; and the compute
     spent against ``max`` seeds for every variant (``ablation.seed_budget``)."""
     from .seed_budget import decisions
-    from .sequential import METHOD
+    from .sequential import FUTILITY, METHOD
     from .space import SeedBudget
 
     budget = (info.get("space") or {}).get("budget") or {}
@@ -349,7 +349,9 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
         f"paired difference (variant minus other, test top-1 points, same seeds) excludes 0, equivalent when it "
         f"lies inside ±{seeds.equivalence:g}, undecided when still open at {seeds.max_} seeds; a failed trial or "
         f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; alpha = "
-        f"{seeds.alpha:g}. Each comparison is reported at the look that decided it.")]
+        f"{seeds.alpha:g}."
+        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_from} seeds." if seeds.futility else "")
+        + " Each comparison is reported at the look that decided it.")]
     if found.empty:
         return head + [Para("No comparison yet.")]
     frame = pd.DataFrame({

@@ -33,7 +33,9 @@ class SeedBudget(BaseModel):
     """Seeds as a budget instead of a grid axis (``ablation.seed_search``): ``min`` seeds of every
     variant, then one more at a time where a comparison (variant against its baseline, and
     against ``reference`` if given) is still open, up to ``max``; decided at error rate ``alpha``
-    or equivalent within ``equivalence`` points of top-1 (``ablation.sequential``)."""
+    or equivalent within ``equivalence`` points of top-1, or ended as futile when the look at
+    ``max`` would most likely decide nothing (conditional power below ``futility``; 0 turns it off;
+    ``ablation.sequential``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -41,6 +43,7 @@ class SeedBudget(BaseModel):
     max_: int = Field(10, ge=2, alias="max")
     alpha: float = Field(0.05, gt=0, lt=1)
     equivalence: float = Field(0.5, ge=0)
+    futility: float = Field(0.2, ge=0, lt=1)
     reference: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
@@ -53,7 +56,8 @@ class SeedBudget(BaseModel):
         """The sequential plan these settings describe."""
         from .sequential import Plan
 
-        return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_)
+        return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_,
+                    futility=self.futility)
 
 
 class Budget(BaseModel):

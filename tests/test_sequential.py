@@ -1,11 +1,13 @@
 """Sequential seed decisions: error control under repeated looks, by simulation, and power."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from ablation.sequential import Plan, look, run
+from ablation.sequential import Plan, conditional_power, look, run
 
 N_SIM = 4000
 
@@ -57,3 +59,28 @@ def test_look_states_and_bad_plans():
         Plan(min_seeds=1)
     with pytest.raises(ValueError, match="alpha"):
         Plan(alpha=1.5)
+
+
+def test_futility_stops_hopeless_comparisons_early_and_keeps_the_error_bound():
+    """No true difference and a spread no 10 seeds can resolve: with a futility threshold most
+    comparisons end as futile well before max seeds; wrong better/worse decisions stay under
+    alpha; a large true difference is still found."""
+    rng = np.random.default_rng(3)
+    plan = Plan(alpha=0.05, equivalence=0.5, min_seeds=2, max_seeds=10, futility=0.2)
+    states = [run(lambda: rng.normal(0.0, 3.0), plan) for _ in range(2000)]
+    futile = [s for s in states if s.decision == "futile"]
+    assert len(futile) > 0.5 * len(states) and np.mean([s.n for s in futile]) < 6
+    wrong = np.mean([s.decision in ("better", "worse") for s in states])
+    assert wrong <= plan.alpha + 3 * math.sqrt(plan.alpha * (1 - plan.alpha) / len(states))
+    strong = [run(lambda: rng.normal(-2.0, 0.5), plan) for _ in range(500)]
+    assert np.mean([s.decision == "worse" for s in strong]) > 0.95
+
+
+def test_conditional_power_grows_with_the_effect_and_shrinks_with_the_spread():
+    plan = Plan(futility=0.2)
+    assert conditional_power(2.0, 0.5, 3, plan) > 0.9
+    assert conditional_power(0.0, 3.0, 3, plan) < 0.1
+    assert conditional_power(0.5, 1.0, 3, plan) < conditional_power(1.5, 1.0, 3, plan)
+    assert conditional_power(1.0, 2.0, 3, plan) < conditional_power(1.0, 1.0, 3, plan)
+    with pytest.raises(ValueError, match="futility must be in"):
+        Plan(futility=1.0)
