@@ -75,9 +75,16 @@ def config_columns(results: pd.DataFrame) -> list[str]:
 
 
 def factors(results: pd.DataFrame) -> list[str]:
-    """Config columns (seed excluded) that take more than one value among completed trials."""
+    """Config columns (seed excluded) that take more than one value among completed trials. An
+    attention option counts only its values (empty where a module does not take it): SCA's
+    options, recorded on every SCA row, do not vary just because ``none`` has none."""
     done = results[results["status"] == "completed"]
-    return [c for c in config_columns(results) if c != "seed" and done[c].nunique(dropna=False) > 1]
+    return [c for c in config_columns(results) if c != "seed"
+            and done[c].nunique(dropna=_is_option(c)) > 1]
+
+
+def _is_option(column: str) -> bool:
+    return is_attention_factor(column) and column not in ("attention", "position", "stages")
 
 
 def _not_config() -> frozenset[str]:

@@ -118,6 +118,17 @@ def _read_error(trial: Any) -> str:
     return "failed (no error file found)"
 
 
+def _defaults(attention: str) -> dict[str, Any]:
+    """The options an attention module used without being given them: the table says which
+    reading every trial ran, even after a default changes."""
+    from .attention.registry import option_defaults
+
+    try:
+        return option_defaults(attention)
+    except Exception:  # a user's module that no longer imports: its row keeps what the config says
+        return {}
+
+
 def row(record: TrialRecord) -> dict[str, Any]:
     """The table row of one trial: ids, config, final and best metrics, cost figures."""
     cfg = record.config
@@ -130,6 +141,7 @@ def row(record: TrialRecord) -> dict[str, Any]:
     out.update({k: v for k, v in cfg.items() if k not in CONFIG_COLUMNS})
     out.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
     out["stages"] = ",".join(str(s) for s in cfg["stages"]) if cfg.get("stages") else None
+    out.update({k: v for k, v in _defaults(cfg.get("attention", "none")).items() if out.get(k) is None})
     history = record.history
     if history:
         last = history[-1]

@@ -43,9 +43,16 @@ def test_single_seed_has_no_spread():
 
 
 def test_factors_are_the_config_columns_that_vary():
-    assert set(factors(table())) == {"attention", "kernel_size", "branches"}
+    """An attention option varies only with two values among the modules that take it: SCA's
+    options, recorded on every SCA row, do not vary because ``none`` has none."""
+    assert set(factors(table())) == {"attention"}
+    more = pd.concat([table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1,
+                                                       **{**SCA, "branches": "hws"})])], ignore_index=True)
+    assert set(factors(more)) == {"attention", "branches"}
 
 
 def test_labels_name_what_varies():
-    labels = set(aggregate(table())["label"])
-    assert labels == {"resnet20 none", "resnet20 sca k=5 b=hwc"}
+    assert set(aggregate(table())["label"]) == {"resnet20 none", "resnet20 sca"}
+    more = pd.concat([table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1,
+                                                       **{**SCA, "kernel_size": 3})])], ignore_index=True)
+    assert set(aggregate(more)["label"]) == {"resnet20 none", "resnet20 sca k=5", "resnet20 sca k=3"}

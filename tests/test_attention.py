@@ -126,7 +126,7 @@ def test_sca_s_branch_is_cbams_spatial_gate():
     """Branch s pools over channels (mean and max, in CBAM's order), one k x k conv, sigmoid: CBAM's
     spatial gate (timm's ``SpatialAttn`` without its BatchNorm)."""
     torch.manual_seed(0)
-    sca = build_attention("sca", 16, branches="s", pool="avgmax", kernel_size=7).eval()
+    sca = build_attention("sca", 16, branches="s", pool="avgmax", kernel_size=7, gate="sigmoid").eval()
     x = torch.randn(2, 16, 9, 9)
     planes = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
     with torch.no_grad():
@@ -147,8 +147,9 @@ def test_sca_two_sigmoid_gates_start_near_identity():
                 torch.nn.init.zeros_(p) if p.ndim > 1 else None
             return float(module(x).norm() / x.norm())
 
-    assert ratio(branches="hwc") == pytest.approx(0.125)
-    assert ratio(branches="hwc", fuse="mean") == pytest.approx(0.5)
+    assert ratio(branches="hwc", gate="sigmoid") == pytest.approx(0.125)
+    assert ratio(branches="hwc", fuse="mean", gate="sigmoid") == pytest.approx(0.5)
+    assert ratio() == pytest.approx(1.0)  # the default reading: hws, mul, 2 x sigmoid
     assert ratio(branches="hws", gate="2sigmoid") == pytest.approx(1.0)
     assert ratio(branches="hws", fuse="mean", gate="2sigmoid") == pytest.approx(1.0)
 

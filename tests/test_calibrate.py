@@ -88,7 +88,8 @@ def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     calls = []
     real = sca_kernel.forward
     monkeypatch.setattr(sca_kernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
-    run = write_run(tmp_path / "run", study_rows(seeds=(0,)))
+    kernel_reading = {"branches": "hwc", "gate": "sigmoid"}  # what the fused kernel computes
+    run = write_run(tmp_path / "run", [r | (kernel_reading if r["attention"] == "sca" else {}) for r in study_rows(seeds=(0,))])
     calibrate_run(run, rounds=3)
     assert not calls  # the default path never runs the fused kernel
     calibrate_run(run, rounds=3, path="fused-sca")

@@ -134,7 +134,7 @@ def test_published_parameter_counts():
     assert abs(_params(build_model("resnet20", num_classes=10)) / 0.27e6 - 1) < 0.02
     assert abs(_params(build_model("resnet56", num_classes=10)) / 0.85e6 - 1) < 0.02
     sca = _params(build_model("resnet50", "sca")) - _params(build_model("resnet50"))
-    assert sca == 16 * (9 + 9 + 3)  # few dozen per block, independent of C
+    assert sca == 16 * (9 + 9 + 9)  # default branches h, w, s: few dozen per block, independent of C
 
 
 @pytest.mark.parametrize(

@@ -83,11 +83,11 @@ def test_counting_conventions():
 
 
 def test_sca_flops_follow_from_its_ops():
-    """Default SCA on a (C, H, W) map: two directional means (2 CHW), k x k convs on the (C, H) and
-    (C, W) planes, 1-D conv on C, sigmoids, the global mean from the (C, H) map, the small gate
-    product (C H) and two full-size multiplies (2 CHW)."""
+    """SCA with branches hwc fused by product on a (C, H, W) map: two directional means (2 CHW),
+    k x k convs on the (C, H) and (C, W) planes, 1-D conv on C, sigmoids, the global mean from
+    the (C, H) map, the small gate product (C H) and two full-size multiplies (2 CHW)."""
     c, h, w, k = 8, 5, 6, 3
-    model = nn.Sequential(build_attention("sca", c))
+    model = nn.Sequential(build_attention("sca", c, branches="hwc", fuse="mul", norm="none", gate="sigmoid"))
     expected = 2 * c * h * w + c * h * k * k + c * w * k * k + c * k + (c * h + c * w + c) + c * h + c * h + 2 * c * h * w
     report = profile_model(model, (h, w), in_channels=c, latency=False)
     assert report.flops == report.attention_flops == expected

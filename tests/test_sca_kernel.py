@@ -36,8 +36,13 @@ def fresh_library():
     sca_kernel.library.cache_clear()
 
 
+#: The readings the fused kernel computes: branches from h, w, c with plain sigmoid gates, no
+#: gate normalisation (``SCA.kernel_ok``); the tests ask for them whatever the module's default.
+KERNEL_READING = {"branches": "hwc", "norm": "none", "gate": "sigmoid"}
+
+
 def random_sca(channels: int, **options) -> torch.nn.Module:
-    module = build_attention("sca", channels, **options).eval()
+    module = build_attention("sca", channels, **(KERNEL_READING | options)).eval()
     module.fused = True  # the fused-sca execution path
     for p in module.parameters():
         torch.nn.init.normal_(p)  # large weights: gates far from 0.5 show any mismatch
@@ -98,7 +103,7 @@ def test_kernel_runs_only_where_it_applies(monkeypatch):
     calls = []
     real = sca_kernel.forward
     monkeypatch.setattr(sca_kernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
-    model = build_model("resnet20", attention="sca", num_classes=10, small_input=True).eval()
+    model = build_model("resnet20", attention="sca", num_classes=10, small_input=True, **KERNEL_READING).eval()
     inserted = sum(1 for m in model.modules() if getattr(m, "attention_name", None) == "sca")
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
@@ -190,7 +195,7 @@ def test_models_match_eager_where_sca_gates_in_place(backbone, size):
     x = torch.randn(2, 3, size, size)
     for position in positions(backbone):
         model = prepare(build_model(backbone, attention="sca", position=position, num_classes=10,
-                                    small_input=backbone == "resnet20").eval(), "fused-sca")
+                                    small_input=backbone == "resnet20", **KERNEL_READING).eval(), "fused-sca")
         scas = [m for m in model.modules() if isinstance(m, SCA)]
         for module in scas:
             for p in module.parameters():

@@ -116,6 +116,19 @@ def attention_options(name: str) -> frozenset[str]:
     return _resolve(name).options
 
 
+def option_defaults(name: str) -> dict[str, Any]:
+    """The value each option of attention ``name`` takes when not given (from its signature),
+    so that a results table can say which reading of a module every trial used."""
+    import inspect
+
+    spec = _resolve(name)
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in params.items() if k in spec.options and p.default is not inspect.Parameter.empty}
+
+
 def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
     """Build attention ``name`` for ``channels`` channels; options it does not take are an error."""
     spec = _resolve(name)

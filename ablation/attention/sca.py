@@ -25,6 +25,11 @@ convolution's output (``norm: bn``, as Triplet Attention does), and the gates ar
 product (``mul``, as Coordinate Attention) or mean (``mean``, as Triplet Attention).
 Parameters per insertion: ``P*k*k`` for each of ``h``/``w``/``s`` plus ``P*k`` for ``c`` (``P`` =
 2 planes for ``avgmax``, else 1), plus 2 per branch with ``norm: bn``, independent of C.
+
+The default reading, ``branches: hws, fuse: mul, gate: 2sigmoid, norm: none`` (k = 3, average
+pooling), was chosen by the reading study (``docs/sca_reading.md``): it has no 2D global pooling
+and no channel reduction, starts near identity (three gates near 1 multiplied), and trained with
+no collapsed seed. The reading of the first releases is ``branches: hwc, gate: sigmoid``.
 """
 from __future__ import annotations
 
@@ -67,8 +72,8 @@ class SCA(nn.Module):
     """
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, branches: str = "hwc", pool: str = "avg", fuse: str = "mul",
-        norm: str = "none", gate: str = "sigmoid",
+        self, channels: int, kernel_size: int = 3, branches: str = "hws", pool: str = "avg", fuse: str = "mul",
+        norm: str = "none", gate: str = "2sigmoid",
     ) -> None:
         super().__init__()
         k = check_kernel("sca", kernel_size)

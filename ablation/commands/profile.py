@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--position", default="standard", help="where in each block (default standard)")
     parser.add_argument("--stages", type=_stages, help="comma-separated stages that get attention (default all)")
     parser.add_argument("--kernel-size", type=int, help="attention kernel size")
-    parser.add_argument("--branches", help="sca branches, letters from hwc")
+    parser.add_argument("--branches", help="sca branches, letters from hwcs")
     parser.add_argument("--pool", help="sca pooling: avg, max or avgmax")
     parser.add_argument("--fuse", help="sca gate fusion: mul or mean")
     parser.add_argument("--norm", help="sca gate normalisation: none or bn")
