@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ablation.attention import sca_kernel
+from ablation.attention.registry import option_defaults
 from ablation.attention.sca import SCA
 from ablation.calibrate import interleaved_rounds
 from ablation.calibrate import summarize as summarize_clock
@@ -192,7 +193,8 @@ def write(rows: list[dict], records: list[dict], args: argparse.Namespace, start
         "hand-fused C kernel (`ablation/attention/sca_kernel.c`, "
         f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run), "
         "gating in place where `build_model` allows it, or writing a new tensor.", "",
-        "## SCA (default options: kernel_size=3, branches=hwc, pool=avg, fuse=mul) in ResNet-50", "",
+        "## SCA (default options: " + ", ".join(f"{k}={v}" for k, v in option_defaults("sca").items())
+        + ") in ResNet-50", "",
         *verdict(rows, records, args.batches), "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
     ]

@@ -27,10 +27,11 @@ from ablation.train import run_trial
 
 #: (name, SCA options) of the readings measured.
 READINGS: list[tuple[str, dict]] = [
-    ("hwc mul (old default)", {"branches": "hwc", "fuse": "mul"}),
-    ("hwc mean", {"branches": "hwc", "fuse": "mean"}),
-    ("hws mul", {"branches": "hws", "fuse": "mul"}),
-    ("hws mean", {"branches": "hws", "fuse": "mean"}),
+    ("hwc mul (old default)", {"branches": "hwc", "fuse": "mul", "gate": "sigmoid"}),
+    ("hwc mean", {"branches": "hwc", "fuse": "mean", "gate": "sigmoid"}),
+    ("hws mul", {"branches": "hws", "fuse": "mul", "gate": "sigmoid"}),
+    ("hws mean", {"branches": "hws", "fuse": "mean", "gate": "sigmoid"}),
+    ("hws mul 2sigmoid (default)", {"branches": "hws", "fuse": "mul", "gate": "2sigmoid"}),
     ("hws mul bn 2sigmoid", {"branches": "hws", "fuse": "mul", "norm": "bn", "gate": "2sigmoid"}),
     ("hws mean bn 2sigmoid", {"branches": "hws", "fuse": "mean", "norm": "bn", "gate": "2sigmoid"}),
 ]
