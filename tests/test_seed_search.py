@@ -166,7 +166,7 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     table = read_results(tmp_path / "runs" / "budget")
     assert set(table["status"]) == {"completed"}
     assert _ran(table) == _expected(space, tmp_path)  # the sweep did what the procedure, run alone, does
-    out = write_report(tmp_path / "runs" / "budget")
+    out = write_report(tmp_path / "runs" / "budget", tmp_path / "report")
     text = (out / "report.md").read_text()
     assert "## Seeds until decided" in text and "Bonferroni group-sequential" in text
     found, spent = decisions(table, parse_space(space).seed_budget.plan(), epochs=1)
