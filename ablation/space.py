@@ -43,7 +43,7 @@ class SeedBudget(BaseModel):
     max_: int = Field(10, ge=2, alias="max")
     alpha: float = Field(0.05, gt=0, lt=1)
     equivalence: float = Field(0.5, ge=0)
-    futility: float = Field(0.2, ge=0, lt=1)
+    futility: float = Field(0.3, ge=0, lt=1)
     reference: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
