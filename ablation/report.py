@@ -240,7 +240,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
         Para(f"{acc}: mean ± std over seeds, the median, and every seed's value (seed order as in the seeds "
              "column of summary.csv; † marks a collapsed seed and a variant with one). Δ is the difference to the "
              "same setting without attention with its 95% CI (* where the CI excludes 0, i.e. distinguishable "
-             "from seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."),
+             "from seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."
+             + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")),
         Table(_variant_table(ranking, reading)),
     ]
     blocks += _uncounted_blocks(results)
@@ -330,6 +331,17 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
             Table(frame)]
 
 
+#: Under a seed budget the number of seeds depends on the results: fixed-sample intervals are nominal.
+BUDGET_CAVEAT = (" Seeds were a budget, so how many each variant got depended on its results: these fixed-sample "
+                 "intervals are nominal and ignore the repeated looks; the error-controlled decisions are in "
+                 "'Seeds until decided'.")
+
+
+def _budget(info: dict) -> dict:
+    """The ``budget`` section of the space the sweep ran (from ``sweep.json``)."""
+    return (info.get("space") or {}).get("budget") or {}
+
+
 def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """Per comparison of a seed-budget sweep: decision, interval, seeds spent; and the compute
     spent against ``max`` seeds for every variant (``ablation.seed_budget``)."""
@@ -337,7 +349,7 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
     from .sequential import FUTILITY, METHOD
     from .space import SeedBudget
 
-    budget = (info.get("space") or {}).get("budget") or {}
+    budget = _budget(info)
     if not budget.get("seeds"):
         return []
     seeds = SeedBudget.model_validate(budget["seeds"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ablation.cli import main
-from ablation.report import REPORT_FILES, write_report
+from ablation.report import BUDGET_CAVEAT, REPORT_FILES, write_report
 from report_fixtures import trial_row, write_run
 
 PLOTS = ("accuracy_vs_flops.png", "accuracy_vs_params.png", "factor_effects.png", "importance.png")
@@ -148,6 +148,7 @@ def test_training_curves_section_from_epochs_csv(tmp_path):
     assert "## Training curves" in md and "![Val top-1 and training loss by epoch" in md
     assert "<h2>Training curves</h2>" in html and (out / "training_curves.png").stat().st_size > 0
     assert md.index("## Training curves") < md.index("## All variants")
+    assert BUDGET_CAVEAT not in md  # seeds were a grid: the intervals are what they say
 
 
 def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):

@@ -157,7 +157,7 @@ def _ran(table: pd.DataFrame) -> list[tuple[int, int]]:
 
 @pytest.mark.slow
 def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tmp_path):
-    from ablation.report import write_report
+    from ablation.report import BUDGET_CAVEAT, write_report
 
     space = spec("budget", epochs=1, max_concurrent=2)
     cmd, env = _driver(tmp_path, space)
@@ -169,6 +169,7 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     out = write_report(tmp_path / "runs" / "budget", tmp_path / "report")
     text = (out / "report.md").read_text()
     assert "## Seeds until decided" in text and "Bonferroni group-sequential" in text
+    assert BUDGET_CAVEAT in text  # the nominal per-variant intervals say so
     found, spent = decisions(table, parse_space(space).seed_budget.plan(), epochs=1)
     kernel = dict(zip(table["variant"], table["kernel_size"]))
     by_kernel = {kernel[v]: d for v, d in zip(found["variant"], found["decision"])}
