@@ -62,7 +62,7 @@ def record_from_trial(trial: Any, tune_status: Optional[str] = None) -> TrialRec
     from .space import trial_config
 
     config = trial_config(trial.config["point"]).model_dump()
-    history = _read_history(trial)
+    history = _with_last_result(_read_history(trial), getattr(trial, "last_result", None) or {})
     status = _status(tune_status or trial.status, history, config["epochs"])
     error = _read_error(trial) if status == "failed" else ""
     return TrialRecord(trial.trial_id, config, status, error, history)
@@ -105,6 +105,16 @@ def _read_history(trial: Any) -> list[dict[str, Any]]:
             by_epoch = {r.get("epoch", r.get("training_iteration")): r for r in rows}
             return [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
     return []
+
+
+def _with_last_result(history: list[dict[str, Any]], last: dict[str, Any]) -> list[dict[str, Any]]:
+    """``history`` completed by the last result Tune keeps in its experiment state: a driver killed
+    while copying files can leave ``result.json`` behind the state (older, or cut), and the state
+    is what says the trial finished."""
+    epoch = last.get("epoch")
+    if epoch is None or any(r.get("epoch") == epoch for r in history):
+        return history
+    return sorted([*history, last], key=lambda r: (r.get("epoch") is None, r.get("epoch") or 0))
 
 
 def _read_error(trial: Any) -> str:

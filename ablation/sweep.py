@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 
 from ray import tune
 
+from .atomic_storage import atomic_local_fs, remove_partials
 from .epochs import epoch_rows, write_epochs
 from .errors import AblationError, ConfigError
 from .results import (SWEEP_FILE, TrialRecord, record_from_trial, records_from_run_dir, write_json,
@@ -362,8 +363,10 @@ def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], resto
     resources = space.spec.resources
     trainable = tune.with_resources(make_trainable(trial_fn), {"cpu": resources.cpu, "gpu": resources.gpu})
     if restore:
+        remove_partials(run_dir)  # what the killed driver was writing; the complete files stay
         return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False)
+                                  resume_errored=False, restart_errored=False,
+                                  storage_filesystem=atomic_local_fs())
     budget = space.spec.budget
     return tune.Tuner(
         trainable,
@@ -375,7 +378,8 @@ def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], resto
             trial_dirname_creator=_trial_dirname, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=space.name, storage_path=str(run_dir.parent), verbose=verbose,
+            name=space.name, storage_path=str(run_dir.parent), storage_filesystem=atomic_local_fs(),
+            verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[ResultsCallback(run_dir), *tracking_callbacks(logs or {}, run_dir, space.name)],

@@ -86,19 +86,27 @@ def test_sampled_space_runs_optuna_trials(local_ray, tmp_path, trial_log):
     assert "lr" in table.columns and table["lr"].between(0.01, 0.5).all() and table["lr"].nunique() == 3
 
 
-def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log):
+def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log, monkeypatch):
+    from ablation.atomic_storage import AtomicLocalHandler
     from ablation.sweep import run_sweep
 
+    written = []  # what the driver wrote into the run directory, through the atomic file system
+    plain = AtomicLocalHandler.open_output_stream
+    monkeypatch.setattr(AtomicLocalHandler, "open_output_stream",
+                        lambda self, path, metadata=None: written.append(Path(path).name) or plain(self, path))
     s = space("again", grid={"seed": [0]})
     run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
+    assert {"result.json", "tuner.pkl"} <= set(written) and any(n.startswith("experiment_state") for n in written)
     with pytest.raises(ConfigError, match="--resume"):
         run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
     changed = space("again", grid={"seed": [0, 1]})
     with pytest.raises(ConfigError, match="different version"):
         run_sweep(changed, storage=tmp_path, resume=True, trial_fn=fake_trial, verbose=0)
     before = trial_log.read_text()
+    written.clear()
     outcome = run_sweep(s, storage=tmp_path, resume=True, trial_fn=fake_trial, verbose=0)
     assert outcome.counts == {"completed": 1} and trial_log.read_text() == before  # nothing re-run
+    assert any(n.startswith("experiment_state") for n in written)  # the resumed run writes atomically too
 
 
 # --- clear errors before any trial starts (no Ray needed) ---
