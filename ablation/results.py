@@ -102,9 +102,14 @@ def _read_history(trial: Any) -> list[dict[str, Any]]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:  # a line cut by a crash mid-write
                     continue
-            by_epoch = {r.get("epoch", r.get("training_iteration")): r for r in rows}
-            return [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
+            return merge_by_epoch(rows)
     return []
+
+
+def merge_by_epoch(*histories: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One report per epoch, in epoch order; where histories share an epoch, the later one wins."""
+    by_epoch = {r.get("epoch", r.get("training_iteration")): r for rows in histories for r in rows}
+    return [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
 
 
 def _with_last_result(history: list[dict[str, Any]], last: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,7 +119,7 @@ def _with_last_result(history: list[dict[str, Any]], last: dict[str, Any]) -> li
     epoch = last.get("epoch")
     if epoch is None or any(r.get("epoch") == epoch for r in history):
         return history
-    return sorted([*history, last], key=lambda r: (r.get("epoch") is None, r.get("epoch") or 0))
+    return merge_by_epoch(history, [last])
 
 
 def _read_error(trial: Any) -> str:

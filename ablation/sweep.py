@@ -24,7 +24,7 @@ from ray import tune
 from .atomic_storage import atomic_local_fs, remove_partials
 from .epochs import epoch_rows, write_epochs
 from .errors import AblationError, ConfigError
-from .results import (SWEEP_FILE, TrialRecord, record_from_trial, records_from_run_dir, write_json,
+from .results import (SWEEP_FILE, TrialRecord, merge_by_epoch, record_from_trial, records_from_run_dir, write_json,
                       write_results)
 from .space import SearchSpace, trial_config
 
@@ -124,8 +124,7 @@ class ResultsCallback(tune.Callback):
 
     def _record(self, t: Any, status: Optional[str]) -> TrialRecord:
         record = record_from_trial(t, status)
-        by_epoch = {m.get("epoch"): m for m in record.history} | self.live.get(t.trial_id, {})
-        record.history = [by_epoch[k] for k in sorted(by_epoch, key=lambda k: (k is None, k or 0))]
+        record.history = merge_by_epoch(record.history, self.live.get(t.trial_id, {}).values())
         return record
 
     def _write(self, trials: list, trial: Any, status: Optional[str]) -> None:
