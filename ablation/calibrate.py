@@ -112,9 +112,10 @@ def _build(cfg: dict, shape: dict) -> torch.nn.Module:
 def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager", rounds: int = 15,
               runs: int = 3, batch: int = 1, threads: int = 1, device: str = "cpu") -> pd.DataFrame:
     """The calibration table: one row per variant (``variant``, ``ms``, ``ratio``, ``ratio_q25``,
-    ``ratio_q75``) plus how it was measured (path, device, batch, threads, rounds, clock, cpu)."""
+    ``ratio_q75``) plus how it was measured (path, device, batch, threads, rounds, clock, the CPU and what decides
+    its numerics)."""
     from .execution import check_path, prepare
-    from .provenance import cpu_model
+    from .provenance import cpu_fingerprint
 
     check_path(path)
     configs = variant_configs(results, base)
@@ -146,7 +147,7 @@ def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     gpu = torch.cuda.get_device_name(target) if target.type == "cuda" else "none"
     rows = [{"variant": v, **summary[v], "plain_ms": summary[base_of[v]]["ms"], "path": path,
-             "device": str(target), "gpu": gpu, "cpu_model": cpu_model(), "batch": batch, "threads": threads,
+             "device": str(target), "gpu": gpu, **cpu_fingerprint(), "batch": batch, "threads": threads,
              "rounds": rounds, "runs": runs, "clock": clock, "torch_version": str(torch.__version__), "measured": when}
             for v in configs]
     return pd.DataFrame(rows)

@@ -71,6 +71,17 @@ class TrialConfig(BaseModel):
 
         return check_dataset(value)
 
+    @field_validator("subset", mode="before")
+    @classmethod
+    def _check_subset(cls, value: Any) -> Any:
+        from .data import check_subset
+        from .errors import ConfigError
+
+        try:
+            return check_subset(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _check_model_options(self) -> "TrialConfig":
         from .attention import attention_options

@@ -29,7 +29,7 @@ from .collapse import RULE
 from .epochs import EPOCHS_FILE, read_epochs
 from .errors import DataError
 from .execution import DESCRIPTIONS
-from .provenance import HARDWARE_KEYS
+from .provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_here
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
 from .tables import count, factor_tables, latex, short_label, variant_table
@@ -76,7 +76,7 @@ class Reading:
             c = calibration.iloc[0]
             path = str(c["path"])
             note = (f"Latency: one calibration pass after the trials ({c['measured']}): every variant and its plain "
-                    f"backbone rebuilt and timed on {c['device']} ({c['cpu_model'] if c['device'] == 'cpu' else c['gpu']}), "
+                    f"backbone rebuilt and timed on {c['device']} ({_calibration_machine(c)}), "
                     f"batch {int(c['batch'])}, {int(c['threads'])} thread(s), {int(c['rounds'])} interleaved rounds "
                     f"(order rotating; per round the fastest of {int(c['runs'])} passes, {c['clock']} clock). "
                     f"Shown: the median over rounds of the variant's time / its plain backbone's time in the same "
@@ -91,6 +91,14 @@ class Reading:
                     + ", ".join(f"{p} ({DESCRIPTIONS.get(p, p)})" for p in paths) + ".")
             latency = "latency ms (per trial, noisy)"
         return cls(accuracy, selection, splits, latency, note, path)
+
+
+def _calibration_machine(c: pd.Series) -> str:
+    """The GPU, or the CPU model with torch's CPU capability where recorded, of a calibration."""
+    if c["device"] != "cpu":
+        return str(c["gpu"])
+    capability = c.get("cpu_capability")
+    return str(c["cpu_model"]) + (f", {capability}" if isinstance(capability, str) and capability else "")
 
 
 @dataclass
@@ -129,6 +137,21 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / STUDY_FILE}"
 
 
+def portable_storage(storage: str, out: Path) -> str:
+    """``storage`` as a report may name it: a SQLite file relative to the report folder ``out``
+    (a report names no absolute path of the machine that wrote it), other URLs without password."""
+    if storage.startswith("sqlite:///"):
+        path = storage.removeprefix("sqlite:///")
+        return "sqlite:///" + (os.path.relpath(path, out.resolve()) if os.path.isabs(path) else
+                               os.path.relpath(Path(path).resolve(), out.resolve()))
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: Optuna refused it already
+        return storage
+
+
 def _rank_into_study_file(variants: pd.DataFrame, results: pd.DataFrame, varying: list[str], run_dir: Path,
                           name: str) -> Ranking:
     """Rank into a private SQLite file, then rename it over ``optuna.db``: reports run side by
@@ -162,6 +185,7 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     variants = with_latency(aggregate(results), calibration)
     ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
                else _rank_into_study_file(variants, results, varying, run_dir, name))
+    ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
     blocks = _blocks(name, info, results, read_epochs(run_dir), ranking, varying, reading,
                      has_epochs=(run_dir / EPOCHS_FILE).is_file())
     for block in blocks:
@@ -174,13 +198,14 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
     atomic_write_text(out / "report.html", to_html(blocks, f"Ablation report: {name}"))
-    _copy_data(run_dir, out)
+    _copy_data(run_dir, out, (STUDY_FILE,) if not storage else ())
     return out
 
 
-def _copy_data(run_dir: Path, out: Path) -> None:
-    """Copy the run's data files into the report folder (atomically; skipped where they are the same)."""
-    for file in DATA_FILES:
+def _copy_data(run_dir: Path, out: Path, also: tuple[str, ...] = ()) -> None:
+    """Copy the run's data files (and the files in ``also``) into the report folder (atomically;
+    skipped where they are the same)."""
+    for file in (*DATA_FILES, *also):
         source = run_dir / file
         if source.is_file() and source.resolve() != (out / file).resolve():
             atomic_write_bytes(out / file, source.read_bytes())
@@ -244,7 +269,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
              + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")),
         Table(_variant_table(ranking, reading)),
     ]
-    blocks += _uncounted_blocks(results)
+    blocks += _uncounted_blocks(results, variants)
     effect_factors = [f for f in varying if is_attention_factor(f)]
     for factor, table in factor_tables(variants, ranking.deltas, varying, acc).items():
         blocks += [Heading(f"Ablation: {factor}"), Table(table)]
@@ -252,7 +277,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
         blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
                              plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
     blocks += _delta_blocks(ranking) + _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
-    return (blocks + _collapsed(results) + _failures(results) + _sweep_figures(info, results)
+    return (blocks + _collapsed(results, variants) + _failures(results) + _sweep_figures(info, results)
             + _files_blocks(ranking))
 
 
@@ -270,32 +295,42 @@ def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool
                             plots.to_png(plots.training_curves(epochs, labels)))]
 
 
-def _uncounted_blocks(results: pd.DataFrame) -> list[Block]:
+def _variant_names(rows: pd.DataFrame, variants: pd.DataFrame) -> pd.Series:
+    """Each row's variant as the other tables name it (its label without the backbone), so that
+    two variants of one module (say, a user's module with two option values) can be told apart."""
+    labels = dict(zip(variants["variant"], variants["label"])) if not variants.empty else {}
+    return pd.Series([short_label(labels[v], b) if v in labels else str(a)
+                      for v, b, a in zip(rows["variant"], rows["backbone"], rows["attention"])], index=rows.index)
+
+
+def _uncounted_blocks(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """Variants whose FLOPs miss ops fvcore has no handle for (a user's module may use them)."""
     if "uncounted_ops" not in results:
         return []
     done = results[(results["status"] == "completed") & results["uncounted_ops"].map(lambda v: "" if pd.isna(v) else str(v)).ne("")]
     if done.empty:
         return []
-    table = done.drop_duplicates("variant")[["backbone", "attention", "uncounted_ops"]].rename(
-        columns={"uncounted_ops": "ops counted as 0 FLOPs (times run)"})
+    done = done.drop_duplicates("variant")
+    table = pd.DataFrame({"backbone": done["backbone"], "variant": _variant_names(done, variants),
+                          "ops counted as 0 FLOPs (times run)": done["uncounted_ops"]})
     return [Heading("FLOPs not counted"),
             Para("Warning: fvcore has no FLOP handle for these operations, so the FLOPs of these variants leave "
                  "them out (counted 0): their FLOP figures are lower bounds."),
             Table(table.reset_index(drop=True))]
 
 
-def _collapsed(results: pd.DataFrame) -> list[Block]:
+def _collapsed(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """The collapsed trials, listed (they stay in every mean)."""
     flagged = results[(results["status"] == "completed") & collapsed_mask(results)]
     head: list[Block] = [Heading("Collapsed trials"), Para(f"Rule: {RULE}. They stay in every mean and are marked † "
                                                            "in the tables.")]
     if flagged.empty:
         return head + [Para("None.")]
-    names = {"trial_id": "trial", "backbone": "backbone", "attention": "attention", "kernel_size": "k",
-             "branches": "branches", "position": "position", "seed": "seed", "top1": "final val top-1 %",
-             "test_top1": "test top-1 %", "train_loss": "final training loss", "num_classes": "classes"}
-    table = flagged[[c for c in names if c in flagged]].dropna(axis=1, how="all")
+    names = {"trial_id": "trial", "backbone": "backbone", "variant": "variant", "seed": "seed",
+             "top1": "final val top-1 %", "test_top1": "test top-1 %", "train_loss": "final training loss",
+             "num_classes": "classes"}
+    table = flagged.assign(variant=_variant_names(flagged, variants))[[c for c in names if c in flagged]]
+    table = table.dropna(axis=1, how="all")
     for column in table:
         metric = column in ("top1", "test_top1", "train_loss")
         table[column] = table[column].map(lambda v: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v))
@@ -421,25 +456,60 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     return [Heading("The sweep"), Bullets(items)] + _hardware_blocks(done)
 
 
+#: A hardware cell a run did not record (made before that key was recorded).
+NOT_RECORDED = "not recorded"
+
+
 def _hardware_blocks(done: pd.DataFrame) -> list[Block]:
-    """Where the trials ran, with a warning when their hardware or software differ."""
+    """Where the trials ran, with a warning when their hardware or software differ, and whether
+    this machine (the one writing the report) is the trials' (:func:`_machine_blocks`)."""
     keys = [k for k in HARDWARE_KEYS if k in done]
     if not keys or done[keys].isna().all(axis=None):
         return [Para("Hardware: not recorded for this run (made before trials recorded where they ran).")]
-    frame = done[keys + [k for k in ("host", "ray_node") if k in done]].astype(object).fillna("").astype(str)
+    frame = done.reindex(columns=list(HARDWARE_KEYS)).astype(object).map(
+        lambda v: NOT_RECORDED if pd.isna(v) or v == "" else str(v))
+    frame["torch_threads"] = frame["torch_threads"].map(lambda v: v.removesuffix(".0"))
+    for key in ("host", "ray_node"):
+        frame[key] = done[key].astype(object).fillna("").astype(str) if key in done else ""
     rows = []
-    for combo, group in frame.groupby(keys, sort=True):
-        hosts = sorted(set(group["host"])) if "host" in group else []
-        nodes = sorted(v for v in set(group.get("ray_node", [])) if v)
-        rows.append({"trials": len(group), **dict(zip(keys, combo)), "hosts": ", ".join(hosts),
+    for combo, group in frame.groupby(list(HARDWARE_KEYS), sort=True):
+        hosts = sorted(h for h in set(group["host"]) if h)
+        nodes = sorted(v for v in set(group["ray_node"]) if v)
+        rows.append({"trials": len(group), **dict(zip(HARDWARE_KEYS, combo)), "hosts": ", ".join(hosts),
                      "Ray nodes": len(nodes)})
     blocks: list[Block] = [Heading("Hardware", 3), Table(pd.DataFrame(rows))]
     if len(rows) > 1:
-        differ = [k for k in keys if frame[k].nunique() > 1]
-        blocks.insert(1, Para(f"Warning: the trials of this study ran on different hardware or software (they differ "
-                              f"in {', '.join(differ)}); training time and per-trial latency are not comparable "
-                              f"across them."))
-    return blocks
+        differ = [k for k in HARDWARE_KEYS if frame[k].nunique() > 1]
+        blocks.append(Para(f"Warning: the trials of this study ran on different hardware or software (they differ "
+                           f"in {', '.join(differ)}); training time and per-trial latency are not comparable "
+                           f"across them."))
+    return blocks + _machine_blocks(frame)
+
+
+def _machine_blocks(frame: pd.DataFrame) -> list[Block]:
+    """Whether the machine writing this report has the trials' fingerprint (``FINGERPRINT_KEYS``,
+    and the GPU where the trials ran on one): the figures are the trials' as recorded, but a run
+    here may not repeat them."""
+    here = fingerprint_here()
+    recorded = {k: sorted(set(frame[k]) - {NOT_RECORDED}) for k in FINGERPRINT_KEYS}
+    gpus = sorted(set(frame["gpu"]) - {NOT_RECORDED, "none"})
+    if gpus:
+        recorded["gpu"], here["gpu"] = gpus, gpu_here()
+    missing = [k for k, values in recorded.items() if not values]
+    differ = {k: values for k, values in recorded.items() if values and values != [here[k]]}
+    checked = [k for k in recorded if k not in missing]
+    if differ:
+        text = ("Written on other hardware: the machine that wrote this report differs from the trials' in "
+                + "; ".join(f"{k} (trials: {', '.join(v)}; here: {here[k]})" for k, v in differ.items())
+                + ". The figures are the trials' as recorded; training the same configs here can give other "
+                  "numbers (CPU numerics follow the capability, instruction sets, MKL and oneDNN that torch uses).")
+    else:
+        text = f"The machine that wrote this report has the trials' {', '.join(checked)}." if checked else ""
+    if missing:
+        text += (f" The trials did not record {', '.join(missing)} (they ran before these were recorded), so "
+                 "whether this machine computes as theirs did cannot be told"
+                 + (f" from {', '.join(checked)} alone." if checked else "."))
+    return [Para(text.strip())]
 
 
 def _wall_time(info: dict) -> str:
@@ -458,9 +528,19 @@ def _wall_time(info: dict) -> str:
 
 
 def _files_blocks(ranking: Ranking) -> list[Block]:
+    """The report folder's files, named relative to it (see :func:`portable_storage`)."""
+    if ranking.storage == f"sqlite:///{STUDY_FILE}":
+        study = (f"Optuna study {ranking.study_name!r} (one trial per variant): {STUDY_FILE} in this folder, "
+                 f"rebuilt from results.csv by every `ablate report` of it (open with `optuna-dashboard "
+                 f"{ranking.storage}` from this folder)")
+    else:
+        study = (f"Optuna study {ranking.study_name!r} in {ranking.storage}"
+                 + (" (a path relative to this folder)" if ranking.storage.startswith("sqlite:///") else "")
+                 + f" (open with `optuna-dashboard {ranking.storage}`)")
     return [Heading("Files"), Bullets([
         "tables.tex: the tables above for LaTeX (booktabs); summary.csv: every figure per variant",
-        f"Optuna study {ranking.study_name!r} in {ranking.storage} (open with `optuna-dashboard {ranking.storage}`)",
+        f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
+        "report from this folder alone", study,
     ])]
 
 

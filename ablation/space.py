@@ -478,7 +478,8 @@ def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
         path = where.get(key, f"base.{key}" if key else "point")
-        raise ConfigError(f"{path}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {message}" + ("" if ", got " in message else f" (got {err.get('input')!r})")) from None
     _check_model(cfg, where)
     return cfg
 

@@ -52,7 +52,8 @@ def as_config(config: Union[TrialConfig, dict]) -> TrialConfig:
     try:
         return TrialConfig(**config)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
         raise ConfigError(f"invalid trial config: {problems}") from None
 
 

@@ -33,8 +33,12 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], name: str = "handmade",
     return run_dir
 
 
-HARDWARE = {"host": "box", "ray_node": "", "cpu_model": "Test CPU 3000", "gpu": "none", "torch_version": "2.14.1",
-            "cuda_version": "none", "torch_threads": 1}
+HARDWARE = {"host": "box", "ray_node": "", "cpu_model": "Test CPU 3000", "cpu_capability": "AVX2",
+            "cpu_isa": "fma avx2", "mkl_version": "2024.2 build 20240605", "onednn_version": "3.12.0", "gpu": "none",
+            "torch_version": "2.14.1", "cuda_version": "none", "torch_threads": 1}
+#: The machine a report is written on when it is the trials' (see ``ablation.provenance.fingerprint_here``).
+SAME_MACHINE = {k: HARDWARE[k] for k in ("cpu_model", "cpu_capability", "cpu_isa", "mkl_version", "onednn_version",
+                                         "torch_version")}
 
 
 def study_rows(seeds=(0, 1, 2), collapse: tuple = (), **extra: Any) -> list[dict[str, Any]]:

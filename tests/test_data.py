@@ -203,8 +203,18 @@ def test_subset_fraction_and_count_are_seeded():
     assert not torch.equal(a.train.images, c.train.images)
     assert torch.equal(a.val.images, c.val.images)
     assert build_data("digits", batch_size=16, subset=100).train.num_images == 100
-    with pytest.raises(ConfigError, match="subset"):
-        build_data("digits", batch_size=16, subset=-1)
+    assert build_data("digits", batch_size=16, subset=100.0).train.num_images == 100  # a whole float is a count
+    for bad in (-1, 0, 2.5, 1.5, float("nan"), True, "100"):
+        with pytest.raises(ConfigError, match=r"subset must be a fraction in \(0, 1\) .* or a whole count >= 1"):
+            build_data("digits", batch_size=16, subset=bad)
+
+
+def test_a_subset_that_is_neither_fraction_nor_count_is_one_line_exit_2(capsys):
+    from ablation.cli import main
+
+    assert main(["train", "subset=2.5", "epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "subset" in err and "(0, 1)" in err and "whole count" in err and "2.5" in err
 
 
 def _loader(pad=0, flip=False, n=8, size=6, seed=0):

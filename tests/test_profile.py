@@ -131,3 +131,21 @@ def test_cli_table_and_errors(capsys):
     assert main(["profile", "--backbone", "resnet20", "--attention", "se", "--kernel-size", "3"]) == 2
     assert "kernel_size" in capsys.readouterr().err
     assert main(["profile", "--backbone", "resnet20", "--position", "dw"]) == 2
+
+
+def test_cli_shows_where_the_backbone_places_attention(capsys, monkeypatch):
+    """Position and stages as the backbone reads them: ours take both (stages default all); a
+    user's backbone that places its attention itself takes neither, so neither is shown."""
+    import re
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "docs" / "byo_block"))
+    common = ["--attention", "se", "--input-size", "16", "--in-channels", "1", "--no-latency", "--json"]
+    assert main(["profile", "--backbone", "resnet20", "--stages", "2,3", *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["position"] == "standard" and out["stages"] == [2, 3]
+    assert main(["profile", "--backbone", "resnet20", *common[:-1]]) == 0
+    assert re.search(r"stages\s*│\s*all", capsys.readouterr().out)
+    assert main(["profile", "--backbone", "my_blocks:tiny_net", *common]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "position" not in out and "stages" not in out and out["attention_params"] > 0

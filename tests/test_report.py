@@ -167,15 +167,98 @@ def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
     assert "## Training curves" in (out / "report.md").read_text()
 
 
-def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path):
-    from report_fixtures import study_rows
+def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
+    from report_fixtures import SAME_MACHINE, study_rows
 
+    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(SAME_MACHINE))
     rows = study_rows()
     md = (write_report(write_run(tmp_path / "same", rows), tmp_path / "r1") / "report.md").read_text()
     hardware = md[md.index("### Hardware"):]
     assert "Test CPU 3000" in hardware and "| 18 " in hardware and "Warning" not in md
+    for value in ("AVX2", "fma avx2", "2024.2 build 20240605", "3.12.0"):  # what decides the CPU numerics
+        assert f"| {value} " in hardware, value
+    assert "has the trials' cpu_model, cpu_capability, cpu_isa, mkl_version, onednn_version, torch_version" in hardware
+    assert "Written on other hardware" not in md and "not recorded" not in hardware
     mixed = [dict(r, cpu_model="Other CPU 9", host="box2", ray_node="abc123") if r["seed"] == 2 else r for r in rows]
     md = (write_report(write_run(tmp_path / "mixed", mixed), tmp_path / "r2") / "report.md").read_text()
     hardware = md[md.index("### Hardware"):]
     assert "Other CPU 9" in hardware and "Test CPU 3000" in hardware
     assert "Warning: the trials of this study ran on different hardware or software (they differ in cpu_model)" in md
+
+
+def test_a_report_written_on_other_hardware_says_so(tmp_path, monkeypatch):
+    """The trials' machine fingerprint against the one writing the report: one that differs only in
+    torch's CPU capability and the CPU's instruction sets (same model name, as two AMD EPYC can)."""
+    from report_fixtures import SAME_MACHINE, study_rows
+
+    other = dict(SAME_MACHINE, cpu_capability="AVX512", cpu_isa="fma avx2 avx512f avx512_bf16")
+    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(other))
+    md = (write_report(write_run(tmp_path / "run", study_rows()), tmp_path / "r") / "report.md").read_text()
+    hardware = md[md.index("### Hardware"):]
+    assert "Written on other hardware" in hardware
+    assert "cpu_capability (trials: AVX2; here: AVX512)" in hardware
+    assert "cpu_isa (trials: fma avx2; here: fma avx2 avx512f avx512_bf16)" in hardware
+    assert "cpu_model (" not in hardware  # the model name is the same: not named as a difference
+
+
+def test_an_old_run_without_the_cpu_fingerprint_still_reports(tmp_path, monkeypatch):
+    """results.csv of a run made before the fingerprint was recorded (as the shipped reports'):
+    the report regenerates and says what was not recorded."""
+    from ablation.provenance import CPU_NUMERICS_KEYS
+    from report_fixtures import SAME_MACHINE, study_rows
+
+    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(SAME_MACHINE))
+    rows = [{k: v for k, v in r.items() if k not in CPU_NUMERICS_KEYS} for r in study_rows()]
+    run = write_run(tmp_path / "old", rows)
+    assert not set(CPU_NUMERICS_KEYS) & set(pd.read_csv(run / "results.csv").columns)
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 0
+    hardware = (tmp_path / "r" / "report.md").read_text().split("### Hardware")[1]
+    assert hardware.count("| not recorded ") == len(CPU_NUMERICS_KEYS)
+    assert "did not record cpu_capability, cpu_isa, mkl_version, onednn_version" in hardware
+    assert "cannot be told from cpu_model, torch_version alone" in hardware
+
+
+def test_report_text_names_no_absolute_path_of_the_machine(tmp_path):
+    """Every file is named relative to the report: the Optuna study travels with it (or is rebuilt
+    from results.csv), also when the study is in a SQLite file of one's own."""
+    from report_fixtures import study_rows, write_epochs_for
+
+    rows = study_rows(collapse=(("resnet20", 3, 1),))
+    rows[0]["uncounted_ops"] = "aten::pow x9"
+    run = write_run(tmp_path / "runs" / "study", rows)
+    write_epochs_for(run, rows)
+    out = tmp_path / "reports" / "study"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    own = tmp_path / "elsewhere" / "mine.db"
+    own.parent.mkdir()
+    assert main(["report", str(run), "--out", str(tmp_path / "own"), "--storage", f"sqlite:///{own}"]) == 0
+    for folder in (out, tmp_path / "own"):
+        for name in ("report.md", "report.html", "tables.tex"):
+            text = (folder / name).read_text()
+            assert str(tmp_path) not in text and "/work/" not in text and "/tmp/" not in text, (folder, name)
+    assert "`optuna-dashboard sqlite:///optuna.db` from this folder" in (out / "report.md").read_text()
+    assert "sqlite:///../elsewhere/mine.db" in (tmp_path / "own" / "report.md").read_text()
+    import optuna
+
+    study = optuna.load_study(study_name="handmade", storage=f"sqlite:///{out / 'optuna.db'}")  # it travelled
+    assert len(study.trials) == len(pd.read_csv(out / "summary.csv"))
+
+
+def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(tmp_path):
+    """Two variants of a user's module that differ only in its own option (``mode``, a column no
+    shipped module has) are told apart by their label, not by SCA's columns."""
+    from report_fixtures import study_rows
+
+    rows = []
+    for i, r in enumerate(study_rows(seeds=(0, 1))):
+        if r["attention"] == "sca":
+            mode = "l1" if r["kernel_size"] in (3, 7) else "l2"
+            r = dict(r, attention="mygct:GCT", kernel_size=None, mode=mode, collapsed=r["seed"] == 1, test_top1=10.0,
+                     uncounted_ops="aten::norm x2")
+            r["variant"] = f"{r['backbone']}|gct|{mode}"
+        rows.append(dict(r, mode=r.get("mode")))
+    md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "r") / "report.md").read_text()
+    for section in ("## Collapsed trials", "## FLOPs not counted"):
+        block = md.split(section)[1].split("\n## ")[0]
+        assert "| mygct:GCT mode=l1 " in block and "| mygct:GCT mode=l2 " in block, section
+    assert "| mygct:GCT mode=l1 " in md.split("## All variants")[1]  # the label the variants table uses

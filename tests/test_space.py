@@ -102,6 +102,10 @@ def test_shipped_spaces_cover_the_issue():
     ({"sample": {"num_samples": 2, "params": {"lr": {"log": [0, 0.1]}}}}, ["sample.params.lr", "positive"]),
     ({"sample": {"num_samples": 2, "params": {"kernel_size": {"choice": [3, 4]}},}, "base": {"attention": "sca"}},
      ["sample.params.kernel_size[1]", "odd"]),
+    ({"base": {"dataset": "digits", "subset": 2.5}, "grid": {"seed": [0]}},
+     ["base.subset", "fraction in (0, 1)", "whole count >= 1", "got 2.5"]),
+    ({"grid": {"seed": [0], "subset": [0.5, 0]}}, ["grid.subset", "fraction in (0, 1)", "got 0"]),
+    ({"grid": {"seed": [0]}, "latency": {"rounds": 2}}, ["latency.rounds", "greater than or equal to 3", "got 2"]),
 ])
 def test_bad_spaces_name_the_key_path_and_allowed_values(parts, expected):
     message = error(**parts)

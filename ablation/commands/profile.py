@@ -65,7 +65,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import build_model
+    from ..models import build_model, placement_keys
     from ..profile import profile_model
 
     for name in ("input_size", "batch_size", "runs", "in_channels", "num_classes"):
@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         model, args.input_size, args.in_channels, batch_size=args.batch_size, runs=args.runs,
         device=args.device, threads=args.threads, latency=not args.no_latency, path=args.path,
     )
-    figures = {"backbone": args.backbone, "attention": args.attention, "position": args.position,
+    placement = {"position": args.position, "stages": args.stages}  # shown where the backbone takes them
+    figures = {"backbone": args.backbone, "attention": args.attention,
+               **{k: placement[k] for k in placement_keys(args.backbone)},
                **_options(args), "input_size": args.input_size, **report.as_dict(),
                "latency_path": args.path}
     if report.uncounted:
@@ -97,6 +99,8 @@ def _fmt(key: str, value: Any) -> str:
         return f"{value:,} ({value / 1e6:.3f} M)"
     if key in ("flops", "attention_flops") and isinstance(value, int):
         return f"{value:,} ({value / 1e9:.4f} G)"
+    if key == "stages":
+        return "all" if value is None else ",".join(map(str, value))
     if key == "latency_ms":
         return "not measured" if value is None else f"{value:.2f}"
     return str(value)

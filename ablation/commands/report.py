@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first time every completed variant side by side (interleaved rounds, ratio to the "
                              "plain backbone) and write RUN_DIR/latency.csv; settings from the space's latency section")
     parser.add_argument("--path", choices=EXECUTION_PATHS, help="execution path of the calibration (default: the space's)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of the calibration (default: the space's)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of the calibration, >= 3 (default: the space's, 15 unless set)")
     parser.add_argument("--device", default="cpu", help="device of the calibration (default: cpu)")
 
 

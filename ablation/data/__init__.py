@@ -22,6 +22,8 @@ CIFAR papers do), ``val`` is the test split itself.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
 
@@ -91,7 +93,7 @@ def build_data(
     """Load data set ``name`` and wrap it in loaders.
 
     ``val_split`` carves that fraction of the training images into the validation split (fixed
-    seed). ``subset`` then keeps a fraction (0 < f <= 1) or a count of each split: the training
+    seed). ``subset`` then keeps a fraction (0 < f < 1) or a whole count of each split: the training
     images are drawn with ``seed``, the validation and test images with a fixed seed (every
     trial seed is evaluated on the same images). Missing files raise ``DataError`` naming the
     folders searched.
@@ -123,12 +125,25 @@ def carve_val(n: int, val_split: float) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> Optional[np.ndarray]:
+def check_subset(subset: Any) -> Optional[Union[int, float]]:
+    """``subset`` as a fraction in (0, 1) or a whole count >= 1 (a whole float becomes an int: a
+    count); anything else raises ``ConfigError`` naming ``subset`` and the allowed values."""
     if subset is None:
         return None
-    if isinstance(subset, bool) or subset <= 0:
-        raise ConfigError(f"subset must be a fraction in (0, 1] or a positive count, got {subset!r}")
-    keep = max(1, round(subset * n)) if isinstance(subset, float) and subset <= 1 else int(subset)
+    if isinstance(subset, numbers.Real) and not isinstance(subset, bool) and math.isfinite(subset):
+        if 0 < subset < 1:
+            return float(subset)
+        if subset >= 1 and float(subset).is_integer():
+            return int(subset)
+    raise ConfigError(f"subset must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), "
+                      f"got {subset!r}")
+
+
+def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> Optional[np.ndarray]:
+    subset = check_subset(subset)
+    if subset is None:
+        return None
+    keep = max(1, round(subset * n)) if isinstance(subset, float) else subset
     if keep >= n:
         return None
     return np.sort(np.random.default_rng(seed).permutation(n)[:keep])

@@ -25,6 +25,17 @@ def positions(backbone: str) -> tuple[str, ...]:
     return mobilenet.POSITIONS if backbone == "mobilenet_v2" else resnet.POSITIONS
 
 
+def placement_keys(backbone: str) -> tuple[str, ...]:
+    """Which of ``position`` and ``stages`` ``backbone`` takes: both for ours, those a user's
+    backbone declares (it may place its attention without either)."""
+    if isinstance(backbone, str) and is_import_path(backbone):
+        from .external import backbone_parameters
+
+        params = backbone_parameters(backbone)
+        return tuple(k for k in ("position", "stages") if k in params)
+    return ("position", "stages")
+
+
 def valid_stages(backbone: str, position: str) -> list[int]:
     """Stages of ``backbone`` where ``position`` exists (1-based)."""
     if backbone == "mobilenet_v2":
@@ -94,4 +105,4 @@ def build_model(
     return model
 
 
-__all__ = ["BACKBONES", "build_model", "positions", "valid_stages", "validate_model_args"]
+__all__ = ["BACKBONES", "build_model", "placement_keys", "positions", "valid_stages", "validate_model_args"]
