@@ -11,7 +11,8 @@ HELP = "rank a sweep's variants (Optuna) and write its report (Markdown, HTML, L
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="run directory of a sweep (runs/<name>/, holding results.csv)")
     parser.add_argument("--out", help="report folder (default: reports/<name>)")
-    parser.add_argument("--storage", help="Optuna storage URL for the study (default: sqlite:///RUN_DIR/optuna.db)")
+    parser.add_argument("--storage", help="Optuna storage URL for the study (default: sqlite:///RUN_DIR/optuna.db, copied into the "
+                             "report folder)")
     parser.add_argument("--calibrate", action="store_true",
                         help="first time every completed variant side by side (interleaved rounds, ratio to the "
                              "plain backbone) and write RUN_DIR/latency.csv; settings from the space's latency section")
