@@ -40,6 +40,8 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
 
     assert set(table["torch_version"]) == {str(torch.__version__)} and table["cpu_model"].notna().all()
     assert table["host"].notna().all() and table["ray_node"].str.len().gt(0).all()
+    assert set(table["cpu_capability"]) == {torch.backends.cpu.get_cpu_capability()}  # what decides CPU numerics
+    assert table[["cpu_isa", "mkl_version", "onednn_version"]].notna().all(axis=None)
     # every epoch of every trial, tidy
     from ablation.epochs import EPOCH_COLUMNS, read_epochs
 
