@@ -12,6 +12,11 @@ from ..execution import EXECUTION_PATHS
 HELP = "print params, FLOPs (multiply-adds), attention's share and latency of one model"
 
 
+#: The two FLOP counts, told apart under the table.
+CONVENTION = ("flops counts every op (BN, activations, residual adds, pooling too); flops_convfc counts conv and "
+              "fully connected layers only, the papers' and torchvision's convention")
+
+
 def _stages(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def _fmt(key: str, value: Any) -> str:
     if key in ("params", "attention_params") and isinstance(value, int):
         return f"{value:,} ({value / 1e6:.3f} M)"
-    if key in ("flops", "attention_flops") and isinstance(value, int):
+    if key in ("flops", "flops_convfc", "attention_flops") and isinstance(value, int):
         return f"{value:,} ({value / 1e9:.4f} G)"
     if key == "latency_ms":
         return "not measured" if value is None else f"{value:.2f}"
@@ -112,4 +117,7 @@ def print_table(figures: dict[str, Any], title: Optional[str] = None) -> None:
     table.add_column("value", justify="right")
     for key, value in figures.items():
         table.add_row(key, _fmt(key, value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if "flops_convfc" in figures:
+        console.print(CONVENTION, soft_wrap=True, markup=False, highlight=False)
