@@ -156,6 +156,8 @@ def row(record: TrialRecord) -> dict[str, Any]:
     out.update({k: v for k, v in cfg.items() if k not in CONFIG_COLUMNS})
     out.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
     out["stages"] = ",".join(str(s) for s in cfg["stages"]) if cfg.get("stages") else None
+    if isinstance(cfg.get("kernel_size"), list):  # per stage, written as stages are: 3,5,5,7
+        out["kernel_size"] = ",".join(str(k) for k in cfg["kernel_size"])
     out.update({k: v for k, v in _defaults(cfg.get("attention", "none")).items() if out.get(k) is None})
     history = record.history
     if history:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..errors import ConfigError
 from ..execution import EXECUTION_PATHS
@@ -24,6 +24,16 @@ def _stages(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--stages takes comma-separated integers such as 3,4, got {text!r}") from None
 
 
+def _kernel_size(text: str) -> Union[int, list[int]]:
+    """``5``, or ``3,5,5,7`` (one per stage with attention)."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--kernel-size takes an integer, or one per stage with attention such "
+                                         f"as 3,5,5,7; got {text!r}") from None
+    return sizes if "," in text else sizes[0]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import BACKBONES
 
@@ -33,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "package.module:Class of your own")
     parser.add_argument("--position", default="standard", help="where in each block (default standard)")
     parser.add_argument("--stages", type=_stages, help="comma-separated stages that get attention (default all)")
-    parser.add_argument("--kernel-size", type=int, help="attention kernel size")
+    parser.add_argument("--kernel-size", type=_kernel_size,
+                        help="attention kernel size, or one per stage with attention (e.g. 3,5,5,7)")
     parser.add_argument("--branches", help="sca branches, letters from hwcs")
     parser.add_argument("--pool", help="sca pooling: avg, max or avgmax")
     parser.add_argument("--fuse", help="sca gate fusion: mul or mean")
