@@ -131,3 +131,22 @@ def test_real_sweep_records_and_reports_per_stage_kernels(local_ray, tmp_path):
     assert "eca k=3,5,7" in md and "eca k=3 " in md
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert len(summary) == 3
+
+
+def test_seed_budget_reference_with_a_per_stage_kernel_matches_the_results_table(tmp_path):
+    """results.csv writes per-stage lists as text (and so reads a column holding one as text):
+    a reference naming either kind of kernel size still finds its variant there."""
+    from ablation.results import read_results
+    from ablation.seed_budget import decisions
+    from ablation.sequential import Plan
+    from report_fixtures import trial_row, write_run
+
+    rows = [trial_row(10 * i + seed, seed=seed, attention=attention, kernel_size=k, test_top1=80.0 + i + seed / 10)
+            for i, (attention, k) in enumerate((("none", None), ("eca", 3), ("eca", "3,5,7"))) for seed in (0, 1)]
+    table = read_results(write_run(tmp_path / "run", rows))
+    plan = Plan(alpha=0.05, equivalence=0.5, min_seeds=2, max_seeds=4, futility=0.0)
+    for reference, other in (({"attention": "eca", "kernel_size": [3, 5, 7]}, "3,5,7"),
+                             ({"attention": "eca", "kernel_size": 3}, "3")):
+        found, _ = decisions(table, plan, reference)
+        ids = table.set_index("variant")["kernel_size"].astype(str).to_dict()
+        assert [ids[v] for v in found.loc[found["kind"] == "reference", "other"]] == [other]
