@@ -21,7 +21,7 @@ from scipy import stats
 #: Metrics aggregated over seeds (mean, std, CI, n), by their name in the variants table.
 SEED_METRICS: tuple[str, ...] = ("top1", "top5", "loss", "val_top1", "val_top5", "val_loss")
 #: Per-variant cost figures (the median over seeds: latency is measured per trial).
-COST_METRICS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms")
+COST_METRICS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms")
 #: Config columns describing an attention variant (the rest describe the setting it runs in).
 ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
                                       "norm", "gate", "reduction")

@@ -90,8 +90,10 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
                 cfg[key] = value
         if isinstance(cfg.get("stages"), str):
             cfg["stages"] = [int(s) for s in cfg["stages"].split(",")]
+        if isinstance(cfg.get("kernel_size"), str) and "," in cfg["kernel_size"]:  # per stage
+            cfg["kernel_size"] = [int(k) for k in cfg["kernel_size"].split(",")]
         for key in ("kernel_size", "reduction", "seed", "epochs"):
-            if cfg.get(key) is not None:
+            if cfg.get(key) is not None and not isinstance(cfg[key], list):
                 cfg[key] = int(cfg[key])
         out[row["variant"]] = (TrialConfig(**cfg).model_dump(), {k: int(row[k]) for k in shape_keys})
     return out

@@ -30,7 +30,7 @@ class TrialConfig(BaseModel):
     width_mult: float = Field(1.0, gt=0)
     small_input: Optional[bool] = None  # None: decided by the data set's image size
     # attention options (None: the module's default, or not applicable)
-    kernel_size: Optional[int] = None
+    kernel_size: Optional[Union[int, list[int]]] = None  # a list: one per stage with attention (models.stage_options)
     branches: Optional[str] = None
     pool: Optional[str] = None
     fuse: Optional[str] = None

@@ -32,7 +32,7 @@ from .execution import DESCRIPTIONS
 from .provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_here
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
-from .tables import count, factor_tables, latex, short_label, variant_table
+from .tables import count, factor_tables, flops_note, latex, short_label, variant_table
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
 #: The run's data, copied next to the report so that it regenerates from the report folder.
@@ -248,7 +248,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
     if variants.empty:
         blocks.append(Para("No trial has completed yet, so there is nothing to rank."))
         return blocks + _failures(results) + _sweep_figures(info, results)
-    blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, f"Collapsed trials: {RULE}."])]
+    blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, flops_note(variants),
+                                                                f"Collapsed trials: {RULE}."])]
     blocks += _summary_blocks(ranking, reading)
     acc = reading.accuracy
     blocks += [

@@ -33,13 +33,13 @@ TRIAL_INFO_COLUMNS: tuple[str, ...] = (
 )
 METRIC_COLUMNS: tuple[str, ...] = (
     "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
-    "best_top1", "best_epoch", "params", "flops", "attention_params", "attention_flops", "latency_ms",
+    "best_top1", "best_epoch", "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms",
     "uncounted_ops", "train_time_s", "images_per_s", *TRIAL_INFO_COLUMNS,
 )
 #: Metrics taken from a trial's last report (the rest are derived from its whole history).
 LAST_METRICS: tuple[str, ...] = (
     "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
-    "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *TRIAL_INFO_COLUMNS,
+    "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *TRIAL_INFO_COLUMNS,
 )
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
 #: Keys of a trial config that say where or how a trial ran, never what was ablated.
@@ -156,6 +156,8 @@ def row(record: TrialRecord) -> dict[str, Any]:
     out.update({k: v for k, v in cfg.items() if k not in CONFIG_COLUMNS})
     out.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
     out["stages"] = ",".join(str(s) for s in cfg["stages"]) if cfg.get("stages") else None
+    if isinstance(cfg.get("kernel_size"), list):  # per stage, written as stages are: 3,5,5,7
+        out["kernel_size"] = ",".join(str(k) for k in cfg["kernel_size"])
     out.update({k: v for k, v in _defaults(cfg.get("attention", "none")).items() if out.get(k) is None})
     history = record.history
     if history:

@@ -80,7 +80,7 @@ def comparisons(points: Iterable[Mapping[str, Any]], reference: Optional[Mapping
     refs = {}
     if reference:
         refs = {json.dumps(setting(c), sort_keys=True, default=str): k for k, c in by_key.items()
-                if all(c.get(name) == value for name, value in reference.items())}
+                if all(_same(c.get(name), value) for name, value in reference.items())}
         if not refs:
             raise MissingBaseline(f"no variant in the grid matches reference {dict(reference)}")
     found = []
@@ -97,6 +97,17 @@ def comparisons(points: Iterable[Mapping[str, Any]], reference: Optional[Mapping
         if where in refs and refs[where] != key:
             found.append(Comparison(key, refs[where], "reference"))
     return found
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """A config value equals a reference's, also as ``results.csv`` reads it back (``3`` as
+    ``"3"`` or ``3.0``; a per-stage list ``[3, 5, 5, 7]`` as ``"3,5,5,7"``)."""
+    from .aggregate import cell_text
+
+    def text(v: Any) -> str:
+        return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else cell_text(v)
+
+    return value == wanted or text(value) == text(wanted)
 
 
 def _describe(cell: Mapping[str, Any]) -> str:

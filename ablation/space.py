@@ -4,7 +4,9 @@ A space file names a base trial config, the axes to cross (``grid``; a list of g
 the union of their expansions) or the ranges to sample (``sample``, searched by Optuna), the
 epoch budget and scheduler, and the resources of one trial. Expansion drops attention options
 that do not apply to a module and removes the duplicates that makes, so a grid never trains
-the same variant twice. Every error names the key path and the allowed values.
+the same variant twice. A per-stage option (``kernel_size: [3, 5, 5, 7]``) is one value: in a
+grid axis it sits inside the axis's list (``kernel_size: [[3, 5, 5, 7], 3]``); it cannot be
+sampled. Every error names the key path and the allowed values.
 """
 from __future__ import annotations
 
@@ -393,6 +395,9 @@ def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str
         if key not in SPACE_KEYS:
             raise ConfigError(f"sample.params.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
         block[key] = dist.corners()
+        if key in _per_stage_keys() and any(isinstance(v, list) for v in block[key]):
+            raise ConfigError(f"sample.params.{key}: per-stage lists cannot be sampled (Optuna's choices are "
+                              f"single values); cross them in a grid, e.g. {key}: [[3, 5, 5, 7], 3]")
     return [block], ["sample.params"]
 
 
@@ -464,10 +469,20 @@ def _option_error_cached(name: str, key: str, value: Any) -> Optional[str]:
 
 
 def _option_error(name: str, key: str, value: Any) -> Optional[str]:
+    if key in _per_stage_keys() and isinstance(value, list):  # one value per stage, each checked
+        if any(isinstance(v, (list, dict)) for v in value):
+            return f"{key}: a per-stage list holds one value per stage, got {value!r}"
+        return next((m for m in (_option_error(name, key, v) for v in value) if m), None)
     try:
         return _option_error_cached(name, key, value)
     except TypeError:  # unhashable value (e.g. a list where a scalar belongs)
         return f"{key} must be a single value, got {value!r}"
+
+
+def _per_stage_keys() -> tuple[str, ...]:
+    from .models import PER_STAGE_OPTIONS
+
+    return PER_STAGE_OPTIONS
 
 
 def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
@@ -490,6 +505,25 @@ def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:
     if message:
         paths = [where[k] for k in MODEL_KEYS if k in where] or ["base"]
         raise ConfigError(f"{' with '.join(paths)}: {message}")
+    for key in _per_stage_keys():
+        value = cfg.attention_kwargs().get(key)
+        message = _per_stage_error(cfg.backbone, cfg.position, stages, key, tuple(value)) \
+            if isinstance(value, list) else None
+        if message:
+            paths = [where[k] for k in (key, *MODEL_KEYS) if k in where]
+            raise ConfigError(f"{' with '.join(paths)}: {message}")
+
+
+@lru_cache(maxsize=None)
+def _per_stage_error(backbone: str, position: str, stages: Optional[tuple[int, ...]], key: str,
+                     values: tuple[Any, ...]) -> Optional[str]:
+    from .models import stage_options
+
+    try:
+        stage_options(backbone, position, list(stages) if stages is not None else None, {key: list(values)})
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @lru_cache(maxsize=None)

@@ -9,6 +9,22 @@ import pandas as pd
 from .aggregate import cell_text, is_attention_factor
 
 
+#: Column of conv and FC multiply-adds (the papers' FLOP convention; ``flops_convfc``).
+CONVFC = "MACs conv+FC"
+
+
+def flops_note(variants: pd.DataFrame) -> str:
+    """The sentence that tells the two FLOP columns apart (and says where one was not recorded)."""
+    text = ("FLOPs: multiply-adds for one image, every operation counted (convolutions, fully connected layers, "
+            f"batch norm, activations, residual adds, pooling, attention's elementwise work); {CONVFC}: "
+            "convolutions and fully connected layers only, the convention of the papers and torchvision's model "
+            "tables (ResNet-50 at 224 px: 4.09 G), to place a figure against a published one.")
+    recorded = variants["flops_convfc"].notna() if "flops_convfc" in variants else pd.Series(False, index=variants.index)
+    if not recorded.all():
+        text += f" {CONVFC} is '-' for trials run before the harness recorded it."
+    return text
+
+
 def short_label(label: str, backbone: str) -> str:
     """A variant's label without its backbone name (for plots and per-backbone tables)."""
     return label.removeprefix(str(backbone)).strip() or label
@@ -64,7 +80,7 @@ def seeds_text(v: pd.Series) -> str:
 
 def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = "top-1 %",
                   latency: str = "latency ms", path: str = "eager", selection: str = "") -> pd.DataFrame:
-    """Every ranked variant: backbone, variant, seeds, params, FLOPs, latency, top-1 (mean ± std,
+    """Every ranked variant: backbone, variant, seeds, params, FLOPs (ours and conv+FC), latency, top-1 (mean ± std,
     median, per seed), delta, front. ``accuracy``/``latency`` name those columns; ``selection``,
     when given, names a column of the selection split's top-1 (where it differs from the reported)."""
     by_variant = {r["variant"]: r for _, r in deltas.iterrows()} if not deltas.empty else {}
@@ -72,7 +88,8 @@ def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = 
     for _, v in variants.sort_values(["backbone", "nd_rank", "top1_mean"], ascending=[True, True, False]).iterrows():
         row = {
             "backbone": v["backbone"], "variant": variant_name(v), "n": int(v["n"]),
-            "params": count(v["params"]), "FLOPs": count(v["flops"]), latency: latency_text(v, path),
+            "params": count(v["params"]), "FLOPs": count(v["flops"]), CONVFC: count(v.get("flops_convfc")),
+            latency: latency_text(v, path),
         }
         if selection:
             row[selection] = mean_std(v["val_top1_mean"], v["val_top1_std"])
@@ -100,7 +117,7 @@ def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[st
             rows.append({
                 "backbone": v["backbone"], factor: cell_text(v[factor]),
                 "variant": variant_name(v),
-                "params": count(v["params"]), "FLOPs": count(v["flops"]),
+                "params": count(v["params"]), "FLOPs": count(v["flops"]), CONVFC: count(v.get("flops_convfc")),
                 accuracy: mean_std(v["top1_mean"], v["top1_std"]),
                 "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
                 "per seed": seeds_text(v),

@@ -28,7 +28,7 @@ from .errors import ConfigError, NonFiniteLossError
 METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr")
 
 #: Cost figures from ``profile_model`` carried in every epoch's metrics.
-COST_KEYS: tuple[str, ...] = ("params", "flops", "attention_params", "attention_flops", "latency_ms", "uncounted_ops")
+COST_KEYS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops")
 
 #: Test-split figures, in the last epoch's metrics only (evaluated once, when training ends).
 TEST_KEYS: tuple[str, ...] = ("test_loss", "test_top1", "test_top5")

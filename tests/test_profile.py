@@ -13,7 +13,7 @@ from ablation.cli import main
 from ablation.models import build_model, positions
 from ablation.profile import ZERO_COST_OPS, attention_modules, profile_model, unsupported_ops
 
-CONTRACT_KEYS = {"params", "flops", "attention_params", "attention_flops", "latency_ms", "latency_batch",
+CONTRACT_KEYS = {"params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "latency_batch",
                  "latency_threads", "latency_device", "uncounted_ops"}
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 

@@ -15,7 +15,7 @@ from ablation.provenance import PROVENANCE_KEYS
 from ablation.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
 
 EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
-              "params", "flops", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *DATA_KEYS,
+              "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *DATA_KEYS,
               *PROVENANCE_KEYS}
 RESULT_KEYS = EPOCH_KEYS | set(TEST_KEYS) | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "history",
                                              "config"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..errors import ConfigError
 from ..execution import EXECUTION_PATHS
@@ -12,11 +12,26 @@ from ..execution import EXECUTION_PATHS
 HELP = "print params, FLOPs (multiply-adds), attention's share and latency of one model"
 
 
+#: The two FLOP counts, told apart under the table.
+CONVENTION = ("flops counts every op (BN, activations, residual adds, pooling too); flops_convfc counts conv and "
+              "fully connected layers only, the papers' and torchvision's convention")
+
+
 def _stages(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--stages takes comma-separated integers such as 3,4, got {text!r}") from None
+
+
+def _kernel_size(text: str) -> Union[int, list[int]]:
+    """``5``, or ``3,5,5,7`` (one per stage with attention)."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--kernel-size takes an integer, or one per stage with attention such "
+                                         f"as 3,5,5,7; got {text!r}") from None
+    return sizes if "," in text else sizes[0]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "package.module:Class of your own")
     parser.add_argument("--position", default="standard", help="where in each block (default standard)")
     parser.add_argument("--stages", type=_stages, help="comma-separated stages that get attention (default all)")
-    parser.add_argument("--kernel-size", type=int, help="attention kernel size")
+    parser.add_argument("--kernel-size", type=_kernel_size,
+                        help="attention kernel size, or one per stage with attention (e.g. 3,5,5,7)")
     parser.add_argument("--branches", help="sca branches, letters from hwcs")
     parser.add_argument("--pool", help="sca pooling: avg, max or avgmax")
     parser.add_argument("--fuse", help="sca gate fusion: mul or mean")
@@ -97,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def _fmt(key: str, value: Any) -> str:
     if key in ("params", "attention_params") and isinstance(value, int):
         return f"{value:,} ({value / 1e6:.3f} M)"
-    if key in ("flops", "attention_flops") and isinstance(value, int):
+    if key in ("flops", "flops_convfc", "attention_flops") and isinstance(value, int):
         return f"{value:,} ({value / 1e9:.4f} G)"
     if key == "stages":
         return "all" if value is None else ",".join(map(str, value))
@@ -116,4 +132,7 @@ def print_table(figures: dict[str, Any], title: Optional[str] = None) -> None:
     table.add_column("value", justify="right")
     for key, value in figures.items():
         table.add_row(key, _fmt(key, value))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if "flops_convfc" in figures:
+        console.print(CONVENTION, soft_wrap=True, markup=False, highlight=False)

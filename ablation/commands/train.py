@@ -82,6 +82,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text + "\n")
     summary = {k: result[k] for k in ("top1", "top5", "val_loss", "test_top1", "test_top5", "best_top1",
                                        "best_epoch", "epochs_done", "train_time_s", "params", "flops",
-                                       "latency_ms") if k in result}
+                                       "flops_convfc", "latency_ms") if k in result}
     print(json.dumps(summary))
     return 0

@@ -2,11 +2,14 @@
 
 ``build_model(backbone, attention, position, stages, ...)`` builds a torchvision ResNet or
 MobileNetV2 and places ``build_attention(attention, channels, **options)`` at ``position`` in
-every block of the chosen ``stages`` (1-based; default all). A backbone given as an import path
-(``my_pkg.nets:build``) is the user's own: it places the attention itself (``external.py``).
+every block of the chosen ``stages`` (1-based; default all). A list value of a per-stage option
+(``kernel_size: [3, 5, 5, 7]``, as ECA's authors use) gives element i to the i-th stage with
+attention. A backbone given as an import path (``my_pkg.nets:build``) is the user's own: it
+places the attention itself (``external.py``), so its options are one value for all.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional, Sequence
 
 from torch import nn
@@ -18,6 +21,8 @@ from . import mobilenet, resnet
 from .external import build_external, check_arguments
 
 BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
+#: Attention options that may be given per stage, as a list with one value per stage with attention.
+PER_STAGE_OPTIONS: tuple[str, ...] = ("kernel_size",)
 
 
 def positions(backbone: str) -> tuple[str, ...]:
@@ -70,6 +75,27 @@ def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[
         )
 
 
+def stage_options(backbone: str, position: str, stages: Optional[Sequence[int]],
+                  options: dict[str, Any]) -> Optional[dict[int, dict[str, Any]]]:
+    """The attention options of each stage with attention where a :data:`PER_STAGE_OPTIONS` key
+    holds a list (element i for the i-th of ``stages``, in the order given; default all stages
+    in order), or None where none does. ``ConfigError`` where a list's length is not the number
+    of those stages, or the backbone is a user's (it places attention itself)."""
+    listed = {k: list(v) for k, v in options.items() if k in PER_STAGE_OPTIONS and isinstance(v, (list, tuple))}
+    if not listed:
+        return None
+    key, values = next(iter(listed.items()))
+    if is_import_path(backbone):
+        raise ConfigError(f"{key}: a per-stage list {values} needs one of the backbones {list(BACKBONES)}; "
+                          f"backbone {backbone!r} places attention itself, so give one value")
+    chosen = list(stages) if stages is not None else valid_stages(backbone, position)
+    for key, values in listed.items():
+        if len(values) != len(chosen):
+            raise ConfigError(f"{key}: a per-stage list needs one value per stage with attention, {len(chosen)} "
+                              f"here (stages {chosen} of {backbone} at position {position!r}); got {values}")
+    return {stage: {**options, **{k: v[i] for k, v in listed.items()}} for i, stage in enumerate(chosen)}
+
+
 def build_model(
     backbone: str,
     attention: str = "none",
@@ -81,12 +107,15 @@ def build_model(
     width_mult: float = 1.0,
     **attention_options: Any,
 ) -> nn.Module:
-    """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all)."""
+    """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all);
+    a per-stage option's list gives each stage its value (:func:`stage_options`)."""
     validate_model_args(backbone, position, stages, width_mult)
     external = is_import_path(backbone)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
-    build_attention(attention, 8, **attention_options)  # fail on bad options before building
+    by_stage = stage_options(backbone, position, stages, attention_options)
+    for options in by_stage.values() if by_stage else [attention_options]:
+        build_attention(attention, 8, **options)  # fail on bad options before building
 
     def make(channels: int) -> nn.Module:
         return build_attention(attention, channels, **attention_options)
@@ -96,13 +125,17 @@ def build_model(
     chosen = list(stages) if stages is not None else valid_stages(backbone, position)
     if backbone == "mobilenet_v2":
         model = mobilenet.build_mobilenet(num_classes, in_channels, small_input, width_mult)
-        if attention != "none":
-            mobilenet.insert_mobilenet(model, position, chosen, make)
+        insert = mobilenet.insert_mobilenet
     else:
         model = resnet.build_resnet(backbone, num_classes, in_channels, small_input)
-        if attention != "none":
-            resnet.insert_resnet(model, position, chosen, make)
+        insert = resnet.insert_resnet
+    if attention != "none" and by_stage is None:
+        insert(model, position, chosen, make)
+    elif attention != "none":
+        for stage, options in by_stage.items():
+            insert(model, position, [stage], partial(build_attention, attention, **options))
     return model
 
 
-__all__ = ["BACKBONES", "build_model", "placement_keys", "positions", "valid_stages", "validate_model_args"]
+__all__ = ["BACKBONES", "PER_STAGE_OPTIONS", "build_model", "placement_keys", "positions", "stage_options",
+           "valid_stages", "validate_model_args"]

@@ -44,10 +44,10 @@ def stage_blocks(model: MobileNetV2) -> list[tuple[int, int]]:
 def insert_mobilenet(model: MobileNetV2, position: str, stages: list[int], make: MakeAttention) -> None:
     """Put ``make(channels)`` at ``position`` in every block of the chosen stages (1-based)."""
     for stage, index in stage_blocks(model):
-        block = model.features[index]
-        assert isinstance(block, InvertedResidual)
         if stage not in stages:
             continue
+        block = model.features[index]
+        assert isinstance(block, InvertedResidual)
         if position == "standard":
             block.conv.append(allow_inplace(make(block.out_channels)))  # input: the projection's output
         elif position == "dw":
