@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .execution import ExecutionPath
+from .train_path import TrainPath
 
 #: Attention options that live as flat keys on a trial config (each is an ablation axis).
 ATTENTION_OPTION_KEYS: tuple[str, ...] = ("kernel_size", "branches", "pool", "fuse", "norm", "gate", "reduction")
@@ -59,6 +60,7 @@ class TrialConfig(BaseModel):
     amp: bool = True
     channels_last: bool = True
     threads: Optional[int] = Field(None, ge=1)
+    train_path: TrainPath = "eager"  # see ablation/train_path.py
     # measurement
     latency_runs: int = Field(20, ge=1)
     latency_batch: int = Field(1, ge=1)

@@ -30,6 +30,7 @@ from .epochs import EPOCHS_FILE, read_epochs
 from .errors import DataError
 from .execution import DESCRIPTIONS
 from .provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_here
+from .train_path import DESCRIPTIONS as TRAIN_DESCRIPTIONS
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
 from .tables import count, factor_tables, flops_note, latex, short_label, variant_table
@@ -99,6 +100,29 @@ def _calibration_machine(c: pd.Series) -> str:
         return str(c["gpu"])
     capability = c.get("cpu_capability")
     return str(c["cpu_model"]) + (f", {capability}" if isinstance(capability, str) and capability else "")
+
+
+def training_note(results: pd.DataFrame) -> str:
+    """How the trials trained: the study's training path(s) and what each trial actually ran
+    (precision, memory format, compilation, and any fallback the hardware forced)."""
+    paths = sorted(set(results.get("train_path", pd.Series(dtype=str)).dropna().astype(str)))
+    if not paths:
+        return ("Training path: eager (this run was made before training paths were recorded): "
+                f"{TRAIN_DESCRIPTIONS['eager']}.")
+    if len(paths) == 1:
+        text = f"Training path: {paths[0]}, {TRAIN_DESCRIPTIONS.get(paths[0], paths[0])}; every variant trained on it."
+    else:
+        text = ("Parity study: every variant trained on each of the training paths "
+                + ", ".join(f"{p} ({TRAIN_DESCRIPTIONS.get(p, p)})" for p in paths)
+                + "; labels carry the path, and each path's variants are compared with its own baseline.")
+    setups = results.get("train_setup", pd.Series(dtype=str)).dropna().astype(str).value_counts()
+    if len(setups):
+        text += " As run: " + "; ".join(f"{s} ({n} trials)" for s, n in sorted(setups.items())) + "."
+    compile_s = pd.to_numeric(results.get("compile_time_s", pd.Series(dtype=float)), errors="coerce").dropna()
+    if len(compile_s) and compile_s.sum() > 0:
+        text += (f" Compilation took {compile_s.median():.0f} s per trial (median), {compile_s.sum() / 60:.1f} min "
+                 f"in all, kept out of training time and images/s.")
+    return text
 
 
 @dataclass
@@ -249,7 +273,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
         blocks.append(Para("No trial has completed yet, so there is nothing to rank."))
         return blocks + _failures(results) + _sweep_figures(info, results)
     blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, flops_note(variants),
-                                                                f"Collapsed trials: {RULE}."])]
+                                                                training_note(results), f"Collapsed trials: {RULE}."])]
     blocks += _summary_blocks(ranking, reading)
     acc = reading.accuracy
     blocks += [

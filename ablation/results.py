@@ -25,7 +25,7 @@ SWEEP_FILE = "sweep.json"
 ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
 CONFIG_COLUMNS: tuple[str, ...] = (
     "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse", "norm", "gate",
-    "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "seed",
+    "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "train_path", "seed",
 )
 #: Facts about a trial's data and machine (from its last report): not part of the variant.
 TRIAL_INFO_COLUMNS: tuple[str, ...] = (
@@ -34,12 +34,13 @@ TRIAL_INFO_COLUMNS: tuple[str, ...] = (
 METRIC_COLUMNS: tuple[str, ...] = (
     "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
     "best_top1", "best_epoch", "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms",
-    "uncounted_ops", "train_time_s", "images_per_s", *TRIAL_INFO_COLUMNS,
+    "uncounted_ops", "train_time_s", "compile_time_s", "images_per_s", "train_setup", *TRIAL_INFO_COLUMNS,
 )
 #: Metrics taken from a trial's last report (the rest are derived from its whole history).
 LAST_METRICS: tuple[str, ...] = (
     "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
-    "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *TRIAL_INFO_COLUMNS,
+    "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", "train_setup",
+    *TRIAL_INFO_COLUMNS,
 )
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
 #: Keys of a trial config that say where or how a trial ran, never what was ablated.
@@ -168,6 +169,7 @@ def row(record: TrialRecord) -> dict[str, Any]:
         out["best_top1"] = best.get("top1")
         out["best_epoch"] = best.get("epoch")
         out["train_time_s"] = sum(_num(m.get("epoch_time_s"), 0.0) for m in history)
+        out["compile_time_s"] = sum(_num(m.get("compile_time_s"), 0.0) for m in history)
         speeds = [m["images_per_s"] for m in history if m.get("images_per_s") is not None]
         out["images_per_s"] = sum(speeds) / len(speeds) if speeds else None
         if record.status == "completed":

@@ -14,17 +14,18 @@ import itertools
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .config import ATTENTION_OPTION_KEYS, TrialConfig
 from .execution import ExecutionPath
+from .train_path import TrainPath
 from .errors import ConfigError
 
 #: Trial-config keys a space sets in a section of its own, not in base or grid.
-SECTION_KEYS: dict[str, str] = {"epochs": "budget.epochs", "latency_path": "latency.path"}
+SECTION_KEYS: dict[str, str] = {"epochs": "budget.epochs", "latency_path": "latency.path", "train_path": "train.path"}
 #: Trial-config keys a space may set in ``base``, ``grid`` or ``sample``.
 SPACE_KEYS: tuple[str, ...] = tuple(k for k in TrialConfig.model_fields if k not in SECTION_KEYS)
 #: Keys that together decide whether a backbone/position/stages combination exists.
@@ -106,6 +107,26 @@ class Latency(BaseModel):
     threads: int = Field(1, ge=1)
 
 
+class Training(BaseModel):
+    """How every trial trains (see ``ablation.train_path``): one path for the whole study. A list
+    of paths makes a parity study: every variant is trained on each path listed (the path becomes
+    an axis of the grid), so that the paths can be compared on the same variants and seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Union[TrainPath, list[TrainPath]] = "eager"
+
+    @model_validator(mode="after")
+    def _distinct_paths(self) -> "Training":
+        if isinstance(self.path, list) and (not self.path or len(set(self.path)) != len(self.path)):
+            raise ValueError(f"path: a parity study lists distinct training paths, got {self.path}")
+        return self
+
+    def paths(self) -> list[str]:
+        """The study's training paths (one, except in a parity study)."""
+        return list(self.path) if isinstance(self.path, list) else [self.path]
+
+
 class Distribution(BaseModel):
     """One sampled parameter: exactly one of ``choice``, ``int``, ``float`` or ``log``."""
 
@@ -168,6 +189,13 @@ class SpaceFile(BaseModel):
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
     latency: Latency = Field(default_factory=Latency)
+    train: Training = Field(default_factory=Training)
+
+    def section_values(self) -> dict[str, Any]:
+        """The trial-config keys set by sections (a parity study's paths: the first; the rest
+        are a grid axis, see :func:`_expand`)."""
+        return {"epochs": self.budget.epochs, "latency_path": self.latency.path,
+                "train_path": self.train.paths()[0]}
 
 
 def applicable(point: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +271,7 @@ class SearchSpace:
         keys: list[str] = []
         for block in _grid_blocks(self.spec.grid):
             keys += [k for k in block if k not in keys]
+        keys += ["train_path"]
         return [k for k in keys if len({repr(p.get(k)) for p in self._points}) > 1]
 
     def with_base(self, **updates: Any) -> "SearchSpace":
@@ -337,15 +366,19 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     for key in spec.base:
         if key not in SPACE_KEYS and key not in base_options:
             raise ConfigError(f"base.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
-    base = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
+    base = {**spec.base, **spec.section_values()}
     base_paths = {k: f"base.{k}" for k in spec.base}
     if spec.sample is not None:
         if spec.grid is not None:
             raise ConfigError("grid and sample are alternatives: cross axes with grid, or sample ranges with sample")
+        if len(spec.train.paths()) > 1:
+            raise ConfigError("train.path: a parity study (a list of paths) needs a grid; give one path with sample")
         blocks, paths = _sample_blocks(spec.sample)
     else:
         blocks = _grid_blocks(spec.grid, base_attention=base_attention)
         paths = [_block_path(spec.grid, i) for i in range(len(blocks))]
+        if len(spec.train.paths()) > 1:
+            blocks = [{**block, "train_path": spec.train.paths()} for block in blocks]
         if spec.budget.seeds is not None:
             blocks = _seed_budget_blocks(spec, blocks, paths)
     points: dict[str, dict[str, Any]] = {}

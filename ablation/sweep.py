@@ -76,7 +76,7 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     if not space.sampled:
         return {"point": tune.grid_search(space.points())}
     spec = space.spec
-    fixed = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
+    fixed = {**spec.base, **spec.section_values()}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
 
 

@@ -3,8 +3,11 @@
 SGD with Nesterov momentum, a per-step cosine schedule after a linear warm-up, optional label
 smoothing and no weight decay on norm and bias parameters. Seeded: on the CPU the same config
 gives the same metrics, and a run resumed from any epoch's checkpoint ends exactly like an
-uninterrupted one. On CUDA, mixed precision (bf16, else fp16 with a gradient scaler) and
-channels_last are on by default; on the CPU both are off (they slow most CPUs down).
+uninterrupted one (on the ``fast`` path: on the same machine). Precision, memory format and
+compilation follow the study's training path (``ablation.train_path``): ``eager`` trains in fp32
+NCHW on the CPU and with mixed precision (bf16, else fp16 with a gradient scaler) and
+channels_last on CUDA; ``fast`` adds channels_last and native bf16 on the CPU and
+``torch.compile`` everywhere.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrialConfig
 from .data import DataBundle, build_data
 from .errors import ConfigError, NonFiniteLossError
+from .train_path import TrainSetup, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
-METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr")
+METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
+                                 "compile_time_s", "train_setup")
 
 #: Cost figures from ``profile_model`` carried in every epoch's metrics.
 COST_KEYS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops")
@@ -87,23 +92,24 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def autocast_dtype(cfg: TrialConfig, device: torch.device) -> Optional[torch.dtype]:
-    """bf16 where the GPU has it, else fp16; ``None`` (full precision) on the CPU or amp=False."""
-    if not cfg.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+class TrainStep:
+    """One trial's model, optimiser and training path (``setup``: the path's, unless given, e.g.
+    by a benchmark): a training step and an evaluation.
 
-
-class _Step:
-    """One trial's model, optimiser and precision settings: a training step and an evaluation."""
+    On a compiled path the first training step compiles; its time goes to ``compile_time_s``
+    (taken out of the epoch's time and images/s by :func:`train_epoch`)."""
 
     def __init__(self, model: nn.Module, cfg: TrialConfig, device: torch.device, total_steps: int,
-                 warmup_steps: int) -> None:
+                 warmup_steps: int, setup: Optional[TrainSetup] = None) -> None:
         self.model, self.device = model, device
-        self.dtype = autocast_dtype(cfg, device)
-        self.memory_format = (torch.channels_last if cfg.channels_last and device.type == "cuda"
-                              else torch.contiguous_format)
+        self.setup = setup or train_setup(cfg.train_path, device, cfg.amp, cfg.channels_last)
+        self.dtype = self.setup.dtype
+        self.memory_format = torch.channels_last if self.setup.channels_last else torch.contiguous_format
         self.model.to(device=device, memory_format=self.memory_format)
+        self.runner: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(model, mode="reduce-overhead" if self.setup.cuda_graphs else None)
+            if self.setup.compiled else model)
+        self.compile_pending = self.setup.compiled
         self.label_smoothing = cfg.label_smoothing
         self.optimizer = torch.optim.SGD(
             param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
@@ -118,13 +124,16 @@ class _Step:
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         return x, y.to(self.device, non_blocking=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, runner: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+        """Logits of ``x`` under the path's autocast, by ``runner`` (default: the eager model)."""
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            return self.model(x)
+            return (self.model if runner is None else runner)(x)
 
     def train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the (detached) batch loss."""
-        loss = F.cross_entropy(self.forward(x).float(), y, label_smoothing=self.label_smoothing)
+        if self.setup.cuda_graphs:  # a new step: the graphs may reuse the last step's outputs' memory
+            torch.compiler.cudagraph_mark_step_begin()
+        loss = F.cross_entropy(self.forward(x, self.runner).float(), y, label_smoothing=self.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -153,33 +162,44 @@ def _check_finite(losses: torch.Tensor, first_step: int, epoch: int) -> None:
         )
 
 
-def train_epoch(step: _Step, loader: Any, epoch: int, progress: Optional[Progress] = None) -> dict[str, float]:
+def train_epoch(step: TrainStep, loader: Any, epoch: int, progress: Optional[Progress] = None) -> dict[str, float]:
     """Train one epoch (``lr``: the last step's); the loss is checked every step on the CPU, every 50 on a GPU (sync cost)."""
     step.model.train()
     loader.set_epoch(epoch)
     n_steps = len(loader)
     check_every = 1 if step.device.type == "cpu" else 50
     losses = torch.zeros(n_steps, device=step.device)
-    seen, checked, lr = 0, 0, float("nan")
+    seen, checked, lr, compile_s = 0, 0, float("nan"), 0.0
     start = time.perf_counter()
     for i, (x, y) in enumerate(loader):
         x, y = step.inputs(x, y)
         lr = step.optimizer.param_groups[0]["lr"]
-        losses[i] = step.train(x, y)
-        seen += len(y)
+        if step.compile_pending:  # this step compiles: its time (and images) are not training speed
+            began = time.perf_counter()
+            losses[i] = step.train(x, y)
+            _sync(step.device)
+            compile_s, step.compile_pending = time.perf_counter() - began, False
+        else:
+            losses[i] = step.train(x, y)
+            seen += len(y)
         if i + 1 - checked >= check_every or i + 1 == n_steps:
             _check_finite(losses[checked : i + 1], checked + 1, epoch)
             checked = i + 1
         if progress is not None:
             progress(epoch, i + 1, n_steps)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - compile_s
     return {"train_loss": losses.mean().item() if n_steps else float("nan"),
             "images_per_s": seen / seconds if seconds > 0 else 0.0,
-            "lr": lr}
+            "lr": lr, "compile_time_s": compile_s}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @torch.inference_mode()
-def evaluate(step: _Step, loader: Any) -> dict[str, float]:
+def evaluate(step: TrainStep, loader: Any) -> dict[str, float]:
     """Loss (plain cross-entropy, no smoothing) and top-1/top-5 accuracy in percent on ``loader``
     (keys ``val_*``; :func:`test_metrics` renames them for the test split)."""
     step.model.eval()
@@ -196,7 +216,7 @@ def evaluate(step: _Step, loader: Any) -> dict[str, float]:
     return {"val_loss": loss, "top1": 100 * top1, "top5": 100 * top5}
 
 
-def test_metrics(step: _Step, data: DataBundle, last: dict[str, float]) -> dict[str, float]:
+def test_metrics(step: TrainStep, data: DataBundle, last: dict[str, float]) -> dict[str, float]:
     """The test split's loss, top-1 and top-5 when training ends; without a validation split the
     test split is what ``last`` (the final epoch's evaluation) already measured."""
     scores = last if data.test is data.val else evaluate(step, data.test)
@@ -262,7 +282,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     cost = saved["cost"] if saved else measure_cost(model, cfg, data, device)
     about = data_figures(data) | environment(device)
     steps = len(data.train)
-    step = _Step(model, cfg, device, total_steps=steps * cfg.epochs,
+    step = TrainStep(model, cfg, device, total_steps=steps * cfg.epochs,
                  warmup_steps=round(cfg.warmup_epochs * steps))
     history: list[dict] = []
     if saved is not None:
@@ -273,7 +293,8 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
         metrics = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
-        metrics["epoch_time_s"] = time.perf_counter() - start
+        metrics["epoch_time_s"] = time.perf_counter() - start - metrics["compile_time_s"]
+        metrics["train_setup"] = step.setup.describe()
         metrics = {k: metrics[k] for k in METRIC_KEYS} | cost | about
         if epoch == cfg.epochs:
             metrics |= test_metrics(step, data, metrics)
@@ -291,4 +312,5 @@ def trial_result(cfg: TrialConfig, history: list[dict]) -> dict:
     best = max(history, key=lambda m: m["top1"])
     return {**history[-1], "best_top1": best["top1"], "best_epoch": best["epoch"],
             "epochs_done": len(history), "train_time_s": sum(m["epoch_time_s"] for m in history),
+            "compile_time_s": sum(m.get("compile_time_s", 0.0) for m in history),
             "history": [dict(m) for m in history], "config": cfg.model_dump()}

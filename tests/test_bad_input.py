@@ -65,6 +65,7 @@ CASES: dict[str, tuple] = {
     "corrupt_cifar": (with_(base={**TINY_BASE, "dataset": "cifar10", "data_dir": "{tmp}/cifar"}), [],
                       ["{tmp}/cifar/cifar-10-batches-py/data_batch_3", "damaged"], True),
     "bad_latency_path": (with_(latency={"path": "fast"}), [], ["latency.path", "'eager'", "'fused-sca'", "'fast'"], False),
+    "bad_train_path": (with_(train={"path": "turbo"}), [], ["train.path", "'eager'", "'fast'", "turbo"], False),
     "latency_path_in_base": (with_(base={**TINY_BASE, "latency_path": "compiled"}), [],
                              ["base.latency_path", "set it in latency.path"], False),
     "bad_val_split": (with_(base={**TINY_BASE, "val_split": 1.5}), [], ["base.val_split", "less than 1", "1.5"], False),

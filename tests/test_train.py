@@ -15,11 +15,12 @@ from ablation.provenance import PROVENANCE_KEYS
 from ablation.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
 
 EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
+              "compile_time_s", "train_setup",
               "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *DATA_KEYS,
               *PROVENANCE_KEYS}
 RESULT_KEYS = EPOCH_KEYS | set(TEST_KEYS) | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "history",
                                              "config"}
-TIMING_KEYS = {"epoch_time_s", "images_per_s", "latency_ms"}
+TIMING_KEYS = {"epoch_time_s", "images_per_s", "latency_ms", "compile_time_s"}
 
 TINY = dict(backbone="resnet20", dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
             epochs=3, batch_size=32, lr=0.05, latency_runs=1, device="cpu", threads=1)

@@ -4,6 +4,8 @@ Small data sets (digits, Fashion-MNIST, CIFAR, synthetic) fit in memory; croppin
 whole batches with tensor indexing keeps a 2-core machine busy with the model, not with per-image
 PIL transforms. Shuffling and augmentation draw from a generator seeded by ``(seed, epoch)``, so
 an epoch's batches do not depend on what ran before it (a resumed trial sees the same batches).
+An epoch's random draws are made on the CPU up front, in the order a batch-by-batch draw makes
+them, and moved to the data's device once: with the data on a GPU, no batch waits on a copy.
 """
 from __future__ import annotations
 
@@ -61,32 +63,45 @@ class MemoryLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, device = len(self.labels), self.images.device
-        gen: Optional[torch.Generator] = None
+        draws: Optional[list[dict[str, torch.Tensor]]] = None
         if self.train:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=gen).to(device)
+            order = torch.randperm(n, generator=gen)
+            draws = [self._draw(len(order[b * self.batch_size : (b + 1) * self.batch_size]), gen)
+                     for b in range(len(self))]
+            order = order.to(device)
+            if draws and draws[0]:  # one copy of each kind of draw for the whole epoch
+                stacked = {k: torch.stack([d[k] for d in draws]).to(device) for k in draws[0]}
+                draws = [{k: v[b] for k, v in stacked.items()} for b in range(len(draws))]
         else:
             order = torch.arange(n, device=device)
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.images[idx]
-            if gen is not None:
-                x = self._augment(x, gen)
+            if draws is not None:
+                x = self._augment(x, draws[b])
             x = (x.float().div_(255) - self.mean) / self.std
             yield x, self.labels[idx]
 
-    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _draw(self, b: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One batch's random crop offsets and flips (on the CPU, in a fixed order)."""
+        out = {}
+        if self.pad:
+            out["dy"] = torch.randint(0, 2 * self.pad + 1, (b,), generator=gen)
+            out["dx"] = torch.randint(0, 2 * self.pad + 1, (b,), generator=gen)
+        if self.flip:
+            out["flip"] = torch.rand(b, generator=gen) < 0.5
+        return out
+
+    def _augment(self, x: torch.Tensor, draw: dict[str, torch.Tensor]) -> torch.Tensor:
         b, c, h, w = x.shape
         if self.pad:
             p = self.pad
             padded = torch.nn.functional.pad(x, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
-            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
-            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            rows = (draw["dy"][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (draw["dx"][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
             x = padded[torch.arange(b, device=x.device)[:, None, None, None],
                        torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
         if self.flip:
-            mask = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-            x = torch.where(mask[:, None, None, None], x.flip(3), x)
+            x = torch.where(draw["flip"][:, None, None, None], x.flip(3), x)
         return x

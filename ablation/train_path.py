@@ -1,0 +1,105 @@
+"""Training execution paths: how every trial of a study trains, chosen once per study.
+
+Accuracy and speed compare variants only if all of them trained the same way, so the path is a
+space-level key (``train.path``, copied into every trial config as ``train_path``), never a
+per-module choice:
+
+- ``eager``: PyTorch eager ops. On the CPU in fp32 and NCHW (the reference); on CUDA with the
+  config's ``amp`` (bf16, else fp16) and ``channels_last``, as before this path existed.
+- ``fast``: channels_last, low-precision autocast where the hardware has it natively (CUDA: bf16,
+  else fp16; the CPU: bf16 only with AVX512-BF16, AMX or Arm BF16, else fp32, and the trial says
+  so) and ``torch.compile`` of the model for training (on CUDA with CUDA graphs, mode
+  ``reduce-overhead``: small networks are launch-bound there). Evaluation runs the same model eagerly
+  with the same precision and memory format (one compiled graph per trial, none for the eval
+  mode or a short last batch). Compilation is timed apart (``compile_time_s``): it is not
+  training time. Inductor's cache (``TORCHINDUCTOR_CACHE_DIR``, by default one per machine and
+  user) lets every trial of an architecture after the first reuse its compiled code.
+
+``amp: false`` or ``channels_last: false`` in a config turn that part off on either path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional, get_args
+
+if TYPE_CHECKING:  # torch stays out of config validation (the CLI's error paths)
+    import torch
+
+TrainPath = Literal["eager", "fast"]
+TRAIN_PATHS: tuple[str, ...] = get_args(TrainPath)
+#: What each path means, for report captions.
+DESCRIPTIONS: dict[str, str] = {
+    "eager": "PyTorch eager ops; on the CPU fp32 and NCHW (the reference), on CUDA mixed precision and channels_last",
+    "fast": "channels_last, bf16 autocast where the hardware has native bf16 (else fp16 on CUDA, fp32 on the CPU) "
+            "and torch.compile of the training step; compile time kept apart from training time",
+}
+#: CPU flags (``/proc/cpuinfo``) that mean native bf16 arithmetic: x86 AVX512-BF16 or AMX, Arm BF16.
+BF16_FLAGS: frozenset[str] = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def check_train_path(path: str) -> str:
+    """``path`` if it names a training path, else ``ValueError`` listing them."""
+    if path not in TRAIN_PATHS:
+        raise ValueError(f"training path {path!r} is unknown; allowed: {', '.join(TRAIN_PATHS)}")
+    return path
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (without it, bf16 autocast is emulated and slow)."""
+    return bool(cpu_flags() & BF16_FLAGS)
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """What a trial's training actually runs: precision, memory format, compilation, and (where
+    the path asked for more than the hardware has) what it fell back to."""
+
+    path: str
+    dtype: Optional["torch.dtype"]
+    channels_last: bool
+    compiled: bool
+    fallback: str = ""
+    cuda_graphs: bool = False
+
+    def describe(self) -> str:
+        """One line for results and reports, e.g. ``fast: bf16 autocast, channels_last, compiled``."""
+        precision = {None: "fp32"}.get(self.dtype) or f"{str(self.dtype).removeprefix('torch.')} autocast"
+        compiled = ["compiled, CUDA graphs" if self.cuda_graphs else "compiled"] if self.compiled else []
+        parts = [precision, "channels_last" if self.channels_last else "NCHW", *compiled]
+        return f"{self.path}: {', '.join(parts)}" + (f" ({self.fallback})" if self.fallback else "")
+
+
+def train_setup(path: str, device: "torch.device", amp: bool = True, channels_last: bool = True) -> TrainSetup:
+    """The setup ``path`` gives on ``device`` with the config's ``amp`` and ``channels_last``."""
+    import torch
+
+    check_train_path(path)
+    cuda = device.type == "cuda"
+    if path == "eager" and not cuda:
+        return TrainSetup(path, None, False, False)
+    dtype, fallback = None, ""
+    if amp and cuda:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif amp and device.type == "cpu":
+        if cpu_has_native_bf16():
+            dtype = torch.bfloat16
+        else:
+            fallback = "fell back to fp32: this CPU has no native bf16 (avx512_bf16, amx_bf16 or Arm bf16)"
+    fast = path == "fast"
+    return TrainSetup(path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda)
