@@ -32,7 +32,7 @@ from .execution import DESCRIPTIONS
 from .provenance import HARDWARE_KEYS
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
-from .tables import count, factor_tables, latex, short_label, variant_table
+from .tables import count, factor_tables, latex, short_label, variant_table, with_display_names
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
 #: The run's data, copied next to the report so that it regenerates from the report folder.
@@ -155,14 +155,14 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     name = info.get("name") or run_dir.name
     out = Path(out) if out is not None else Path("reports") / name
     out.mkdir(parents=True, exist_ok=True)
-    results = read_results(run_dir)
+    info, results, epochs = with_display_names(info, read_results(run_dir), read_epochs(run_dir))
     calibration = read_latency(run_dir)
     reading = Reading.of(results, calibration)
     varying = factors(results)
     variants = with_latency(aggregate(results), calibration)
     ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
                else _rank_into_study_file(variants, results, varying, run_dir, name))
-    blocks = _blocks(name, info, results, read_epochs(run_dir), ranking, varying, reading,
+    blocks = _blocks(name, info, results, epochs, ranking, varying, reading,
                      has_epochs=(run_dir / EPOCHS_FILE).is_file())
     for block in blocks:
         if isinstance(block, Figure):

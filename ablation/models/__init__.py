@@ -3,7 +3,8 @@
 ``build_model(backbone, attention, position, stages, ...)`` builds a torchvision ResNet or
 MobileNetV2 and places ``build_attention(attention, channels, **options)`` at ``position`` in
 every block of the chosen ``stages`` (1-based; default all). A backbone given as an import path
-(``my_pkg.nets:build``) is the user's own: it places the attention itself (``external.py``).
+(``my_pkg.nets:build``) or registered by an installed package in the entry-point group
+``ablation.backbones`` is the user's own: it places the attention itself (``external.py``).
 """
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from ..attention import build_attention
-from ..attention.external import is_import_path
+from ..attention.external import display_name, is_user_backbone, load_backbone
 from ..errors import ConfigError
 from . import mobilenet, resnet
 from .external import build_external, check_arguments
 
 BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
+
+
+def backbone_display(backbone: str) -> str:
+    """The short name of ``backbone`` for tables and plots: a user's backbone's ``display_name``
+    attribute (``ablation.attention.external.display_name``), else the name itself."""
+    if not is_user_backbone(backbone, BACKBONES):
+        return backbone
+    return display_name(load_backbone(backbone), backbone)
 
 
 def positions(backbone: str) -> tuple[str, ...]:
@@ -35,14 +44,14 @@ def valid_stages(backbone: str, position: str) -> list[int]:
 def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[int]], width_mult: float = 1.0) -> None:
     """Raise ``ConfigError`` naming the valid values when backbone, position or stages do not exist
     (for a user's backbone: when it cannot be loaded or does not take them)."""
-    if isinstance(backbone, str) and is_import_path(backbone):
+    if is_user_backbone(backbone, BACKBONES):
         check_arguments(backbone, {"position": position, "stages": stages, "width_mult": width_mult})
         return
     if backbone != "mobilenet_v2" and width_mult != 1.0:
         raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
     if backbone not in BACKBONES:
-        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, or an import path "
-                          f"'package.module:build' of your own")
+        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, a backbone an installed "
+                          f"package registers (ablate list), or an import path 'package.module:build' of your own")
     if position not in positions(backbone):
         raise ConfigError(f"position {position!r} does not exist in {backbone}; allowed: {list(positions(backbone))}")
     if stages is None:
@@ -72,7 +81,7 @@ def build_model(
 ) -> nn.Module:
     """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all)."""
     validate_model_args(backbone, position, stages, width_mult)
-    external = is_import_path(backbone)
+    external = is_user_backbone(backbone, BACKBONES)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
     build_attention(attention, 8, **attention_options)  # fail on bad options before building
@@ -94,4 +103,4 @@ def build_model(
     return model
 
 
-__all__ = ["BACKBONES", "build_model", "positions", "valid_stages", "validate_model_args"]
+__all__ = ["BACKBONES", "backbone_display", "build_model", "positions", "valid_stages", "validate_model_args"]
