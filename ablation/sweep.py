@@ -74,17 +74,18 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     if space.seed_budget is not None:
         return {}  # the seed searcher suggests every point
     if not space.sampled:
-        return {"point": tune.grid_search([_complete(p, space) for p in space.points()])}
+        columns = space.varying_keys()
+        return {"point": tune.grid_search([_complete(p, columns) for p in space.points()])}
     spec = space.spec
     fixed = {**spec.base, "epochs": spec.budget.epochs, "latency_path": spec.latency.path}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
 
 
-def _complete(point: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
-    """``point`` with every key the progress table shows: a user's module's option is absent
-    where expansion dropped it, and Ray's reporter fails on a missing key (``None`` is dropped
-    again when the trial builds its config)."""
-    return {**dict.fromkeys(space.varying_keys()), **point}
+def _complete(point: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """``point`` with every key the progress table shows (``columns``): a user's module's option
+    is absent where expansion dropped it, and Ray's reporter fails on a missing key (``None`` is
+    dropped again when the trial builds its config)."""
+    return {**dict.fromkeys(columns), **point}
 
 
 def _scheduler(space: SearchSpace) -> Any:
