@@ -87,6 +87,7 @@ class TrialConfig(BaseModel):
     @model_validator(mode="after")
     def _check_model_options(self) -> "TrialConfig":
         from .attention import attention_options
+        from .attention.registry import coerce_options, missing_message, missing_options
 
         allowed = attention_options(self.attention)
         unknown = sorted(k for k in (self.model_extra or {}) if k not in allowed)
@@ -99,6 +100,11 @@ class TrialConfig(BaseModel):
             raise ValueError(
                 f"attention {self.attention!r} does not take {bad}; it takes {sorted(allowed) or 'no options'}"
             )
+        missing = missing_options(self.attention, self.attention_kwargs())
+        if missing:
+            raise ValueError(missing_message(self.attention, missing))
+        if self.model_extra:  # a user's module's own options, as the types its signature declares
+            self.model_extra.update(coerce_options(self.attention, self.model_extra))
         return self
 
     def attention_kwargs(self) -> dict[str, Any]:

@@ -202,15 +202,14 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     name = info.get("name") or run_dir.name
     out = Path(out) if out is not None else Path("reports") / name
     out.mkdir(parents=True, exist_ok=True)
-    results = read_results(run_dir)
+    info, results, epochs = with_display_names(info, read_results(run_dir), read_epochs(run_dir))
     calibration = read_latency(run_dir)
     reading = Reading.of(results, calibration)
     varying = factors(results)
     variants = with_latency(aggregate(results), calibration)
     ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
                else _rank_into_study_file(variants, results, varying, run_dir, name))
-    ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
-    blocks = _blocks(name, info, results, read_epochs(run_dir), ranking, varying, reading,
+    blocks = _blocks(name, info, results, epochs, ranking, varying, reading,
                      has_epochs=(run_dir / EPOCHS_FILE).is_file())
     for block in blocks:
         if isinstance(block, Figure):

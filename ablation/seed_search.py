@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from ray.tune.search import Searcher
 
@@ -25,8 +25,9 @@ class SeedSearcher(Searcher):
     """Suggests ``{"point": config}`` for the next (variant, seed) a comparison needs."""
 
     def __init__(self, points: list[dict[str, Any]], plan: Plan, epochs: int, run_dir: str | Path,
-                 reference: Optional[dict[str, Any]] = None):
+                 reference: Optional[dict[str, Any]] = None, columns: Iterable[str] = ()):
         super().__init__()
+        self.columns = tuple(columns)  # keys every suggested point carries (None where a variant has none)
         self.cells = cells(points)
         self.comparisons: list[Comparison] = comparisons(points, reference)
         self.plan, self.epochs, self.run_dir = plan, epochs, str(run_dir)
@@ -55,7 +56,7 @@ class SeedSearcher(Searcher):
         if pair is None:
             return None if self.live else Searcher.FINISHED
         self.live[trial_id] = pair
-        return {"point": {**self.cells[pair[0]], "seed": pair[1]}}
+        return {"point": {**dict.fromkeys(self.columns), **self.cells[pair[0]], "seed": pair[1]}}
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
         pair = self.live.pop(trial_id, None)

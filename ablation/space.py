@@ -199,11 +199,13 @@ class SpaceFile(BaseModel):
 
 
 def applicable(point: dict[str, Any]) -> dict[str, Any]:
-    """``point`` without the attention options its attention module does not take."""
+    """``point`` without the attention options its attention module does not take, and without a
+    user module's options that are not set (``None``: absent, as where expansion dropped them)."""
     from .attention import attention_options
 
     allowed = attention_options(point.get("attention", "none"))
-    return {k: v for k, v in point.items() if not _is_option(k) or k in allowed}
+    unset = {k for k, v in point.items() if v is None and k not in TrialConfig.model_fields}
+    return {k: v for k, v in point.items() if (not _is_option(k) or k in allowed) and k not in unset}
 
 
 def _is_option(key: str) -> bool:
@@ -237,6 +239,7 @@ class SearchSpace:
         self.spec = spec
         self.source = source
         self._points = _expand(spec)
+        self._names = _display_names(self._points)
 
     @property
     def name(self) -> str:
@@ -274,6 +277,12 @@ class SearchSpace:
         keys += ["train_path"]
         return [k for k in keys if len({repr(p.get(k)) for p in self._points}) > 1]
 
+    def display_names(self) -> dict[str, dict[str, str]]:
+        """The short names users' modules and backbones give themselves (``display_name``), for
+        report tables and plots: ``{"attention": {name: shown}, "backbone": {...}}``, only where
+        they differ from the name."""
+        return {kind: dict(names) for kind, names in self._names.items()}
+
     def with_base(self, **updates: Any) -> "SearchSpace":
         """A copy whose base config has ``updates`` applied (e.g. an absolute ``data_dir``)."""
         spec = self.spec.model_copy(update={"base": {**self.spec.base, **updates}})
@@ -282,6 +291,26 @@ class SearchSpace:
     def dump(self) -> dict[str, Any]:
         """The parsed space as plain data (stored in ``sweep.json``)."""
         return self.spec.model_dump(by_alias=True, exclude_none=True)
+
+
+def _display_names(points: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Display names of the attention modules and backbones ``points`` use; two that would show
+    as the same name are a ``ConfigError`` (a table could not tell them apart)."""
+    from .attention.registry import display
+    from .models import backbone_display
+
+    out: dict[str, dict[str, str]] = {}
+    for kind, shown in (("attention", display), ("backbone", backbone_display)):
+        names = sorted({p.get(kind) for p in points if isinstance(p.get(kind), str)})
+        seen: dict[str, str] = {}
+        for name in names:
+            label = shown(name)
+            if label in seen:
+                raise ConfigError(f"{kind} {name!r} and {seen[label]!r} would both show as {label!r} in tables and "
+                                  f"plots; give one a different display_name")
+            seen[label] = name
+        out[kind] = {name: label for label, name in seen.items() if label != name}
+    return out
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -488,12 +517,15 @@ def _attention_names() -> frozenset[str]:
 @lru_cache(maxsize=None)
 def _option_error_cached(name: str, key: str, value: Any) -> Optional[str]:
     from .attention import ATTENTIONS, build_attention
-    from .attention.registry import check_shape
+    from .attention.registry import check_shape, coerce_options
 
     try:
+        if ATTENTIONS[name].required - {key}:  # it cannot be built from this option alone: the type
+            coerce_options(name, {key: value})  # here, the whole point in _check_point
+            return None
         build_attention(name, 16, **{key: value})
         if ATTENTIONS[name].external:  # a user's module: one forward pass with this option
-            check_shape(name, ATTENTIONS[name].factory, {key: value})
+            check_shape(name, ATTENTIONS[name].factory, coerce_options(name, {key: value}))
     except (ValueError, TypeError) as exc:
         return str(exc) if name in str(exc) else f"{name}: {exc}"
     except Exception as exc:  # a user's module may raise anything
@@ -525,11 +557,45 @@ def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
-        path = where.get(key, f"base.{key}" if key else "point")
+        if not key:  # a check of the whole config: the attention and its options
+            path = where.get("attention", "base.attention" if "attention" in raw else "base")
+            raise ConfigError(f"{path}: {err['msg'].removeprefix('Value error, ')}") from None
+        path = where.get(key, f"base.{key}")
         message = err["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{path}: {message}" + ("" if ", got " in message else f" (got {err.get('input')!r})")) from None
     _check_model(cfg, where)
+    _check_point(cfg, where)
     return cfg
+
+
+def _check_point(cfg: TrialConfig, where: dict[str, str]) -> None:
+    """A user's module with options that have no default is built and run once with the
+    point's options (the per-option checks could not build it from one option alone)."""
+    from .attention import ATTENTIONS
+
+    spec = ATTENTIONS[cfg.attention]
+    if not (spec.external and spec.required):
+        return
+    options = cfg.attention_kwargs()
+    try:
+        message = _point_error(cfg.attention, tuple(sorted(options.items(), key=lambda kv: kv[0])))
+    except TypeError:  # unhashable option values: checked each time
+        message = _point_error.__wrapped__(cfg.attention, tuple(options.items()))
+    if message:
+        paths = [where[k] for k in ("attention", *options) if k in where]
+        raise ConfigError(f"{' with '.join(paths) or 'base'}: {message}")
+
+
+@lru_cache(maxsize=None)
+def _point_error(name: str, options: tuple[tuple[str, Any], ...]) -> Optional[str]:
+    from .attention import ATTENTIONS
+    from .attention.registry import check_shape
+
+    try:
+        check_shape(name, ATTENTIONS[name].factory, dict(options))
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:

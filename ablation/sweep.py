@@ -74,10 +74,18 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     if space.seed_budget is not None:
         return {}  # the seed searcher suggests every point
     if not space.sampled:
-        return {"point": tune.grid_search(space.points())}
+        columns = space.varying_keys()
+        return {"point": tune.grid_search([_complete(p, columns) for p in space.points()])}
     spec = space.spec
     fixed = {**spec.base, **spec.section_values()}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
+
+
+def _complete(point: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """``point`` with every key the progress table shows (``columns``): a user's module's option
+    is absent where expansion dropped it, and Ray's reporter fails on a missing key (``None`` is
+    dropped again when the trial builds its config)."""
+    return {**dict.fromkeys(columns), **point}
 
 
 def _scheduler(space: SearchSpace) -> Any:
@@ -95,7 +103,8 @@ def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
     if seeds is not None:
         from .seed_search import SeedSearcher
 
-        return SeedSearcher(space.points(), seeds.plan(), space.spec.budget.epochs, run_dir, seeds.reference)
+        return SeedSearcher(space.points(), seeds.plan(), space.spec.budget.epochs, run_dir, seeds.reference,
+                            columns=space.varying_keys())
     if not space.sampled:
         return None
     from ray.tune.search.optuna import OptunaSearch
@@ -331,7 +340,7 @@ def run_sweep(
         "name": space.name, "description": space.spec.description, "space": space.dump(),
         "source": space.source, "started": previous.get("started", _now()), "finished": None,
         "wall_time_s": previous.get("wall_time_s", 0.0), "n_trials": space.num_trials,
-        "resources": space.spec.resources.model_dump(),
+        "resources": space.spec.resources.model_dump(), "display_names": space.display_names(),
     }
     write_json(run_dir / SWEEP_FILE, info)  # the results callback keeps wall_time_s current
     try:

@@ -3,6 +3,7 @@ baseline), as DataFrames of display strings, and their LaTeX (booktabs) renderin
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +24,34 @@ def flops_note(variants: pd.DataFrame) -> str:
     if not recorded.all():
         text += f" {CONVFC} is '-' for trials run before the harness recorded it."
     return text
+
+
+def with_display_names(info: dict[str, Any], *frames: pd.DataFrame) -> tuple[Any, ...]:
+    """``info`` (``sweep.json``) and ``frames`` (results, epochs) with users' modules and
+    backbones under their display names, as the sweep recorded them when it started
+    (``display_names``), for every table, label and plot of a report: in the ``attention`` and
+    ``backbone`` columns, and in a seed budget's ``reference`` (matched against those columns).
+    The data files keep the names as given; the variant id links the two."""
+    names = {k: m for k, m in (info.get("display_names") or {}).items() if m}
+    if not names:
+        return (info, *frames)
+
+    def rename(value: Any, mapping: dict[str, str]) -> Any:
+        return mapping.get(value, value) if isinstance(value, str) else value
+
+    out = []
+    for frame in frames:
+        frame = frame.copy()
+        for column, mapping in names.items():
+            if column in frame:
+                frame[column] = frame[column].map(lambda v, m=mapping: rename(v, m))
+        out.append(frame)
+    seeds = ((info.get("space") or {}).get("budget") or {}).get("seeds") or {}
+    if seeds.get("reference"):
+        reference = {k: rename(v, names.get(k, {})) for k, v in seeds["reference"].items()}
+        space = info["space"]
+        info = {**info, "space": {**space, "budget": {**space["budget"], "seeds": {**seeds, "reference": reference}}}}
+    return (info, *out)
 
 
 def short_label(label: str, backbone: str) -> str:

@@ -212,3 +212,325 @@ def test_report_lists_the_ops_counted_as_zero(tmp_path):
     block = md[md.index("## FLOPs not counted"):]
     assert "lower bounds" in block and "aten::pow x9" in block.split("##")[1]
     assert block.split("##")[1].count("aten::pow x9") == 2  # the k=5 variant of each backbone, once
+
+
+GCT = '''
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class GCT(nn.Module):
+    """Gated Channel Transformation, with options of two types and a short name for tables."""
+
+    display_name = "GCT"
+
+    def __init__(self, channels, epsilon=1e-5, mode="l2"):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.epsilon, self.mode = epsilon, mode
+
+    def forward(self, x):
+        norm = (x.pow(2).sum((2, 3), keepdim=True) + self.epsilon).pow(0.5) if self.mode == "l2" else \\
+            x.abs().sum((2, 3), keepdim=True)
+        embedding = norm * self.alpha
+        scale = self.gamma / (embedding.pow(2).mean(1, keepdim=True) + self.epsilon).pow(0.5)
+        return x * (1.0 + torch.tanh(embedding * scale + self.beta))
+
+
+class Heads(nn.Module):
+    """Needs an option the space may not give."""
+
+    def __init__(self, channels, heads: int):
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, x):
+        return x
+
+
+class Typed(nn.Module):
+    def __init__(self, channels, scale: Optional[float] = None, steps: int = 1, on: bool = True, tag: str = "a"):
+        super().__init__()
+        self.options = (scale, steps, on, tag)
+
+    def forward(self, x):
+        return x
+
+
+def vgg4(num_classes, attention, in_channels=3):
+    """A 4-layer VGG-style backbone."""
+    layers, channels = [], in_channels
+    for width in (8, 8, 16, 16):
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), attention(width)]
+        channels = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+
+
+vgg4.display_name = "VGG-4"
+'''
+
+
+@pytest.fixture
+def gct_blocks(tmp_path, monkeypatch):
+    (tmp_path / "gct_blocks.py").write_text(GCT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("gct_blocks", None)
+    return tmp_path
+
+
+def _space_file(folder: Path, grid: dict, **base) -> str:
+    space = {"name": "own", "base": {"dataset": TINY[0].split("=", 1)[1], "batch_size": 32, **base},
+             "budget": {"epochs": 1}, "grid": grid}
+    (folder / "space.yaml").write_text(yaml.safe_dump(space))
+    return str(folder / "space.yaml")
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+PROFILE = ["profile", "--backbone", "resnet20", "--small-input", "--input-size", "8", "--num-classes", "2",
+           "--in-channels", "1", "--no-latency", "--json"]
+
+
+@pytest.mark.parametrize("command", ["profile", "train", "validate"])
+def test_an_option_without_default_that_is_not_given_is_one_line(gct_blocks, capsys, command):
+    argv = {"profile": [*PROFILE, "--attention", "gct_blocks:Heads"],
+            "train": ["train", "attention=gct_blocks:Heads", *TINY, "--quiet"],
+            "validate": ["validate", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"]})]}[command]
+    assert main(argv) == 2
+    err = _one_line(capsys)
+    assert "'gct_blocks:Heads' needs option(s) ['heads']" in err and "heads=VALUE" in err
+    if command == "validate":
+        assert "grid.attention[1]" in err
+
+
+def test_an_option_without_default_given_by_the_space_builds(gct_blocks, capsys):
+    assert main(["validate", "--no-cost", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"],
+                                                                   "heads": [2, 4]})]) == 0
+    from ablation.space import load_space
+
+    configs = load_space(gct_blocks / "space.yaml").configs()
+    assert sorted(c.attention_kwargs().get("heads", 0) for c in configs) == [0, 2, 4]
+
+
+@pytest.mark.parametrize("command", ["profile", "train", "validate"])
+def test_option_values_take_the_type_the_signature_declares(gct_blocks, tmp_path, capsys, command):
+    """1e-5 reaches the module as the float 1e-05, though YAML 1.1 reads it as the string '1e-5'."""
+    if command == "profile":
+        assert main([*PROFILE, "--attention", "gct_blocks:GCT", "--option", "epsilon=1e-5"]) == 0
+        assert json.loads(capsys.readouterr().out)["epsilon"] == 1e-05
+    elif command == "train":
+        out = tmp_path / "t.json"
+        assert main(["train", "attention=gct_blocks:GCT", "epsilon=1e-5", *TINY, "--out", str(out), "--quiet"]) == 0
+        assert json.loads(out.read_text())["config"]["epsilon"] == 1e-05
+    else:
+        path = _space_file(gct_blocks, {"attention": ["none", "gct_blocks:GCT"], "epsilon": ["1e-5", 1]})
+        assert "  - 1e-5\n" in (gct_blocks / "space.yaml").read_text()  # as a user writes it; YAML reads a string
+        assert main(["validate", "--no-cost", path]) == 0
+        from ablation.space import load_space
+
+        values = sorted(c.attention_kwargs()["epsilon"] for c in load_space(path).configs() if c.attention != "none")
+        assert values == [1e-05, 1.0] and all(type(v) is float for v in values)
+
+
+@pytest.mark.parametrize("command", ["profile", "train", "validate"])
+def test_an_option_value_of_the_wrong_type_is_one_line(gct_blocks, capsys, command):
+    argv = {"profile": [*PROFILE, "--attention", "gct_blocks:GCT", "--option", "epsilon=small"],
+            "train": ["train", "attention=gct_blocks:GCT", "epsilon=small", *TINY, "--quiet"],
+            "validate": ["validate", _space_file(gct_blocks, {"attention": ["gct_blocks:GCT"],
+                                                              "epsilon": [1e-3, "small"]})]}[command]
+    assert main(argv) == 2
+    err = _one_line(capsys)
+    assert "option epsilon wants float, got 'small' (str)" in err
+    if command == "validate":
+        assert "grid.epsilon[1]" in err
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"scale": "1e-5", "steps": "3", "on": False, "tag": "b"}, {"scale": 1e-05, "steps": 3, "on": False, "tag": "b"}),
+    ({"scale": 2, "steps": 2}, {"scale": 2.0, "steps": 2}),
+    ({"scale": None}, {"scale": None}),
+])
+def test_coercion_follows_annotations(gct_blocks, options, expected):
+    from ablation.attention.registry import coerce_options
+
+    coerced = coerce_options("gct_blocks:Typed", options)
+    assert coerced == expected and [type(v) for v in coerced.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"steps": 2.5}, "option steps wants int, got 2.5 (float)"),
+    ({"steps": True}, "option steps wants int, got True (bool)"),
+    ({"on": "maybe"}, "option on wants bool, got 'maybe' (str)"),
+    ({"tag": 1.1}, "option tag wants str, got 1.1 (float) (quote it to pass text)"),
+])
+def test_coercion_refuses_what_the_type_cannot_hold(gct_blocks, options, words):
+    from ablation.attention.registry import coerce_options
+    from ablation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        coerce_options("gct_blocks:Typed", options)
+
+
+def test_list_describes_an_import_path(gct_blocks, capsys):
+    assert main(["list", "gct_blocks:GCT", "gct_blocks:Heads", "gct_blocks:vgg4", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    gct, heads = listed["attention"]
+    assert gct["attention"] == "gct_blocks:GCT" and gct["options"] == ["epsilon", "mode"]
+    assert gct["types"] == {"epsilon": "float", "mode": "str"} and gct["defaults"] == {"epsilon": 1e-05, "mode": "l2"}
+    assert gct["display_name"] == "GCT" and gct["from"] == "import path"
+    assert heads["required"] == ["heads"] and heads["display_name"] == "gct_blocks:Heads"
+    (net,) = listed["backbones"]
+    assert net == {"backbone": "gct_blocks:vgg4", "from": "import path", "display_name": "VGG-4",
+                   "takes": ["in_channels"]}
+    assert main(["list", "gct_blocks:GCT"]) == 0
+    out = capsys.readouterr().out
+    assert "epsilon: float = 1e-05" in out and "GCT" in out
+    assert main(["list", "gct_blocks:Nope"]) == 2
+    assert "has no attribute 'Nope'" in _one_line(capsys)
+
+
+def test_backbone_entry_point_from_an_installed_distribution(tmp_path, monkeypatch, capsys):
+    """A package registering a backbone in the group ``ablation.backbones`` (faked, as for
+    attention, by its dist-info folder on sys.path): listed, and trained by its name."""
+    site = tmp_path / "site"
+    (site / "net_pkg").mkdir(parents=True)
+    (site / "net_pkg" / "__init__.py").write_text(textwrap.dedent('''
+        from torch import nn
+        def build(num_classes, attention, in_channels=3):
+            return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), attention(8), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(8, num_classes))
+        build.display_name = "TinyNet"
+    '''))
+    info = site / "net_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: net-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ablation.backbones]\ntinynet = net_pkg:build\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert main(["list", "--json"]) == 0
+    listed = {r["backbone"]: r for r in json.loads(capsys.readouterr().out)["backbones"]}
+    assert listed["tinynet"]["from"] == "entry point net_pkg:build (net-pkg)"
+    assert listed["tinynet"]["display_name"] == "TinyNet" and listed["tinynet"]["takes"] == ["in_channels"]
+    assert listed["resnet20"]["from"] == "ablation"
+    assert main(["list"]) == 0
+    assert "tinynet" in capsys.readouterr().out
+    out = tmp_path / "t.json"
+    assert main(["train", "backbone=tinynet", "attention=se", *TINY, "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["attention_params"] > 0
+    assert main(["train", "backbone=tinynet", "position=pre", *TINY, "--quiet"]) == 2
+    assert "'tinynet' does not take ['position']" in _one_line(capsys)
+
+
+def test_display_names_come_from_the_code_and_must_tell_modules_apart(gct_blocks, tmp_path):
+    from ablation.errors import ConfigError
+    from ablation.space import load_space
+
+    path = _space_file(gct_blocks, {"attention": ["none", "se", "gct_blocks:GCT", "gct_blocks:Heads"],
+                                    "heads": [2]}, backbone="gct_blocks:vgg4")
+    assert load_space(path).display_names() == {"attention": {"gct_blocks:GCT": "GCT"},
+                                                "backbone": {"gct_blocks:vgg4": "VGG-4"}}
+    (gct_blocks / "gct_blocks.py").write_text(GCT.replace('display_name = "GCT"', 'display_name = "se"'))
+    sys.modules.pop("gct_blocks", None)
+    from ablation.attention import ATTENTIONS
+
+    ATTENTIONS.pop("gct_blocks:GCT", None)
+    with pytest.raises(ConfigError, match="attention 'se' and 'gct_blocks:GCT' would both show as 'se'"):
+        load_space(path)
+    ATTENTIONS.pop("gct_blocks:GCT", None)
+
+
+def test_report_tables_and_plots_use_display_names(tmp_path):
+    """Labels, tables and figures of a report show what ``sweep.json`` recorded as the display
+    names; ``results.csv`` keeps the import paths."""
+    from ablation import plots
+    from ablation.aggregate import aggregate
+    from ablation.report import write_report
+    from ablation.tables import variant_table, with_display_names
+    from report_fixtures import study_rows, write_epochs_for, write_run
+
+    rows = study_rows(seeds=(0, 1))
+    for r in rows:
+        r["attention"] = "gct_blocks:GCT" if r["attention"] == "sca" else "none"
+        r["backbone"] = "gct_blocks:vgg4" if r["backbone"] == "mobilenet_v2" else r["backbone"]
+        r["variant"] = r["variant"] + "|" + r["attention"] + "|" + r["backbone"]
+    run = write_run(tmp_path / "run", rows)
+    write_epochs_for(run, rows)
+    info = json.loads((run / "sweep.json").read_text())
+    info["display_names"] = {"attention": {"gct_blocks:GCT": "GCT"}, "backbone": {"gct_blocks:vgg4": "VGG-4"}}
+    (run / "sweep.json").write_text(json.dumps(info))
+    out = write_report(run, tmp_path / "report")
+    md = (out / "report.md").read_text()
+    assert "gct_blocks" not in md and "VGG-4 GCT k=5" in md
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["label"]) == {"VGG-4 GCT k=5", "VGG-4 GCT k=7", "VGG-4 none", "resnet20 GCT k=3",
+                                     "resnet20 GCT k=5", "resnet20 none"}
+    assert set(pd.read_csv(out / "results.csv")["attention"]) == {"none", "gct_blocks:GCT"}
+    _, results, epochs = with_display_names(info, pd.read_csv(run / "results.csv"), pd.read_csv(run / "epochs.csv"))
+    variants = aggregate(results).assign(nd_rank=0, pareto=False)
+    assert set(variant_table(variants, pd.DataFrame())["backbone"]) == {"resnet20", "VGG-4"}
+    figure = plots.training_curves(epochs, dict(zip(variants["variant"], variants["label"])))
+    titles = {ax.get_title() for ax in figure.axes}
+    legends = {t.get_text() for ax in figure.axes for t in ax.get_legend().get_texts()}
+    assert "VGG-4: val top-1 %" in titles and "GCT k=5" in legends and not any("gct_blocks" in t for t in legends)
+
+
+def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
+    """``attention: [none, sca, GCT]`` crossed with GCT's ``mode``: expansion drops ``mode`` from
+    none and sca, and Ray's progress reporter (on, as ``ablate sweep`` runs it) asks every trial
+    for the column, the leading one (none, by the fake trial's top-1) included. A driver of its
+    own, so that Ray starts as the CLI starts it and ships gct_blocks to its workers."""
+    path = _space_file(gct_blocks, {"attention": ["none", "sca", "gct_blocks:GCT"], "mode": ["l2", "l1"]})
+    driver = textwrap.dedent(f'''
+        import json, tempfile
+        from pathlib import Path
+        from ablation.space import load_space
+        from ablation.sweep import run_sweep
+
+        def trial(cfg, report=None, resume_from=None):
+            metrics = {{"epoch": 1, "top1": 90.0 if cfg.attention == "none" else 50.0, "top5": 100.0,
+                       "val_loss": 1.0, "train_loss": 1.0, "images_per_s": 1.0, "epoch_time_s": 0.01}}
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "state.json").write_text("{{}}")
+                report(metrics, d)
+            return {{**metrics, "history": [metrics]}}
+
+        outcome = run_sweep(load_space({path!r}), storage={str(gct_blocks / "runs")!r}, trial_fn=trial)
+        print("COUNTS", outcome.counts)
+    ''')
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
+    done = subprocess.run([sys.executable, "-c", driver], cwd=gct_blocks, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "COUNTS {'completed': 4}" in done.stdout
+    assert "Current best trial" in done.stdout and "'point/mode': None" in done.stdout  # the reporter ran
+    info = json.loads((gct_blocks / "runs" / "own" / "sweep.json").read_text())
+    assert info["display_names"] == {"attention": {"gct_blocks:GCT": "GCT"}, "backbone": {}}
+    table = pd.read_csv(gct_blocks / "runs" / "own" / "results.csv")
+    assert sorted(table["mode"].fillna("-")) == ["-", "-", "l1", "l2"]
+
+
+def test_every_point_tune_gets_carries_the_progress_columns(gct_blocks, tmp_path):
+    """The grid's points and the seed searcher's suggestions, for the same space as above."""
+    from ablation.space import load_space
+    from ablation.sweep import _search_alg, param_space
+
+    grid = {"attention": ["none", "sca", "gct_blocks:GCT"], "mode": ["l2", "l1"]}
+    space = load_space(_space_file(gct_blocks, grid))
+    points = param_space(space)["point"]["grid_search"]
+    assert len(points) == 4 and all("mode" in p for p in points)
+    data = yaml.safe_load((gct_blocks / "space.yaml").read_text())
+    data["budget"]["seeds"] = {"min": 2, "max": 3}
+    (gct_blocks / "space.yaml").write_text(yaml.safe_dump(data))
+    space = load_space(gct_blocks / "space.yaml")
+    searcher = _search_alg(space, tmp_path)
+    suggested = [searcher.suggest(f"t{i}") for i in range(8)]
+    assert all({"mode", "seed"} <= set(s["point"]) for s in suggested)
+    assert sorted(str(s["point"]["mode"]) for s in suggested) == ["None"] * 4 + ["l1", "l1", "l2", "l2"]

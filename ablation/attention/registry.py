@@ -5,11 +5,12 @@ search-space expansion can drop options that do not apply to a module. Besides t
 registered here, a name may be an import path (``my_pkg.blocks:MyAttention``) or the name of an
 entry point in the group ``ablation.attention``: such modules join the registry the first time
 they are named, with the options their signature declares (``external.py``), after one forward
-pass on a small tensor has shown that they keep the shape of their input.
+pass on a small tensor has shown that they keep the shape of their input. Their option values
+are coerced to the types the signature declares, and an option without a default must be given.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from torch import nn
@@ -25,6 +26,9 @@ class AttentionSpec:
     factory: Callable[..., nn.Module]
     options: frozenset[str]
     external: bool = False  # from an import path or an entry point: the user's own
+    required: frozenset[str] = frozenset()  # options without a default (a user's module)
+    types: dict[str, type] = field(default_factory=dict, hash=False, compare=False)  # option -> declared type
+    display: str = ""  # short name for tables and plots ("": the name itself)
 
 
 ATTENTIONS: dict[str, AttentionSpec] = {}
@@ -54,7 +58,8 @@ def known_names() -> list[str]:
 
 def _resolve(name: str) -> AttentionSpec:
     """The spec of ``name``: registered, or loaded from an import path or an entry point."""
-    from .external import entry_points, is_import_path, load_callable, load_entry_point, signature_options
+    from .external import (display_name, entry_points, is_import_path, load_callable, load_entry_point, option_types,
+                           required_options, signature_options)
 
     _ensure_loaded()
     if name in ATTENTIONS:
@@ -64,7 +69,9 @@ def _resolve(name: str) -> AttentionSpec:
                           f"'package.module:Class' of your own module")
     factory = load_callable(name) if is_import_path(name) else load_entry_point(name)
     try:
-        spec = AttentionSpec(name, factory, signature_options(factory), external=True)
+        spec = AttentionSpec(name, factory, signature_options(factory), external=True,
+                             required=required_options(factory), types=option_types(factory),
+                             display=display_name(factory, name))
     except ConfigError as exc:
         raise ConfigError(f"attention {name!r}: {exc}") from None
     check_shape(name, factory)
@@ -75,17 +82,11 @@ def _resolve(name: str) -> AttentionSpec:
 def check_shape(name: str, factory: Callable[..., nn.Module], options: Optional[dict] = None) -> None:
     """Build ``factory(8, **options)`` and run it once on a (2, 8, 5, 6) tensor: it must be an
     ``nn.Module`` whose output has the input's shape. Skipped where required options are not given."""
-    import inspect
-
     import torch
 
-    try:
-        signature = inspect.signature(factory)
-        required = [p.name for p in list(signature.parameters.values())[1:] if p.default is inspect.Parameter.empty
-                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    except (TypeError, ValueError):
-        required = []
-    if any(r not in (options or {}) for r in required):
+    from .external import required_options
+
+    if any(r not in (options or {}) for r in required_options(factory)):
         return
     try:
         module = factory(8, **(options or {}))
@@ -129,15 +130,57 @@ def option_defaults(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if k in spec.options and p.default is not inspect.Parameter.empty}
 
 
+def display(name: str) -> str:
+    """The short name of attention ``name`` for tables and plots (a user's module's
+    ``display_name``, see ``external.display_name``; else the name itself)."""
+    return _resolve(name).display or name
+
+
+def missing_options(name: str, options: dict[str, Any]) -> list[str]:
+    """Options of attention ``name`` without a default in its signature that ``options`` lacks."""
+    return sorted(_resolve(name).required - {k for k, v in options.items() if v is not None})
+
+
+def missing_message(name: str, missing: list[str]) -> str:
+    """One line naming the options a module needs and how to give them."""
+    return (f"attention {name!r} needs option(s) {missing}: its signature gives no default; give "
+            f"{missing[0]}=VALUE (ablate profile: --option {missing[0]}=VALUE; a space: a base key or a grid axis)")
+
+
+def coerce_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with a user's module's values coerced to the types its signature declares
+    (``ConfigError`` naming the option and the type it wants where a value cannot be)."""
+    from .external import coerce_option
+
+    spec = _resolve(name)
+    if not spec.external:
+        return dict(options)
+    return {k: coerce_option(name, k, v, spec.types.get(k)) for k, v in options.items()}
+
+
 def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
-    """Build attention ``name`` for ``channels`` channels; options it does not take are an error."""
+    """Build attention ``name`` for ``channels`` channels; options it does not take, options it
+    needs and values of a type it does not declare are errors."""
     spec = _resolve(name)
     extra = sorted(set(options) - spec.options)
     if extra:
         raise ConfigError(
             f"attention {name!r} does not take option(s) {extra}; allowed: {sorted(spec.options) or 'none'}"
         )
-    module = spec.factory(channels, **options)
+    missing = missing_options(name, options)
+    if missing:
+        raise ConfigError(missing_message(name, missing))
+    options = coerce_options(name, options)
+    if spec.external:  # the user's code: whatever it raises is one line naming the call
+        try:
+            module = spec.factory(channels, **options)
+        except Exception as exc:
+            raise ConfigError(f"attention {name!r}: building {name}({channels}{_kw(options)}) failed "
+                              f"({type(exc).__name__}: {exc})") from None
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"attention {name!r}: returned {type(module).__name__}, not a torch.nn.Module")
+    else:
+        module = spec.factory(channels, **options)
     module.is_ablation_attention = True
     module.attention_name = name
     return module

@@ -72,12 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import parse_overrides
 
+    from ..attention.registry import coerce_options
+
     given = {k: getattr(args, k) for k in ("kernel_size", "branches", "pool", "fuse", "norm", "gate", "reduction")}
     try:
         own = parse_overrides(args.option)
     except ValueError as exc:
         raise ConfigError(f"--option: {exc}") from None
-    return {k: v for k, v in given.items() if v is not None} | own
+    return {k: v for k, v in given.items() if v is not None} | coerce_options(args.attention, own)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@
 MobileNetV2 and places ``build_attention(attention, channels, **options)`` at ``position`` in
 every block of the chosen ``stages`` (1-based; default all). A list value of a per-stage option
 (``kernel_size: [3, 5, 5, 7]``, as ECA's authors use) gives element i to the i-th stage with
-attention. A backbone given as an import path (``my_pkg.nets:build``) is the user's own: it
-places the attention itself (``external.py``), so its options are one value for all.
+attention. A backbone given as an import path (``my_pkg.nets:build``) or registered by an
+installed package in the entry-point group ``ablation.backbones`` is the user's own: it places
+the attention itself (``external.py``), so its options are one value for all.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from ..attention import build_attention
-from ..attention.external import is_import_path
+from ..attention.external import display_name, is_user_backbone, load_backbone
 from ..errors import ConfigError
 from . import mobilenet, resnet
 from .external import build_external, check_arguments
@@ -23,6 +24,14 @@ from .external import build_external, check_arguments
 BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
 #: Attention options that may be given per stage, as a list with one value per stage with attention.
 PER_STAGE_OPTIONS: tuple[str, ...] = ("kernel_size",)
+
+
+def backbone_display(backbone: str) -> str:
+    """The short name of ``backbone`` for tables and plots: a user's backbone's ``display_name``
+    attribute (``ablation.attention.external.display_name``), else the name itself."""
+    if not is_user_backbone(backbone, BACKBONES):
+        return backbone
+    return display_name(load_backbone(backbone), backbone)
 
 
 def positions(backbone: str) -> tuple[str, ...]:
@@ -51,14 +60,14 @@ def valid_stages(backbone: str, position: str) -> list[int]:
 def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[int]], width_mult: float = 1.0) -> None:
     """Raise ``ConfigError`` naming the valid values when backbone, position or stages do not exist
     (for a user's backbone: when it cannot be loaded or does not take them)."""
-    if isinstance(backbone, str) and is_import_path(backbone):
+    if is_user_backbone(backbone, BACKBONES):
         check_arguments(backbone, {"position": position, "stages": stages, "width_mult": width_mult})
         return
     if backbone != "mobilenet_v2" and width_mult != 1.0:
         raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
     if backbone not in BACKBONES:
-        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, or an import path "
-                          f"'package.module:build' of your own")
+        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, a backbone an installed "
+                          f"package registers (ablate list), or an import path 'package.module:build' of your own")
     if position not in positions(backbone):
         raise ConfigError(f"position {position!r} does not exist in {backbone}; allowed: {list(positions(backbone))}")
     if stages is None:
@@ -110,7 +119,7 @@ def build_model(
     """``backbone`` with ``attention`` at ``position`` in every block of ``stages`` (default all);
     a per-stage option's list gives each stage its value (:func:`stage_options`)."""
     validate_model_args(backbone, position, stages, width_mult)
-    external = is_import_path(backbone)
+    external = is_user_backbone(backbone, BACKBONES)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
     by_stage = stage_options(backbone, position, stages, attention_options)
@@ -137,5 +146,5 @@ def build_model(
     return model
 
 
-__all__ = ["BACKBONES", "PER_STAGE_OPTIONS", "build_model", "placement_keys", "positions", "stage_options",
-           "valid_stages", "validate_model_args"]
+__all__ = ["BACKBONES", "PER_STAGE_OPTIONS", "backbone_display", "build_model", "placement_keys", "positions",
+           "stage_options", "valid_stages", "validate_model_args"]

@@ -1,4 +1,5 @@
-"""Backbones from outside this package, by import path: ``backbone: my_pkg.nets:build``.
+"""Backbones from outside this package, by import path (``backbone: my_pkg.nets:build``) or by
+the name an installed package registers in the entry-point group ``ablation.backbones``.
 
 The callable is called with keyword arguments: ``num_classes``, ``attention`` (a factory
 ``(channels) -> nn.Module`` that builds the attention under study; call it wherever the
@@ -14,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch import nn
 
-from ..attention.external import load_callable
+from ..attention.external import load_backbone
 from ..errors import ConfigError
 
 #: Arguments always passed (the callable must take them).
@@ -27,7 +28,7 @@ def backbone_parameters(path: str) -> frozenset[str]:
     """The keyword parameters of the backbone at ``path`` (it must take num_classes and attention)."""
     import inspect
 
-    factory = load_callable(path, "backbone")
+    factory = load_backbone(path)
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -60,7 +61,7 @@ def build_external(path: str, make: Callable[[int], nn.Module], num_classes: int
     params = check_arguments(path, given)
     kwargs = {k: v for k, v in given.items() if k in params}
     try:
-        model = load_callable(path, "backbone")(num_classes=num_classes, attention=make, **kwargs)
+        model = load_backbone(path)(num_classes=num_classes, attention=make, **kwargs)
     except ConfigError:
         raise
     except Exception as exc:

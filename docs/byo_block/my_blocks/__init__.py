@@ -11,6 +11,8 @@ from torch import nn
 class SimAM(nn.Module):
     """x * sigmoid(1 / energy); ``e_lambda`` regularises the channel variance."""
 
+    display_name = "SimAM"  # what report tables and plots call it (else "my_blocks:SimAM")
+
     def __init__(self, channels: int, e_lambda: float = 1e-4) -> None:
         super().__init__()
         self.e_lambda = e_lambda
