@@ -33,7 +33,7 @@ from .provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_h
 from .train_path import DESCRIPTIONS as TRAIN_DESCRIPTIONS
 from .rank import HV_REFERENCE, Ranking, rank
 from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
-from .tables import count, factor_tables, flops_note, latex, short_label, variant_table
+from .tables import count, factor_tables, flops_note, latex, short_label, variant_table, with_display_names
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
 #: The run's data, copied next to the report so that it regenerates from the report folder.
@@ -209,6 +209,7 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     variants = with_latency(aggregate(results), calibration)
     ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
                else _rank_into_study_file(variants, results, varying, run_dir, name))
+    ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
     blocks = _blocks(name, info, results, epochs, ranking, varying, reading,
                      has_epochs=(run_dir / EPOCHS_FILE).is_file())
     for block in blocks:
