@@ -35,7 +35,8 @@ class SeedBudget(BaseModel):
     against ``reference`` if given) is still open, up to ``max``; decided at error rate ``alpha``
     or equivalent within ``equivalence`` points of top-1, or ended as futile when the look at
     ``max`` would most likely decide nothing (conditional power below ``futility``; 0 turns it off;
-    ``ablation.sequential``)."""
+    ``ablation.sequential``). ``family``: ``study`` (alpha is the familywise rate over all of the
+    study's comparisons) or ``comparison`` (alpha per comparison)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -44,6 +45,7 @@ class SeedBudget(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=1)
     equivalence: float = Field(0.5, ge=0)
     futility: float = Field(0.3, ge=0, lt=1)
+    family: Literal["study", "comparison"] = "study"
     reference: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
@@ -57,7 +59,7 @@ class SeedBudget(BaseModel):
         from .sequential import Plan
 
         return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_,
-                    futility=self.futility)
+                    futility=self.futility, family=self.family)
 
 
 class Budget(BaseModel):

@@ -84,7 +84,7 @@ def test_searcher_adds_seeds_only_where_a_comparison_is_open(tmp_path, concurren
     space = parse_space(spec())
     searcher = SeedSearcher(space.points(), space.seed_budget.plan(), 1, tmp_path)
     asked = drive(searcher, concurrency, order)
-    plan = space.seed_budget.plan()
+    plan = searcher.plan  # sized to the study: alpha split over its comparisons
     keys = [cell_key(p) for p in asked]
     assert len(set(zip(keys, (p["seed"] for p in asked)))) == len(asked)  # no seed twice
     values = {(cell_key(p), p["seed"]): value(p) for p in asked}
