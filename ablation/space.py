@@ -92,6 +92,17 @@ class Resources(BaseModel):
     gpu: float = Field(0.0, ge=0)
 
 
+class Statistics(BaseModel):
+    """Error control of the report's fixed-seed comparisons (the Δ table; a seed budget has its
+    own in ``budget.seeds``): ``alpha`` is the study's familywise rate over all of them
+    (``family: study``, Holm; ``ablation.familywise``) or each one's (``family: comparison``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    family: Literal["study", "comparison"] = "study"
+
+
 class Latency(BaseModel):
     """How latency is measured, the same way for every variant (see ``ablation.execution``):
     the execution path of every trial's own measurement and of the calibration pass that
@@ -168,6 +179,7 @@ class SpaceFile(BaseModel):
     budget: Budget
     resources: Resources = Field(default_factory=Resources)
     latency: Latency = Field(default_factory=Latency)
+    statistics: Statistics = Field(default_factory=Statistics)
 
 
 def applicable(point: dict[str, Any]) -> dict[str, Any]:

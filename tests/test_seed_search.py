@@ -168,7 +168,8 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     assert _ran(table) == _expected(space, tmp_path)  # the sweep did what the procedure, run alone, does
     out = write_report(tmp_path / "runs" / "budget", tmp_path / "report")
     text = (out / "report.md").read_text()
-    assert "## Seeds until decided" in text and "Bonferroni group-sequential" in text
+    assert "## Seeds until decided" in text and "Lan-DeMets O'Brien-Fleming" in text
+    assert "familywise over the study's 3 comparisons" in text and "MDE (80%)" in text
     assert BUDGET_CAVEAT in text  # the nominal per-variant intervals say so
     found, spent = decisions(table, parse_space(space).seed_budget.plan(), epochs=1)
     kernel = dict(zip(table["variant"], table["kernel_size"]))
