@@ -253,7 +253,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
     if effect_factors:
         blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
                              plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
-    blocks += _delta_blocks(ranking) + _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
+    blocks += _delta_blocks(ranking) + _robust_blocks(ranking, results)
+    blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (blocks + _collapsed(results) + _failures(results) + _sweep_figures(info, results)
             + _files_blocks(ranking))
 
@@ -338,6 +339,16 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
             Table(delta_frame(ranking.deltas))]
 
 
+def _robust_blocks(ranking: Ranking, results: pd.DataFrame) -> list[Block]:
+    """IQM and probability of improvement with bootstrap intervals (``ablation.robust``)."""
+    from .robust import METHOD, robust_frame, robust_table
+
+    return [Heading("Robust summaries"), Para(f"Beside the mean, so that one collapsed seed neither hides nor "
+                                              f"dominates a variant: {METHOD}. With fewer than 4 seeds the IQM is "
+                                              f"the mean, and the intervals only describe the seeds at hand."),
+            Table(robust_frame(robust_table(ranking.variants, ranking.deltas, results)))]
+
+
 #: Under a seed budget the number of seeds depends on the results: fixed-sample intervals are nominal.
 BUDGET_CAVEAT = (" Seeds were a budget, so how many each variant got depended on its results: these fixed-sample "
                  "intervals are nominal and ignore the repeated looks; the error-controlled decisions are in "
@@ -394,7 +405,7 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
            if seeds.family == "study" else f"alpha = {seeds.alpha:g} per comparison (family: comparison; no "
            f"familywise control over the {len(found)} comparisons).")
         + f" MDE (80%): {MDE_METHOD}, at the boundary's nominal level of the look the comparison ended on."
-        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_from} seeds." if seeds.futility else "")
+        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_start} seeds." if seeds.futility else "")
         + " Each comparison is reported at the look that decided it.")]
     if found.empty:
         return head + [Para("No comparison yet.")]

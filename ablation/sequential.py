@@ -40,9 +40,12 @@ ch. 9) at the nominal level of a group-sequential boundary:
 A comparison is *better*/*worse* when its interval excludes 0, *equivalent* when the interval
 lies inside ``±equivalence``, *open* otherwise; open at ``max_seeds`` it is *undecided*. With
 ``futility`` > 0 an open comparison stops early as *futile* (undecided, without spending the
-remaining seeds) once, from ``futility_from`` seeds on, its conditional power is below
-``futility``: the chance that the look at ``max_seeds`` decides anything if the mean and spread
-seen so far are the truth (stochastic curtailment). Stopping for futility never adds a better
+remaining seeds) once, from ``futility_from`` seeds on (default: half of ``max_seeds``, at least
+3), its conditional power is below ``futility``: the chance that the look at ``max_seeds``
+decides anything if the mean and spread seen so far are the truth (stochastic curtailment).
+Judged from 3 seeds, that chance is itself too noisy: a threshold of 0.3 from 3 seeds stopped
+45% of true 1-SD differences and cost 19 points of power; ``bench/adaptive_seeds.py`` measures
+the rules and picks the default (``SeedBudget.futility``). Stopping for futility never adds a better
 or worse decision, so the error bound above still holds (non-binding). Assumptions: the paired
 differences of a comparison are independent draws of one distribution, seeds paired (the same
 seed for variant and baseline); the t interval is exact for normal differences.
@@ -52,7 +55,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import optimize, signal, stats
@@ -77,7 +80,7 @@ class Plan:
     min_seeds: int = 2
     max_seeds: int = 10
     futility: float = 0.0
-    futility_from: int = 3
+    futility_from: Optional[int] = None  # None: half of max_seeds, at least 3
     family: str = "study"
     comparisons: int = 1
 
@@ -94,6 +97,11 @@ class Plan:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if self.comparisons < 1:
             raise ValueError(f"comparisons must be >= 1, got {self.comparisons}")
+
+    @property
+    def futility_start(self) -> int:
+        """The first look at which a comparison may stop as futile."""
+        return self.futility_from if self.futility_from is not None else max(3, math.ceil(self.max_seeds / 2))
 
     @property
     def share(self) -> float:
@@ -213,7 +221,7 @@ def decide(differences: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray,
     decision = np.full(len(mean), "open", dtype=object)
     if n >= plan.max_seeds:
         decision[:] = "undecided"
-    elif plan.futility > 0 and n >= plan.futility_from:
+    elif plan.futility > 0 and n >= plan.futility_start:
         decision[conditional_power(mean, sd, n, plan) < plan.futility] = "futile"
     decision[(-plan.equivalence < low) & (high < plan.equivalence)] = "equivalent"
     decision[high < 0] = "worse"

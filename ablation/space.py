@@ -44,7 +44,7 @@ class SeedBudget(BaseModel):
     max_: int = Field(10, ge=2, alias="max")
     alpha: float = Field(0.05, gt=0, lt=1)
     equivalence: float = Field(0.5, ge=0)
-    futility: float = Field(0.3, ge=0, lt=1)
+    futility: float = Field(0.1, ge=0, lt=1)
     family: Literal["study", "comparison"] = "study"
     reference: Optional[dict[str, Any]] = None
 
