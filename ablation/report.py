@@ -404,7 +404,9 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
            f"at every look, all at once, with probability >= {1 - seeds.alpha:g})."
            if seeds.family == "study" else f"alpha = {seeds.alpha:g} per comparison (family: comparison; no "
            f"familywise control over the {len(found)} comparisons).")
-        + f" MDE (80%): {MDE_METHOD}, at the boundary's nominal level of the look the comparison ended on."
+        + f" MDE (80%): {MDE_METHOD}, for a fixed test of the paired seeds the comparison got, at its share of "
+          f"alpha ({seeds.alpha:g} / {len(found) if seeds.family == 'study' else 1}; the boundary's interim levels are "
+          f"stricter, so what it could detect is larger still)."
         + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_start} seeds." if seeds.futility else "")
         + " Each comparison is reported at the look that decided it.")]
     if found.empty:

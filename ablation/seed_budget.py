@@ -182,7 +182,7 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
         rows.append({"variant": ids[comp.variant], "other": ids[comp.other], "kind": comp.kind,
                      "decision": f"stopped ({state.stopped})" if state.stopped else d.decision,
                      "n": d.n, "mean": d.mean, "low": d.low, "high": d.high, "sd": d.sd,
-                     "level": plan.alpha_at(d.n) if d.n >= plan.min_seeds else math.nan,
+                     "level": plan.alpha_at(d.n) if d.n >= plan.min_seeds else math.nan, "share": plan.share,
                      "seeds_variant": int(ran.get(ids[comp.variant], 0)), "seeds_other": int(ran.get(ids[comp.other], 0))})
     n_cells = len(cells(points))
     spent = {"trials": float(len(results)), "trials_max": float(n_cells * plan.max_seeds)}

@@ -38,10 +38,11 @@ def delta_note(family_text: str) -> str:
 
 
 def budget_mde(found: pd.DataFrame) -> list[float]:
-    """Each seed-budget comparison's MDE: a fixed t-test at its paired seeds, observed spread and
-    the boundary's nominal level at the look it ended on."""
-    return [mde(sd / math.sqrt(n), n - 1, level) if n >= 2 else math.nan
-            for sd, n, level in zip(found["sd"], found["n"], found["level"])]
+    """Each seed-budget comparison's MDE: a fixed t-test of its paired seeds, with their observed
+    spread, at its share of the family's alpha (``alpha / m``; the interim looks' stricter
+    levels would make it larger still)."""
+    return [mde(sd / math.sqrt(n), n - 1, share) if n >= 2 else math.nan
+            for sd, n, share in zip(found["sd"], found["n"], found["share"])]
 
 
 def decided_lines(rows: pd.DataFrame, labels: dict[str, str]) -> list[str]:
