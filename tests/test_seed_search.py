@@ -70,6 +70,10 @@ def test_seed_budget_space_expands_to_max_seeds_and_names_bad_keys():
         parse_space(spec(seeds={**SEEDS, "min": 6}))
     with pytest.raises(ConfigError, match=r"budget\.seeds\.mxa: unknown key"):
         parse_space(spec(seeds={"mxa": 3}))
+    with pytest.raises(ConfigError, match=r"budget\.seeds\.family: Input should be 'study' or 'comparison'"):
+        parse_space(spec(seeds={**SEEDS, "family": "experiment"}))
+    with pytest.raises(ConfigError, match=r"statistics\.family: Input should be 'study' or 'comparison'"):
+        parse_space({**spec(), "statistics": {"family": "experiment"}})
 
 
 def test_comparisons_pair_each_variant_with_its_baseline_and_the_reference():
