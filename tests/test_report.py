@@ -213,3 +213,32 @@ def test_summary_and_delta_table_follow_the_familywise_decisions(tmp_path):
     (run / "sweep.json").write_text(json.dumps({**info, "space": {"statistics": {"family": "comparison"}}}))
     md = (write_report(run, tmp_path / "loose") / "report.md").read_text()
     assert "each of the 2 comparisons at alpha = 0.05 on its own (no familywise control" in md
+
+
+def test_seed_budget_summary_follows_its_decisions(tmp_path):
+    """A seed budget: SE 5 points below none in every seed is decided worse; ECA scatters around
+    none and stays undecided at max seeds, so the summary gives what it could have seen (its MDE
+    from the 'Seeds until decided' table); none leads on validation but not decidedly, so no best."""
+    from report_fixtures import trial_row
+
+    rows, base = [], [80.0, 81.0, 80.5, 81.5]
+    for seed in range(4):
+        for att, off in (("none", 0.0), ("se", (-5.1, -4.9, -5.0, -5.05)[seed]), ("eca", (1.0, -1.2, 0.4, -0.3)[seed])):
+            v = base[seed] + off
+            rows.append(trial_row(len(rows), seed=seed, attention=att, top1=v, test_top1=v,
+                                  flops=1 + (att != "none"), params=1))
+    run = write_run(tmp_path / "run", rows)
+    info = json.loads((run / "sweep.json").read_text())
+    seeds = {"min": 2, "max": 4, "alpha": 0.05, "equivalence": 0.5, "futility": 0.0}
+    (run / "sweep.json").write_text(json.dumps({**info, "space": {"budget": {"epochs": 2, "seeds": seeds}}}))
+    md = (write_report(run, tmp_path / "report") / "report.md").read_text()
+    summary = md[md.index("## Summary"):md.index("## Accuracy against cost")]
+    budget = md[md.index("## Seeds until decided"):]
+    assert "alpha = 0.05 familywise over the study's 2 comparisons (Bonferroni" in budget
+    eca = next(line for line in budget.splitlines() if line.startswith("| resnet20 eca"))
+    cells = [c.strip() for c in eca.strip("|").split("|")]
+    assert cells[2] == "undecided"
+    assert "decided worse: resnet20 se than resnet20 none (-5.00" in summary
+    assert (f"not decided: resnet20 eca against resnet20 none ({cells[4]}): no difference of {cells[7]} points or more "
+            "detected (seed budget") in summary
+    assert "- no best on resnet20" in summary and "- best on resnet20" not in summary
