@@ -9,8 +9,8 @@ ch. 9) at the nominal level of a group-sequential boundary:
   ``t = n / max_seeds``: almost nothing at the first looks (where 2-3 seeds could only decide a
   huge difference anyway), most of it at the last, so a comparison run to ``max_seeds`` loses
   little power against a fixed test there. (The boundary it replaces spent alpha in proportion
-  to n with a union bound: only 2.8% of a 5% alpha was used, and a true 1-SD difference was found
-  in 55% of comparisons against 75% here.)
+  to n with a union bound: with no difference it erred in 2.8% of simulated runs for a 5% alpha,
+  and it found a true 1-SD difference in 57% against 75% here; sd 1.5, 2-10 seeds.)
 - **Boundary.** The z-boundary ``c_n`` is solved look by look so that the chance of first
   crossing at look n under no difference is ``a(t_n) - a(t_{n-1})``, by numerical integration of
   the standardised sum's density over the continuation region (Armitage-McPherson-Rowe
