@@ -1,9 +1,9 @@
 """Familywise error over a study's fixed-seed comparisons: Holm's step-down.
 
 A study compares many variants with their baselines; read one by one at 5% each, some "beyond
-seed noise" differences are expected by chance alone (11 null comparisons: at least one in 43%
-of studies). With ``family="study"`` (the default) ``alpha`` is the study's familywise error
-rate: Holm's step-down (``statsmodels.stats.multitest.multipletests``, method ``holm``) decides
+seed noise" differences are expected by chance alone (11 independent null comparisons: at least
+one in 1 - 0.95^11 = 43% of studies). With ``family="study"`` (the default) ``alpha`` is the
+study's familywise error rate: Holm's step-down (``statsmodels.stats.multitest.multipletests``, method ``holm``) decides
 which comparisons differ, controlling the chance of any wrong one at ``alpha`` whatever their
 dependence (they share baselines). Each comparison's interval is drawn at the level it was tested
 at, so that it excludes 0 exactly where Holm decides: the i-th smallest p-value is tested at
