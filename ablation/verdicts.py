@@ -7,7 +7,6 @@ Plain data (DataFrames and sentences) for ``ablation.report`` to lay out.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import pandas as pd
 from scipy import stats
