@@ -6,7 +6,8 @@ seeds; ranks are decided on the selection split, not on the test split a report 
 FLOPs, params and, when every variant has it, latency. The study is stored (SQLite by default)
 so that ``optuna-dashboard`` opens it as is. On top of the study: the Pareto front, a
 non-dominated rank per variant, the front's hypervolume, factor importance, and every variant's
-difference to the same setting without attention, with a test against seed noise.
+difference to the same setting without attention, decided against seed noise with familywise error
+control (Holm) and its minimum detectable effect.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import optuna
 import pandas as pd
 from scipy import stats
 
-from .aggregate import CONFIDENCE, cell_text, config_columns, is_attention_factor, reported_metric
+from .aggregate import cell_text, config_columns, is_attention_factor, reported_metric
+from .detectable import mde
+from .familywise import Family, holm
 
 #: (column, direction, name) of every objective; latency only when measured for all variants.
 OBJECTIVES: tuple[tuple[str, str, str], ...] = (
@@ -44,6 +47,7 @@ class Ranking:
     deltas: pd.DataFrame = field(default_factory=pd.DataFrame)
     storage: str = ""
     study_name: str = ""
+    family: Optional[Family] = None
 
 
 def objectives_of(variants: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -154,11 +158,14 @@ def setting_columns(results: pd.DataFrame) -> list[str]:
     return [c for c in config_columns(results) if not is_attention_factor(c) and c != "seed"]
 
 
-def deltas(variants: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def deltas(variants: pd.DataFrame, results: pd.DataFrame, alpha: float = 0.05,
+           family: str = "study") -> tuple[pd.DataFrame, Family]:
     """Delta of the reported top-1 (:func:`ablation.aggregate.reported_metric`) of every attention
-    variant to its baseline (``attention == none``, same setting): mean, 95% CI and p-value, by a
-    paired t-test over the seeds both have where there are at least two, else Welch's t-test;
-    ``significant`` when the CI excludes 0."""
+    variant to its baseline (``attention == none``, same setting), by a paired t-test over the
+    seeds both have where there are at least two, else Welch's t-test: mean, p-value, Holm's
+    decision over the study's comparisons (``ablation.familywise``; ``significant``), Holm-adjusted
+    p, the interval at the level each was tested at, and the minimum detectable effect at the
+    family's first-step level (``ablation.detectable``); and the family."""
     done = results[results["status"] == "completed"]
     metric = reported_metric(results)
     key = setting_columns(results)
@@ -173,11 +180,22 @@ def deltas(variants: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
         b = done[done["variant"] == base["variant"]].set_index("seed")[metric].astype(float)
         rows.append({"variant": row["variant"], "label": row["label"], "baseline": base["label"],
                      **_difference(a, b)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    found = holm(table["p_value"] if rows else [], alpha, family)
+    if not rows:
+        return table, found
+    table["p_holm"], table["level"] = found.adjusted, found.levels
+    half = [stats.t.isf(level / 2, df) * se if not math.isnan(level) else math.nan
+            for level, df, se in zip(found.levels, table["df"], table["se"])]
+    table["ci_low"], table["ci_high"] = table["delta_top1"] - half, table["delta_top1"] + half
+    table["significant"] = [bool(d) if not math.isnan(p) else None for d, p in zip(found.decided, table["p_value"])]
+    table["mde"] = [mde(se, df, found.detection_level) for se, df in zip(table["se"], table["df"])]
+    return table, found
 
 
 def _difference(a: pd.Series, b: pd.Series) -> dict[str, Any]:
-    """Mean difference a - b with CI and p-value; paired over shared seeds when possible."""
+    """Mean difference a - b with its standard error, degrees of freedom and two-sided p-value;
+    paired over shared seeds when possible."""
     shared = a.index.intersection(b.index)
     if len(shared) >= 2:
         d = (a[shared] - b[shared]).to_numpy()
@@ -189,20 +207,16 @@ def _difference(a: pd.Series, b: pd.Series) -> dict[str, Any]:
         df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
         test = "Welch t"
     else:
-        return {"delta_top1": float(a.mean() - b.mean()), "ci_low": math.nan, "ci_high": math.nan,
-                "p_value": math.nan, "test": "n/a (one seed)", "significant": None}
-    if se == 0:
-        p, half = (1.0 if mean == 0 else 0.0), 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(mean / se), df))
-        half = float(stats.t.ppf((1 + CONFIDENCE) / 2, df) * se)
-    return {"delta_top1": float(mean), "ci_low": float(mean - half), "ci_high": float(mean + half),
-            "p_value": p, "test": test, "significant": bool(mean - half > 0 or mean + half < 0)}
+        return {"delta_top1": float(a.mean() - b.mean()), "se": math.nan, "df": math.nan,
+                "p_value": math.nan, "test": "n/a (one seed)"}
+    p = (1.0 if mean == 0 else 0.0) if se == 0 else float(2 * stats.t.sf(abs(mean / se), df))
+    return {"delta_top1": float(mean), "se": float(se), "df": float(df), "p_value": p, "test": test}
 
 
 def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, storage: Optional[str] = None,
-         study_name: str = "ablation") -> Ranking:
-    """Rank the aggregated ``variants`` (see :func:`ablation.aggregate.aggregate`)."""
+         study_name: str = "ablation", alpha: float = 0.05, family: str = "study") -> Ranking:
+    """Rank the aggregated ``variants`` (see :func:`ablation.aggregate.aggregate`); the deltas
+    to the baselines at familywise ``alpha`` (``family``: see :mod:`ablation.familywise`)."""
     variants = variants.copy()
     objectives = objectives_of(variants)
     if variants.empty:
@@ -216,5 +230,6 @@ def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, s
     hv = normalised_hypervolume(losses, variants["pareto"].to_numpy())
     targets = {"accuracy (val top-1)": 0, "cost (FLOPs)": 1}
     imp, evaluator = importance(study, factors, targets)
-    return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, deltas(variants, results),
-                   storage or "", study_name)
+    table, found = deltas(variants, results, alpha, family)
+    return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, table, storage or "", study_name,
+                   found)

@@ -177,13 +177,13 @@ def portable_storage(storage: str, out: Path) -> str:
 
 
 def _rank_into_study_file(variants: pd.DataFrame, results: pd.DataFrame, varying: list[str], run_dir: Path,
-                          name: str) -> Ranking:
+                          name: str, **family) -> Ranking:
     """Rank into a private SQLite file, then rename it over ``optuna.db``: reports run side by
     side (say, two ``ablate report`` calls during a sweep) never share a half-built study."""
     fd, tmp = tempfile.mkstemp(prefix=f".{STUDY_FILE}.", suffix=".tmp", dir=run_dir)
     os.close(fd)
     try:
-        ranking = rank(variants, results, varying, storage=f"sqlite:///{tmp}", study_name=name)
+        ranking = rank(variants, results, varying, storage=f"sqlite:///{tmp}", study_name=name, **family)
         os.replace(tmp, run_dir / STUDY_FILE)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -207,8 +207,9 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     reading = Reading.of(results, calibration)
     varying = factors(results)
     variants = with_latency(aggregate(results), calibration)
-    ranking = (rank(variants, results, varying, storage=storage, study_name=name) if storage
-               else _rank_into_study_file(variants, results, varying, run_dir, name))
+    family = _statistics(info)
+    ranking = (rank(variants, results, varying, storage=storage, study_name=name, **family) if storage
+               else _rank_into_study_file(variants, results, varying, run_dir, name, **family))
     ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
     blocks = _blocks(name, info, results, epochs, ranking, varying, reading,
                      has_epochs=(run_dir / EPOCHS_FILE).is_file())
@@ -274,7 +275,7 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
         return blocks + _failures(results) + _sweep_figures(info, results)
     blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, flops_note(variants),
                                                                 training_note(results), f"Collapsed trials: {RULE}."])]
-    blocks += _summary_blocks(ranking, reading)
+    blocks += _summary_blocks(ranking, reading, info, results)
     acc = reading.accuracy
     blocks += [
         Heading("Accuracy against cost"),
@@ -289,8 +290,9 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
         Heading("All variants"),
         Para(f"{acc}: mean ± std over seeds, the median, and every seed's value (seed order as in the seeds "
              "column of summary.csv; † marks a collapsed seed and a variant with one). Δ is the difference to the "
-             "same setting without attention with its 95% CI (* where the CI excludes 0, i.e. distinguishable "
-             "from seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."
+             "same setting without attention with its interval at the level its comparison was tested at "
+             "(familywise over the study: see 'Difference to no attention'; * where it excludes 0, i.e. beyond "
+             "seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."
              + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")),
         Table(_variant_table(ranking, reading)),
     ]
@@ -301,7 +303,8 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
     if effect_factors:
         blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
                              plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
-    blocks += _delta_blocks(ranking) + _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
+    blocks += _delta_blocks(ranking) + _robust_blocks(ranking, results)
+    blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (blocks + _collapsed(results, variants) + _failures(results) + _sweep_figures(info, results)
             + _files_blocks(ranking))
 
@@ -362,13 +365,24 @@ def _collapsed(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     return head + [Table(table.rename(columns=names).reset_index(drop=True))]
 
 
-def _summary_blocks(ranking: Ranking, reading: Reading) -> list[Block]:
+def _summary_blocks(ranking: Ranking, reading: Reading, info: dict, results: pd.DataFrame) -> list[Block]:
+    """Best only where decided, what was decided, the rest with its detectable effect, the front."""
+    from .verdicts import best_lines, budget_mde, decided_lines, fixed_rows
+
     variants = ranking.variants
-    best = variants.sort_values(["val_top1_mean", "flops"], ascending=[False, True]).groupby("backbone").head(1)
-    chosen = "by val top-1; " if reading.selection else ""
-    items = [f"best on {r['backbone']} ({chosen}{reading.accuracy} shown): {short_label(r['label'], r['backbone'])}, "
-             f"{r['top1_mean']:.2f}% (n={int(r['n'])}), {count(r['flops'])} FLOPs, {count(r['params'])} params"
-             for _, r in best.iterrows()]
+    chosen = ("by val top-1; " if reading.selection else "") + f"{reading.accuracy} shown"
+    stats_ = _statistics(info)
+    items = best_lines(variants, results, reported_metric(results), reading.accuracy, chosen, **stats_)
+    budget = _budget(info)
+    if budget.get("seeds"):
+        found, seeds = _budget_decisions(info, results)
+        labels = dict(zip(variants["variant"], variants["label"]))
+        items += [f"{line} (seed budget, see 'Seeds until decided')"
+                  for line in decided_lines(found.assign(mde=budget_mde(found)), labels)] if not found.empty else []
+    elif ranking.family is not None and ranking.family.size:
+        items += [f"{line} (against no attention; {ranking.family.size} comparisons, "
+                  f"{'familywise' if ranking.family.family == 'study' else 'per-comparison'} alpha "
+                  f"{ranking.family.alpha:g})" for line in decided_lines(fixed_rows(ranking.deltas), {})]
     front = variants[variants["pareto"]]
     items.append("Pareto front (" + ", ".join(ranking.objectives) + "): " + "; ".join(front["label"]))
     items.append(f"hypervolume of the front: {ranking.hypervolume:.4f} (objectives min-max normalised over the "
@@ -377,18 +391,22 @@ def _summary_blocks(ranking: Ranking, reading: Reading) -> list[Block]:
 
 
 def _delta_blocks(ranking: Ranking) -> list[Block]:
+    from .verdicts import delta_frame, delta_note
+
     if ranking.deltas.empty:
         return []
-    d = ranking.deltas
-    frame = pd.DataFrame({
-        "variant": d["label"], "baseline": d["baseline"], "Δ top-1": d["delta_top1"].map("{:+.2f}".format),
-        "95% CI": [("-" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]") for lo, hi in zip(d["ci_low"], d["ci_high"])],
-        "p": d["p_value"].map(lambda p: "-" if math.isnan(p) else f"{p:.3f}"), "test": d["test"],
-        "beyond seed noise": d["significant"].map({True: "yes", False: "no", None: "-"}),
-    })
-    return [Heading("Difference to no attention"),
-            Para("Seeds are paired where both variants ran the same seeds (paired t-test), else Welch's t-test."),
-            Table(frame)]
+    return [Heading("Difference to no attention"), Para(delta_note(ranking.family.describe())),
+            Table(delta_frame(ranking.deltas))]
+
+
+def _robust_blocks(ranking: Ranking, results: pd.DataFrame) -> list[Block]:
+    """IQM and probability of improvement with bootstrap intervals (``ablation.robust``)."""
+    from .robust import METHOD, robust_frame, robust_table
+
+    return [Heading("Robust summaries"), Para(f"Beside the mean, so that one collapsed seed neither hides nor "
+                                              f"dominates a variant: {METHOD}. With fewer than 4 seeds the IQM is "
+                                              f"the mean, and the intervals only describe the seeds at hand."),
+            Table(robust_frame(robust_table(ranking.variants, ranking.deltas, results)))]
 
 
 #: Under a seed budget the number of seeds depends on the results: fixed-sample intervals are nominal.
@@ -397,32 +415,59 @@ BUDGET_CAVEAT = (" Seeds were a budget, so how many each variant got depended on
                  "'Seeds until decided'.")
 
 
+def _statistics(info: dict) -> dict:
+    """The error control of the fixed-seed comparisons (the space's ``statistics``; defaults for
+    runs made before it was recorded)."""
+    from .space import Statistics
+
+    return Statistics.model_validate((info.get("space") or {}).get("statistics") or {}).model_dump()
+
+
 def _budget(info: dict) -> dict:
     """The ``budget`` section of the space the sweep ran (from ``sweep.json``)."""
     return (info.get("space") or {}).get("budget") or {}
 
 
+def _budget_decisions(info: dict, results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The seed budget's comparisons and compute (``ablation.seed_budget.decisions``)."""
+    from .seed_budget import decisions
+    from .space import SeedBudget
+
+    budget = _budget(info)
+    seeds = SeedBudget.model_validate(budget["seeds"])
+    return decisions(results, seeds.plan(), seeds.reference, budget.get("epochs"))
+
+
 def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """Per comparison of a seed-budget sweep: decision, interval, seeds spent; and the compute
     spent against ``max`` seeds for every variant (``ablation.seed_budget``)."""
-    from .seed_budget import decisions
     from .sequential import FUTILITY, METHOD
     from .space import SeedBudget
+    from .detectable import METHOD as MDE_METHOD
+    from .verdicts import budget_mde
 
     budget = _budget(info)
     if not budget.get("seeds"):
         return []
     seeds = SeedBudget.model_validate(budget["seeds"])
-    found, spent = decisions(results, seeds.plan(), seeds.reference, budget.get("epochs"))
+    found, spent = _budget_decisions(info, results)
+    found = found.assign(mde=budget_mde(found)) if not found.empty else found
     labels = dict(zip(variants["variant"], variants["label"]))
     head: list[Block] = [Heading("Seeds until decided"), Para(
         f"Seeds were a budget: {seeds.min_} of every variant, then one more at a time for both sides of every "
         f"comparison still open, up to {seeds.max_}. A comparison is better/worse when its interval of the mean "
         f"paired difference (variant minus other, test top-1 points, same seeds) excludes 0, equivalent when it "
         f"lies inside ±{seeds.equivalence:g}, undecided when still open at {seeds.max_} seeds; a failed trial or "
-        f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; alpha = "
-        f"{seeds.alpha:g}."
-        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_from} seeds." if seeds.futility else "")
+        f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; "
+        + (f"alpha = {seeds.alpha:g} familywise over the study's {len(found)} comparisons (Bonferroni: each "
+           f"comparison's boundary spends {seeds.alpha:g} / {len(found)}; every interval covers its true difference "
+           f"at every look, all at once, with probability >= {1 - seeds.alpha:g})."
+           if seeds.family == "study" else f"alpha = {seeds.alpha:g} per comparison (family: comparison; no "
+           f"familywise control over the {len(found)} comparisons).")
+        + f" MDE (80%): {MDE_METHOD}, for a fixed test of the paired seeds the comparison got, at its share of "
+          f"alpha ({seeds.alpha:g} / {len(found) if seeds.family == 'study' else 1}; the boundary's interim levels are "
+          f"stricter, so what it could detect is larger still)."
+        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_start} seeds." if seeds.futility else "")
         + " Each comparison is reported at the look that decided it.")]
     if found.empty:
         return head + [Para("No comparison yet.")]
@@ -434,6 +479,7 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
         "interval": [("-" if not math.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]")
                      for lo, hi in zip(found["low"], found["high"])],
         "seeds run (variant, other)": [f"{a}, {b}" for a, b in zip(found["seeds_variant"], found["seeds_other"])],
+        "MDE (80%)": found["mde"].map(lambda v: "-" if math.isnan(v) else f"{v:.2f}"),
     })
     cost = f"{int(spent['trials'])} trials of {int(spent['trials_max'])} ({spent['trials'] / spent['trials_max']:.2f})"
     if "epochs" in spent:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from .aggregate import is_attention_factor
@@ -123,6 +123,12 @@ def value_of(result: Mapping[str, Any]) -> Optional[float]:
     return None
 
 
+def for_study(plan: Plan, comps: list[Comparison]) -> Plan:
+    """``plan`` with its family sized to the study's comparisons (alpha split over them when
+    ``plan.family`` is ``study``)."""
+    return replace(plan, comparisons=max(len(comps), 1))
+
+
 def state_of(comparison: Comparison, values: Mapping[tuple[str, int], Optional[float]], plan: Plan) -> State:
     """The comparison after the seeds with a value on both sides (``values[(cell key, seed)]``;
     None marks a trial that failed or was stopped early: the comparison stops there)."""
@@ -160,7 +166,7 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
               epochs: Optional[int] = None) -> tuple["pd.DataFrame", dict[str, float]]:
     """Every comparison of a seed-budget sweep from its ``results.csv`` table: variant and other
     (the results' variant ids), kind, decision, paired seeds, mean difference and interval, seeds
-    each side ran; and the compute spent against ``max`` seeds for every variant (trials, and
+    each side ran (``plan`` sized to the study's comparisons by :func:`for_study`); and the compute spent against ``max`` seeds for every variant (trials, and
     trial-epochs where ``epochs`` is given)."""
     import pandas as pd
 
@@ -178,6 +184,7 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
         elif row["status"] in ("stopped", "failed"):
             values[(key, seed)] = None
     comps = comparisons(points, reference) if points else []
+    plan = for_study(plan, comps)
     ran = results.groupby("variant").size()
     rows = []
     for comp in comps:
@@ -185,7 +192,8 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
         d = state.decision
         rows.append({"variant": ids[comp.variant], "other": ids[comp.other], "kind": comp.kind,
                      "decision": f"stopped ({state.stopped})" if state.stopped else d.decision,
-                     "n": d.n, "mean": d.mean, "low": d.low, "high": d.high,
+                     "n": d.n, "mean": d.mean, "low": d.low, "high": d.high, "sd": d.sd,
+                     "level": plan.alpha_at(d.n) if d.n >= plan.min_seeds else math.nan, "share": plan.share,
                      "seeds_variant": int(ran.get(ids[comp.variant], 0)), "seeds_other": int(ran.get(ids[comp.other], 0))})
     n_cells = len(cells(points))
     spent = {"trials": float(len(results)), "trials_max": float(n_cells * plan.max_seeds)}

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional
 
 from ray.tune.search import Searcher
 
-from .seed_budget import Comparison, cell_key, cells, comparisons, seeds_wanted, value_of
+from .seed_budget import Comparison, cell_key, cells, comparisons, for_study, seeds_wanted, value_of
 from .sequential import Plan
 
 
@@ -30,7 +30,7 @@ class SeedSearcher(Searcher):
         self.columns = tuple(columns)  # keys every suggested point carries (None where a variant has none)
         self.cells = cells(points)
         self.comparisons: list[Comparison] = comparisons(points, reference)
-        self.plan, self.epochs, self.run_dir = plan, epochs, str(run_dir)
+        self.plan, self.epochs, self.run_dir = for_study(plan, self.comparisons), epochs, str(run_dir)
         self.values: dict[tuple[str, int], Optional[float]] = {}  # finished (variant, seed) -> value
         self.live: dict[str, tuple[str, int]] = {}  # trial id -> (variant, seed) suggested, not finished
 

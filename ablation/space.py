@@ -38,7 +38,8 @@ class SeedBudget(BaseModel):
     against ``reference`` if given) is still open, up to ``max``; decided at error rate ``alpha``
     or equivalent within ``equivalence`` points of top-1, or ended as futile when the look at
     ``max`` would most likely decide nothing (conditional power below ``futility``; 0 turns it off;
-    ``ablation.sequential``)."""
+    ``ablation.sequential``). ``family``: ``study`` (alpha is the familywise rate over all of the
+    study's comparisons) or ``comparison`` (alpha per comparison)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -46,7 +47,8 @@ class SeedBudget(BaseModel):
     max_: int = Field(10, ge=2, alias="max")
     alpha: float = Field(0.05, gt=0, lt=1)
     equivalence: float = Field(0.5, ge=0)
-    futility: float = Field(0.3, ge=0, lt=1)
+    futility: float = Field(0.1, ge=0, lt=1)
+    family: Literal["study", "comparison"] = "study"
     reference: Optional[dict[str, Any]] = None
 
     @model_validator(mode="after")
@@ -60,7 +62,7 @@ class SeedBudget(BaseModel):
         from .sequential import Plan
 
         return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_,
-                    futility=self.futility)
+                    futility=self.futility, family=self.family)
 
 
 class Budget(BaseModel):
@@ -91,6 +93,17 @@ class Resources(BaseModel):
 
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+
+
+class Statistics(BaseModel):
+    """Error control of the report's fixed-seed comparisons (the Δ table; a seed budget has its
+    own in ``budget.seeds``): ``alpha`` is the study's familywise rate over all of them
+    (``family: study``, Holm; ``ablation.familywise``) or each one's (``family: comparison``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    family: Literal["study", "comparison"] = "study"
 
 
 class Latency(BaseModel):
@@ -190,6 +203,7 @@ class SpaceFile(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     latency: Latency = Field(default_factory=Latency)
     train: Training = Field(default_factory=Training)
+    statistics: Statistics = Field(default_factory=Statistics)
 
     def section_values(self) -> dict[str, Any]:
         """The trial-config keys set by sections (a parity study's paths: the first; the rest

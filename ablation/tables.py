@@ -73,7 +73,8 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def delta_text(row: pd.Series | None) -> str:
-    """``+0.42 [-0.10, +0.94]`` with ``*`` when the CI excludes zero; ``-`` for baselines."""
+    """``+0.42 [-0.10, +0.94]`` with ``*`` where decided beyond seed noise (familywise, the
+    interval at its tested level: ``ablation.rank.deltas``); ``-`` for baselines."""
     if row is None:
         return "-"
     text = f"{row['delta_top1']:+.2f}"
@@ -126,7 +127,7 @@ def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = 
             accuracy: mean_std(v["top1_mean"], v["top1_std"]),
             "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
             "per seed": seeds_text(v),
-            "Δ top-1 [95% CI]": delta_text(by_variant.get(v["variant"])),
+            "Δ top-1 [CI]": delta_text(by_variant.get(v["variant"])),
             "Pareto": "yes" if v["pareto"] else "", "rank": int(v["nd_rank"]),
         })
         rows.append(row)

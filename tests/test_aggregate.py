@@ -2,6 +2,7 @@
 import math
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -56,3 +57,22 @@ def test_labels_name_what_varies():
     more = pd.concat([table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1,
                                                        **{**SCA, "kernel_size": 3})])], ignore_index=True)
     assert set(aggregate(more)["label"]) == {"resnet20 none", "resnet20 sca k=5", "resnet20 sca k=3"}
+
+
+def test_robust_summaries_keep_one_collapsed_seed_from_dominating():
+    """IQM cuts a collapsed seed that drags the mean; the probability of improvement counts paired
+    seeds won (ties half); bootstrap intervals hold the statistic and are seeded."""
+    from scipy import stats as st
+
+    from ablation.robust import improvement, interval, iqm
+
+    seeds = np.array([82.0, 81.5, 10.0, 82.5, 81.0])
+    assert iqm(seeds) == pytest.approx(st.trim_mean(seeds, 0.25)) == pytest.approx(np.mean([81.5, 82.0, 81.0]))
+    assert seeds.mean() < 70 < iqm(seeds)
+    assert iqm([1.0, 2.0, 9.0]) == pytest.approx(4.0)  # fewer than 4 seeds: nothing trimmed
+    base = np.array([81.0, 81.5, 80.0, 83.0, 80.5])
+    assert improvement(seeds, base) == pytest.approx((1 + 0.5 + 0 + 0 + 1) / 5)
+    low, high = interval(iqm, seeds)
+    assert low <= iqm(seeds) <= high and (low, high) == interval(iqm, seeds)
+    low, high = interval(improvement, seeds, base, paired=True)
+    assert 0 <= low <= improvement(seeds, base) <= high <= 1

@@ -1,5 +1,6 @@
 """Reports from hand-made results tables: every file, failed trials, single seed, running sweeps,
 the CLI, and the HTML opened in headless Chromium."""
+import json
 import shutil
 import subprocess
 
@@ -128,11 +129,14 @@ def test_best_is_chosen_on_validation_not_on_test(tmp_path):
     from report_fixtures import study_rows
 
     rows = [r for r in study_rows() if r["backbone"] == "resnet20"]
-    for r in rows:  # k=3 looks best on test, k=5 on validation
+    for r in rows:  # k=3 looks best on test, k=5 on validation (k=3 its runner-up there)
         if r["kernel_size"] == 3:
             r["test_top1"] += 5
+            r["top1"] += 0.3
     md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
-    assert "best on resnet20 (by val top-1; test top-1 % shown): sca k=5" in md
+    # chosen on validation; named best only if the test split confirms its lead, which it contradicts here
+    assert "no best on resnet20 (by val top-1; test top-1 % shown): sca k=5" in md
+    assert "leads sca k=3, but on test top-1 % the difference, -4.60 (against the selection's order)" in md
 
 
 def test_training_curves_section_from_epochs_csv(tmp_path):
@@ -262,3 +266,62 @@ def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(
         block = md.split(section)[1].split("\n## ")[0]
         assert "| mygct:GCT mode=l1 " in block and "| mygct:GCT mode=l2 " in block, section
     assert "| mygct:GCT mode=l1 " in md.split("## All variants")[1]  # the label the variants table uses
+
+
+def test_summary_and_delta_table_follow_the_familywise_decisions(tmp_path):
+    """k=5 is 3 points above none in every seed (decided), k=3 scatters around it (not decided,
+    so the summary gives the difference it could have seen: its MDE from the Δ table); the Δ
+    table names the family and method; ``statistics: {family: comparison}`` in the space turns
+    the familywise control off and the report says so."""
+    from report_fixtures import study_rows
+
+    rows = [r for r in study_rows() if r["backbone"] == "resnet20"]
+    for r in rows:
+        if r["kernel_size"] == 5:
+            r["test_top1"] += 3.0
+        if r["kernel_size"] == 3:
+            r["test_top1"] += (1.2, -1.5, 0.6)[r["seed"]]
+    run = write_run(tmp_path / "run", rows)
+    md = (write_report(run, tmp_path / "report") / "report.md").read_text()
+    summary = md[md.index("## Summary"):md.index("## Accuracy against cost")]
+    delta = md[md.index("## Difference to no attention"):md.index("## Factor importance")]
+    assert "Familywise error over the study's 2 comparisons at alpha = 0.05 by Holm's step-down" in delta
+    k3 = next(line for line in delta.splitlines() if line.startswith("| resnet20 sca k=3"))
+    cells = [c.strip() for c in k3.strip("|").split("|")]
+    assert cells[8] == "no" and float(cells[9]) > 0
+    assert "decided better: resnet20 sca k=5 than resnet20 none (+3.20" in summary
+    assert f"not decided: resnet20 sca k=3 against resnet20 none ({cells[2]}): no difference of {cells[9]} points or more detected" in summary
+    assert "decided worse" not in summary
+    info = json.loads((run / "sweep.json").read_text())
+    (run / "sweep.json").write_text(json.dumps({**info, "space": {"statistics": {"family": "comparison"}}}))
+    md = (write_report(run, tmp_path / "loose") / "report.md").read_text()
+    assert "each of the 2 comparisons at alpha = 0.05 on its own (no familywise control" in md
+
+
+def test_seed_budget_summary_follows_its_decisions(tmp_path):
+    """A seed budget: SE 5 points below none in every seed is decided worse; ECA scatters around
+    none and stays undecided at max seeds, so the summary gives what it could have seen (its MDE
+    from the 'Seeds until decided' table); none leads on validation but not decidedly, so no best."""
+    from report_fixtures import trial_row
+
+    rows, base = [], [80.0, 81.0, 80.5, 81.5]
+    for seed in range(4):
+        for att, off in (("none", 0.0), ("se", (-5.1, -4.9, -5.0, -5.05)[seed]), ("eca", (1.0, -1.2, 0.4, -0.3)[seed])):
+            v = base[seed] + off
+            rows.append(trial_row(len(rows), seed=seed, attention=att, top1=v, test_top1=v,
+                                  flops=1 + (att != "none"), params=1))
+    run = write_run(tmp_path / "run", rows)
+    info = json.loads((run / "sweep.json").read_text())
+    seeds = {"min": 2, "max": 4, "alpha": 0.05, "equivalence": 0.5, "futility": 0.0}
+    (run / "sweep.json").write_text(json.dumps({**info, "space": {"budget": {"epochs": 2, "seeds": seeds}}}))
+    md = (write_report(run, tmp_path / "report") / "report.md").read_text()
+    summary = md[md.index("## Summary"):md.index("## Accuracy against cost")]
+    budget = md[md.index("## Seeds until decided"):]
+    assert "alpha = 0.05 familywise over the study's 2 comparisons (Bonferroni" in budget
+    eca = next(line for line in budget.splitlines() if line.startswith("| resnet20 eca"))
+    cells = [c.strip() for c in eca.strip("|").split("|")]
+    assert cells[2] == "undecided"
+    assert "decided worse: resnet20 se than resnet20 none (-5.00" in summary
+    assert (f"not decided: resnet20 eca against resnet20 none ({cells[4]}): no difference of {cells[7]} points or more "
+            "detected (seed budget") in summary
+    assert "- no best on resnet20" in summary and "- best on resnet20" not in summary

@@ -70,6 +70,10 @@ def test_seed_budget_space_expands_to_max_seeds_and_names_bad_keys():
         parse_space(spec(seeds={**SEEDS, "min": 6}))
     with pytest.raises(ConfigError, match=r"budget\.seeds\.mxa: unknown key"):
         parse_space(spec(seeds={"mxa": 3}))
+    with pytest.raises(ConfigError, match=r"budget\.seeds\.family: Input should be 'study' or 'comparison'"):
+        parse_space(spec(seeds={**SEEDS, "family": "experiment"}))
+    with pytest.raises(ConfigError, match=r"statistics\.family: Input should be 'study' or 'comparison'"):
+        parse_space({**spec(), "statistics": {"family": "experiment"}})
 
 
 def test_comparisons_pair_each_variant_with_its_baseline_and_the_reference():
@@ -84,7 +88,7 @@ def test_searcher_adds_seeds_only_where_a_comparison_is_open(tmp_path, concurren
     space = parse_space(spec())
     searcher = SeedSearcher(space.points(), space.seed_budget.plan(), 1, tmp_path)
     asked = drive(searcher, concurrency, order)
-    plan = space.seed_budget.plan()
+    plan = searcher.plan  # sized to the study: alpha split over its comparisons
     keys = [cell_key(p) for p in asked]
     assert len(set(zip(keys, (p["seed"] for p in asked)))) == len(asked)  # no seed twice
     values = {(cell_key(p), p["seed"]): value(p) for p in asked}
@@ -168,7 +172,8 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     assert _ran(table) == _expected(space, tmp_path)  # the sweep did what the procedure, run alone, does
     out = write_report(tmp_path / "runs" / "budget", tmp_path / "report")
     text = (out / "report.md").read_text()
-    assert "## Seeds until decided" in text and "Bonferroni group-sequential" in text
+    assert "## Seeds until decided" in text and "Lan-DeMets O'Brien-Fleming" in text
+    assert "familywise over the study's 3 comparisons" in text and "MDE (80%)" in text
     assert BUDGET_CAVEAT in text  # the nominal per-variant intervals say so
     found, spent = decisions(table, parse_space(space).seed_budget.plan(), epochs=1)
     kernel = dict(zip(table["variant"], table["kernel_size"]))

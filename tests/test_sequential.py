@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ablation.sequential import Plan, conditional_power, look, run
+from ablation.seed_noise import NOISES, study
+from ablation.sequential import Plan, conditional_power, look, nominal_levels, paths, run, spent
 
 N_SIM = 4000
 
@@ -84,3 +85,50 @@ def test_conditional_power_grows_with_the_effect_and_shrinks_with_the_spread():
     assert conditional_power(1.0, 2.0, 3, plan) < conditional_power(1.0, 1.0, 3, plan)
     with pytest.raises(ValueError, match="futility must be in"):
         Plan(futility=1.0)
+
+
+def test_paths_decide_as_run_does_on_the_same_draws():
+    rng = np.random.default_rng(5)
+    plan = Plan(alpha=0.05, equivalence=0.5, min_seeds=2, max_seeds=8, futility=0.3)
+    draws = rng.normal(0.8, 1.0, (300, plan.max_seeds))
+    decisions, seeds = paths(draws, plan)
+    for row, decision, n in zip(draws, decisions, seeds):
+        it = iter(row)
+        state = run(lambda: next(it), plan)
+        assert (state.decision, state.n) == (decision, n)
+
+
+def test_the_boundary_spends_alpha_by_obrien_fleming_and_its_z_version_is_exact():
+    """Nominal levels grow look by look (little early, most late); with a known spread (z
+    statistics) the boundary's chance of any crossing under no difference is alpha."""
+    levels = nominal_levels(0.05, 2, 10)
+    assert all(a < b for a, b in zip(levels, levels[1:])) and levels[0] < 1e-4
+    assert spent(0.05, 1.0) == pytest.approx(0.05)
+    rng = np.random.default_rng(6)
+    z = np.abs(np.cumsum(rng.standard_normal((100_000, 10)), axis=1) / np.sqrt(np.arange(1, 11)))[:, 1:]
+    error = np.mean(np.any(z >= stats.norm.isf(np.array(levels) / 2), axis=1))
+    assert abs(error - 0.05) < 3 * math.sqrt(0.05 * 0.95 / 100_000)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_familywise_error_of_an_11_comparison_study_stays_under_alpha(noise):
+    """A study shaped like fashion_peers_adaptive (6 variants against none, 5 against a
+    reference: 11 comparisons sharing sides) with no true difference anywhere: the chance of any
+    better/worse decision is at most alpha (plus Monte Carlo error); with the per-comparison
+    family it is far above."""
+    studies = 4000
+    margin = 3 * math.sqrt(0.05 * 0.95 / studies)
+    outcome = study(Plan(alpha=0.05), [0.0] * 6, noise, 1.5, studies, seed=7, with_reference=True)
+    assert outcome.decisions.shape[1] == 11
+    assert np.mean(np.any(np.isin(outcome.decisions, ["better", "worse"]), axis=1)) <= 0.05 + margin
+    loose = study(Plan(alpha=0.05, family="comparison"), [0.0] * 6, noise, 1.5, studies, seed=7, with_reference=True)
+    wrong = np.isin(loose.decisions, ["better", "worse"])
+    assert wrong.mean() <= 0.05 + margin and np.mean(np.any(wrong, axis=1)) > 0.05 + margin
+
+
+def test_power_at_the_target_one_sd_difference():
+    """sd 1.5 points, true difference 1.5, 2-10 seeds, alpha 0.05, one comparison: power at least
+    0.70 at no more mean seeds than the old boundary's 8.65."""
+    outcome = study(Plan(alpha=0.05), [1.5], "normal", 1.5, 4000, seed=8)
+    assert np.mean(outcome.decisions == "better") >= 0.70
+    assert outcome.seeds.mean() <= 8.65
