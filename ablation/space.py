@@ -306,6 +306,18 @@ class SearchSpace:
         """The parsed space as plain data (stored in ``sweep.json``)."""
         return self.spec.model_dump(by_alias=True, exclude_none=True)
 
+    def same_as(self, stored: Any) -> bool:
+        """Whether ``stored`` (a ``sweep.json`` space) is this space: read again with today's
+        sections and defaults, so a sweep begun before a section existed still resumes, while a
+        changed value (a default that moved included: it was stored explicitly) does not."""
+        if not isinstance(stored, dict):
+            return False
+        try:
+            again = SpaceFile.model_validate(stored).model_dump(by_alias=True, exclude_none=True)
+        except ValidationError:
+            return False
+        return again == self.dump()
+
 
 def _display_names(points: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Display names of the attention modules and backbones ``points`` use; two that would show

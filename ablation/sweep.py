@@ -323,7 +323,7 @@ def run_sweep(
     if exists and not resume:
         raise ConfigError(f"{run_dir} already holds sweep {space.name!r}; pass --resume to continue it, "
                           f"or --storage DIR for a new one")
-    if exists and previous.get("space") not in (None, space.dump()):
+    if exists and previous.get("space") is not None and not space.same_as(previous["space"]):
         raise ConfigError(f"{run_dir}: the sweep there was started from a different version of "
                           f"{space.source or space.name}; restore that file or use --storage DIR")
     if check_files and not (address or os.environ.get("RAY_ADDRESS")):

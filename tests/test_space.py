@@ -247,3 +247,16 @@ def test_results_write_is_atomic(tmp_path, monkeypatch):
         write_results(tmp_path, [_record("a", "completed"), _record("b", "completed")])
     assert (tmp_path / "results.csv").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_a_sweep_stored_before_a_section_existed_is_the_same_space():
+    """``--resume`` compares the stored space read again with today's sections and defaults: a
+    sweep.json written before ``train`` and ``statistics`` existed is the same space; a changed
+    value is not."""
+    space = load_space(SPACES[[p.stem for p in SPACES].index("fashion_peers_adaptive")])
+    stored = space.dump()
+    old = {k: v for k, v in stored.items() if k not in ("train", "statistics")}
+    old["budget"] = {**stored["budget"], "seeds": {k: v for k, v in stored["budget"]["seeds"].items() if k != "family"}}
+    assert space.same_as(stored) and space.same_as(old)
+    assert not space.same_as({**stored, "budget": {**stored["budget"], "epochs": stored["budget"]["epochs"] + 1}})
+    assert not space.same_as({"name": 3}) and not space.same_as(None)
