@@ -66,3 +66,12 @@ def test_validate_loads_only_what_it_uses(tmp_path):
     modules = _loaded(["validate", str(path)])
     assert "fvcore" in modules  # the FLOPs estimate ran
     assert not modules & (set(HEAVY) - {"fvcore"})
+
+
+def test_train_loads_no_ray(tmp_path):
+    """A trial outside a sweep records where it ran without importing Ray to ask for its node."""
+    out = tmp_path / "metrics.json"
+    modules = _loaded(["train", "backbone=resnet20", "attention=none", "epochs=1", "latency_runs=1",
+                       "dataset=synthetic:size=8,channels=1,classes=2,train=16,val=8", "--quiet", "--out", str(out)])
+    assert json.loads(out.read_text())["ray_node"] == ""
+    assert not modules & (set(HEAVY) - {"fvcore"})
