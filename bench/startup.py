@@ -28,13 +28,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: What is timed, as arguments to the interpreter: ``ablate`` commands, the interpreter's own start,
+#: and the libraries that ``validate`` needs imported without doing any work (its floor).
 COMMANDS: dict[str, list[str]] = {
-    "ablate --help": ["--help"],
-    "ablate list": ["list"],
-    "ablate validate --no-cost search_spaces/quick.yaml": ["validate", "--no-cost", "search_spaces/quick.yaml"],
-    "ablate validate search_spaces/quick.yaml": ["validate", "search_spaces/quick.yaml"],
+    "`python -c pass`": ["-c", "pass"],
+    "`ablate --help`": ["-m", "ablation.cli", "--help"],
+    "`ablate list`": ["-m", "ablation.cli", "list"],
+    "`ablate validate --no-cost search_spaces/quick.yaml`": ["-m", "ablation.cli", "validate", "--no-cost",
+                                                             "search_spaces/quick.yaml"],
+    "`ablate validate search_spaces/quick.yaml`": ["-m", "ablation.cli", "validate", "search_spaces/quick.yaml"],
+    "validate's libraries imported, no work": [
+        "-c", "import ablation.models, ablation.profile, ablation.data, sklearn.datasets, sklearn.model_selection"],
 }
-#: Libraries whose import time is shown: those `ablate` needs somewhere, heaviest first by use.
+#: Libraries whose import time is shown: those some `ablate` command needs.
 LIBRARIES = ("torch", "torchvision", "timm", "fvcore.nn", "sklearn.datasets", "pydantic", "pandas", "scipy.stats",
              "ray.tune", "optuna", "mlflow", "matplotlib.pyplot")
 IMPORT = "import sys, time; t = time.perf_counter(); c = time.process_time(); import {0}; " \
@@ -64,6 +70,13 @@ def import_time(library: str) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+def commit(root: Path) -> str:
+    """The checked-out commit of ``root`` (with ``+changes`` when its tracked files differ from it)."""
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"]).returncode != 0
+    return (head.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+
+
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -78,13 +91,11 @@ def main() -> None:
 
     roots = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
     load_before = load()
-    floor: list[tuple[float, float]] = []
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {(c, r): [] for c in COMMANDS for r in roots}
     for _ in range(args.runs):
-        floor.append(timed([sys.executable, "-c", "pass"], ROOT))
         for name, argv in COMMANDS.items():
             for side, root in roots.items():
-                runs[name, side].append(timed([sys.executable, "-m", "ablation.cli", *argv], root))
+                runs[name, side].append(timed([sys.executable, *argv], root))
     imports = {lib: [] for lib in ([] if args.no_imports else LIBRARIES)}
     for _ in range(args.runs):
         for lib in imports:
@@ -94,18 +105,17 @@ def main() -> None:
     def med(values: list[tuple[float, float]], i: int) -> float:
         return statistics.median(v[i] for v in values)
 
-    lines = [f"`python bench/startup.py --runs {args.runs}" + (f" --against {args.against}" if args.against else "")
-             + f"` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-             f"load average {load_before} before, {load_after} after; medians of {args.runs} runs)", ""]
-    head = "| command | wall s | CPU s |" + ("" if not args.against else " wall s, against | wall ratio |")
+    lines = [f"`python bench/startup.py {' '.join(sys.argv[1:])}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+             f"load average {load_before} before, {load_after} after; medians of {args.runs} runs; this code: "
+             f"{commit(ROOT)}" + (f", against: {args.against} at {commit(args.against)}" if args.against else "") + ")", ""]
+    head = "| command | wall s | CPU s |" + (" against: wall s | CPU s | ratio wall | ratio CPU |" if args.against else "")
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    lines.append(f"| `python -c pass` (interpreter) | {med(floor, 0):.2f} | {med(floor, 1):.2f} |"
-                 + (" | |" if args.against else ""))
     for name in COMMANDS:
-        row = f"| `{name}` | {med(runs[name, 'this'], 0):.2f} | {med(runs[name, 'this'], 1):.2f} |"
+        this = [med(runs[name, "this"], i) for i in (0, 1)]
+        row = f"| {name} | {this[0]:.2f} | {this[1]:.2f} |"
         if args.against:
-            other = med(runs[name, "against"], 0)
-            row += f" {other:.2f} | {med(runs[name, 'this'], 0) / other:.3f} |"
+            other = [med(runs[name, "against"], i) for i in (0, 1)]
+            row += f" {other[0]:.2f} | {other[1]:.2f} | {this[0] / other[0]:.3f} | {this[1] / other[1]:.3f} |"
         lines.append(row)
     if imports:
         lines += ["", "| import | wall s | CPU s |", "|---|---|---|"]
