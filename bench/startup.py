@@ -73,8 +73,10 @@ def import_time(library: str) -> tuple[float, float]:
 def commit(root: Path) -> str:
     """The checked-out commit of ``root`` (with ``+changes`` when its tracked files differ from it)."""
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"]).returncode != 0
-    return (head.stdout.strip() or "unknown") + ("+changes" if dirty else "")
+    if head.returncode != 0:
+        return "no git checkout"
+    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
+    return head.stdout.strip() + ("+changes" if dirty else "")
 
 
 def load() -> str:

@@ -25,8 +25,11 @@ from ablation.cli import build_parser, main
 command = json.loads(sys.argv[1])
 with contextlib.redirect_stdout(io.StringIO()):
     try:
-        code = main(command) if command else 0
-        build_parser(None)
+        if command:
+            code = main(command)
+        else:
+            build_parser(None)  # what `ablate` builds before it knows of a command
+            code = 0
     except SystemExit as exc:
         code = exc.code
 print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules if "." not in m)}))
