@@ -107,10 +107,11 @@ def main() -> None:
     def med(values: list[tuple[float, float]], i: int) -> float:
         return statistics.median(v[i] for v in values)
 
-    lines = [f"`python bench/startup.py {' '.join(sys.argv[1:])}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-             f"load average {load_before} before, {load_after} after; medians of {args.runs} runs; this code: "
-             f"{commit(ROOT)}" + (f", against: {args.against} at {commit(args.against)}" if args.against else "") + ")", ""]
-    head = "| command | wall s | CPU s |" + (" against: wall s | CPU s | ratio wall | ratio CPU |" if args.against else "")
+    against = f", against: {args.against} at {commit(args.against)}" if args.against else ""
+    lines = [f"`python bench/startup.py {' '.join(sys.argv[1:])}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"{platform.node()}, {os.cpu_count()} CPUs, load average {load_before} before, {load_after} after; "
+             f"medians of {args.runs} runs; this code: {commit(ROOT)}{against})", ""]
+    head = "| command | wall s | CPU s |" + (" against: wall s | CPU s | ratio wall | ratio CPU |" * bool(args.against))
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name in COMMANDS:
         this = [med(runs[name, "this"], i) for i in (0, 1)]
