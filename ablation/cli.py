@@ -26,8 +26,9 @@ def _load(name: str):
 
 
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
-    """The ``ablate`` parser; given ``command``, only that sub-command's arguments are added (others
-    import torch for their choices, which would slow down every error message)."""
+    """The ``ablate`` parser with the arguments of sub-command ``command`` only (none when None, as
+    for ``ablate --help``): others import torch for their choices, which would slow down every
+    start."""
     parser = argparse.ArgumentParser(prog="ablate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -35,7 +36,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
         if module is None:
             continue
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        if command in (None, name):
+        if command == name:
             module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

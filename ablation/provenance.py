@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import re
 import socket
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def fingerprint_here() -> dict[str, str]:
 def ray_node() -> str:
     """The Ray node id (shortened) when running inside Ray, else ``""``."""
     try:
-        import ray
+        ray = sys.modules["ray"]  # imported in every Ray worker; importing it here would take seconds
 
         if ray.is_initialized():
             return str(ray.get_runtime_context().get_node_id())[:12]

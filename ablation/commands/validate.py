@@ -52,7 +52,9 @@ def _forward_flops(model_key: str, num_classes: int, in_channels: int, input_siz
     model = build_model(cfg.backbone, cfg.attention, cfg.position, cfg.stages, num_classes=num_classes,
                         in_channels=in_channels, small_input=small_input, width_mult=cfg.width_mult,
                         **cfg.attention_kwargs())
-    return float(profile_model(model, input_size, in_channels, latency=False).flops)
+    # one thread: a single traced image gains nothing from more, and on a busy machine threads that
+    # wait on each other made the count take seconds per model
+    return float(profile_model(model, input_size, in_channels, threads=1, latency=False).flops)
 
 
 def trial_cost(cfg: TrialConfig) -> dict[str, Any]:
