@@ -7,6 +7,10 @@ wait for data? Writes ``reports/benchmarks/gpu_check.md`` (at most ~8 minutes on
 2. Eval latency of each module as a ratio to the plain net at batch 1 and 64 (CUDA synchronised,
    interleaved rounds, ``ablation.calibrate``).
 3. A sweep of 4 trials with 0.25 GPU each, on one GPU.
+3b. Trials per GPU: resnet20 on CIFAR-sized synthetic data held on the GPU, the ``fast`` training
+   path (bf16, channels_last, torch.compile with CUDA graphs), as sweeps of 1, 2, 4 and 8 trials
+   with 1/k GPU each: images/s per trial and in aggregate, and the aggregate's fraction of the
+   GPU's measured bf16 GEMM peak (small networks leave a GPU launch-bound; several trials fill it).
 4. SCA on CUDA against SCA on the CPU, forward and backward, for several readings.
 5. The ImageFolder pipeline as ``search_spaces/imagenet_paper.yaml`` runs it (its worker count,
    pinned memory; workers are restarted each epoch, not persistent) on JPEGs written at
@@ -53,6 +57,9 @@ class Setup:
         self.latency_batches = (1, 4) if tiny else (1, 64)
         self.rounds = 3 if tiny else 10
         self.jpegs = 48 if tiny else 3000
+        self.trials_per_gpu = (1, 2) if tiny else (1, 2, 4, 8)
+        self.packed_images = 256 if tiny else 20000
+        self.packed_path = "eager" if tiny else "fast"  # tiny: no compile, so the test stays short
         self.workers = 0 if tiny else _imagenet_workers()
 
 
@@ -144,6 +151,62 @@ def fractional_sweep(s: Setup) -> dict:
         return {"gpu per trial": gpu, "counts": outcome.counts, "wall s": time.perf_counter() - start}
 
 
+def bf16_peak_tflops(s: Setup) -> float:
+    """Best bf16 GEMM TFLOP/s of this device (``torch.mm`` of two square matrices)."""
+    n = 256 if s.tiny else 8192
+    a = torch.randn(n, n, device=s.device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=s.device, dtype=torch.bfloat16)
+    torch.mm(a, b)
+    _sync(s.device)
+    best = float("inf")
+    for _ in range(3 if s.tiny else 20):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(s.device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e12
+
+
+def packed_trials(s: Setup) -> tuple[list[dict], float]:
+    """Sweeps of k trials sharing one GPU (1/k each): per-trial and aggregate training images/s
+    (each trial's mean over its epochs, compile excluded; the trials run together) and the
+    aggregate's share of the bf16 GEMM peak."""
+    from ablation.models import build_model
+    from ablation.profile import profile_model
+    from ablation.results import read_results
+    from ablation.space import parse_space
+    from ablation.sweep import run_sweep
+
+    peak = bf16_peak_tflops(s)
+    macs = profile_model(build_model("resnet20", num_classes=10, in_channels=3, small_input=True), 32, 3,
+                         latency=False).flops
+    rows = []
+    for k in s.trials_per_gpu:
+        spec = {"name": f"packed_{k}",
+                "base": {"dataset": f"synthetic:size=32,channels=3,classes=10,train={s.packed_images},val=256",
+                         "backbone": "resnet20", "batch_size": 128, "latency_runs": 1, "val_split": 0,
+                         "device": s.device},
+                "grid": {"seed": list(range(k))}, "budget": {"epochs": 3, "max_concurrent": k},
+                "resources": {"cpu": 1, "gpu": 1 / k if s.device == "cuda" else 0},
+                "latency": {"calibrate": False}, "train": {"path": s.packed_path}}
+        with tempfile.TemporaryDirectory() as storage:
+            start = time.perf_counter()
+            outcome = run_sweep(parse_space(spec), storage=storage, verbose=0)
+            wall = time.perf_counter() - start
+            results = read_results(outcome.run_dir)
+        rates = results["images_per_s"].astype(float)
+        aggregate = float(rates.sum())
+        row = {"trials per GPU": k, "GPU per trial": round(1 / k, 3), "completed": outcome.counts.get("completed", 0),
+               "per-trial img/s (median)": float(rates.median()), "aggregate img/s": aggregate,
+               "aggregate x 1 trial": aggregate / rows[0]["aggregate img/s"] if rows else 1.0,
+               "of bf16 peak": aggregate * 6 * macs / (peak * 1e12),
+               "sweep wall s (incl. start-up, compile)": wall,
+               "setup": str(results["train_setup"].iloc[0]) if "train_setup" in results else ""}
+        rows.append(row)
+        print(f"packed {k}: {row}", flush=True)
+    return rows, peak
+
+
 def sca_parity(s: Setup) -> list[dict]:
     """SCA on CUDA (float32) against the CPU: max abs difference of outputs and input gradients."""
     from ablation.attention import build_attention
@@ -208,6 +271,7 @@ def main() -> None:
     train = throughput(s)
     lat = latency(s)
     sweep = fractional_sweep(s)
+    packed, peak = packed_trials(s)
     parity = sca_parity(s)
     with tempfile.TemporaryDirectory() as tmp:
         write_jpegs(Path(tmp), s.jpegs)
@@ -230,6 +294,12 @@ def main() -> None:
         pd.DataFrame(lat).to_markdown(index=False, floatfmt=".3f"), "",
         "## Fractional GPUs", "",
         f"4 trials with {sweep['gpu per trial']} GPU each: {sweep['counts']} in {sweep['wall s']:.0f} s.", "",
+        "## Trials per GPU", "",
+        f"resnet20 at 32 px, batch 128, synthetic data held on the {s.device}, {s.packed_images} training images, "
+        f"3 epochs, training path `{s.packed_path}`; k trials with 1/k GPU each, run together. Per-trial images/s: "
+        "each trial's mean over its epochs (compilation excluded); aggregate: their sum. Fraction of peak: aggregate "
+        f"x 3 x 2 x the forward's multiply-adds per image (fvcore) against this device's bf16 GEMM peak, {peak:.1f} TFLOP/s (best `torch.mm`).", "",
+        pd.DataFrame(packed).to_markdown(index=False, floatfmt=".3f"), "",
         "## SCA on CUDA against the CPU (float32, training mode, forward and input gradient)", "",
         pd.DataFrame(parity).to_markdown(index=False), "",
         "## Would an ImageNet trial wait for data?", "",

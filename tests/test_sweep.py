@@ -26,6 +26,9 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
     assert table["top1"].between(0, 100).all() and (table["params"] > 0).all() and (table["flops"] > 0).all()
     assert table["best_top1"].ge(table["top1"]).all()
     assert table["variant"].nunique() == 3
+    # every variant on the study's training path, and what that ran as (issue 26)
+    assert set(table["train_path"]) == {"eager"} and set(table["train_setup"]) == {"eager: fp32, NCHW"}
+    assert (table["compile_time_s"] == 0).all()
     # the options each module used without being given them are in the table (SE's reduction)
     assert table.set_index("attention").loc["se", "reduction"] == 16
     assert table.set_index("attention").loc[["none", "eca"], "reduction"].isna().all()
