@@ -42,7 +42,7 @@ def positions(backbone: str) -> tuple[str, ...]:
 def placement_keys(backbone: str) -> tuple[str, ...]:
     """Which of ``position`` and ``stages`` ``backbone`` takes: both for ours, those a user's
     backbone declares (it may place its attention without either)."""
-    if isinstance(backbone, str) and is_import_path(backbone):
+    if isinstance(backbone, str) and is_user_backbone(backbone, BACKBONES):
         from .external import backbone_parameters
 
         params = backbone_parameters(backbone)
@@ -94,7 +94,7 @@ def stage_options(backbone: str, position: str, stages: Optional[Sequence[int]],
     if not listed:
         return None
     key, values = next(iter(listed.items()))
-    if is_import_path(backbone):
+    if is_user_backbone(backbone, BACKBONES):
         raise ConfigError(f"{key}: a per-stage list {values} needs one of the backbones {list(BACKBONES)}; "
                           f"backbone {backbone!r} places attention itself, so give one value")
     chosen = list(stages) if stages is not None else valid_stages(backbone, position)
