@@ -1,7 +1,7 @@
 """ablation: attention-block ablation studies (SCA and peers) with Ray Tune, fvcore and Optuna."""
 from __future__ import annotations
 
-from .config import TrialConfig
+from .design.config import TrialConfig
 from .errors import AblationError, ConfigError, DataError, NonFiniteLossError
 
 __all__ = ["TrialConfig", "AblationError", "ConfigError", "DataError", "NonFiniteLossError"]

@@ -14,7 +14,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any, Iterable
 
-from .attention.external import is_import_path
+from .external import is_import_path
 
 
 def import_paths(space_dump: dict[str, Any]) -> list[str]:

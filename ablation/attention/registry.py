@@ -50,7 +50,7 @@ def _ensure_loaded() -> None:
 
 def known_names() -> list[str]:
     """Every attention name usable now: registered here or by an installed package."""
-    from .external import entry_points
+    from ..external import entry_points
 
     _ensure_loaded()
     return sorted({n for n in ATTENTIONS if ":" not in n} | set(entry_points()))
@@ -58,7 +58,7 @@ def known_names() -> list[str]:
 
 def _resolve(name: str) -> AttentionSpec:
     """The spec of ``name``: registered, or loaded from an import path or an entry point."""
-    from .external import (display_name, entry_points, is_import_path, load_callable, load_entry_point, option_types,
+    from ..external import (display_name, entry_points, is_import_path, load_callable, load_entry_point, option_types,
                            required_options, signature_options)
 
     _ensure_loaded()
@@ -84,7 +84,7 @@ def check_shape(name: str, factory: Callable[..., nn.Module], options: Optional[
     ``nn.Module`` whose output has the input's shape. Skipped where required options are not given."""
     import torch
 
-    from .external import required_options
+    from ..external import required_options
 
     if any(r not in (options or {}) for r in required_options(factory)):
         return
@@ -150,7 +150,7 @@ def missing_message(name: str, missing: list[str]) -> str:
 def coerce_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with a user's module's values coerced to the types its signature declares
     (``ConfigError`` naming the option and the type it wants where a value cannot be)."""
-    from .external import coerce_option
+    from ..external import coerce_option
 
     spec = _resolve(name)
     if not spec.external:

@@ -17,7 +17,7 @@ image width), which is the same family of k x k kernels and runs several times f
 for deep, narrow stages.
 By default every forward pass runs the eager PyTorch ops below, like every peer module; the
 fused CPU inference kernel (``sca_kernel``, reads the map once) runs only where the
-``fused-sca`` execution path turns it on (``ablation.execution``), so that a comparison with
+``fused-sca`` execution path turns it on (``ablation.design.execution``), so that a comparison with
 peers on plain PyTorch ops is never made unawares.
 Each gate is ``sigmoid`` or ``2sigmoid`` (``gate``: twice the sigmoid, so that a gate starts near
 1 and a block near identity, as NFNets scale their SE gates), optionally after BatchNorm on its

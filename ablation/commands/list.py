@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _attention_row(name: str) -> dict[str, Any]:
-    from ..attention.external import origin
+    from ..external import origin
     from ..attention.registry import ATTENTIONS, attention_options, display, option_defaults
     from ..errors import ConfigError
 
@@ -32,7 +32,7 @@ def _attention_row(name: str) -> dict[str, Any]:
 
 
 def _backbone_row(name: str) -> dict[str, Any]:
-    from ..attention.external import BACKBONE_GROUP, origin
+    from ..external import BACKBONE_GROUP, origin
     from ..errors import ConfigError
     from ..models import BACKBONES, backbone_display, positions
     from ..models.external import OPTIONAL, backbone_parameters
@@ -53,7 +53,7 @@ def _is_backbone(name: str) -> bool:
     ``num_classes`` and ``attention`` (what a backbone is called with)."""
     import inspect
 
-    from ..attention.external import BACKBONE_GROUP, entry_points, is_import_path, load_callable
+    from ..external import BACKBONE_GROUP, entry_points, is_import_path, load_callable
     from ..models import BACKBONES
 
     if name in BACKBONES or (name in entry_points(BACKBONE_GROUP) and name not in entry_points()):
@@ -70,7 +70,7 @@ def _is_backbone(name: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..attention.external import BACKBONE_GROUP, ENTRY_POINT_GROUP, entry_points
+    from ..external import BACKBONE_GROUP, ENTRY_POINT_GROUP, entry_points
     from ..attention.registry import known_names
     from ..errors import ConfigError
     from ..models import BACKBONES

@@ -7,7 +7,7 @@ import sys
 from typing import Any, Optional, Union
 
 from ..errors import ConfigError
-from ..execution import EXECUTION_PATHS
+from ..design.execution import EXECUTION_PATHS
 
 HELP = "print params, FLOPs (multiply-adds), attention's share and latency of one model"
 
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    from ..config import parse_overrides
+    from ..design.config import parse_overrides
 
     from ..attention.registry import coerce_options
 
@@ -84,7 +84,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import build_model, placement_keys
-    from ..profile import profile_model
+    from ..run.profile import profile_model
 
     for name in ("input_size", "batch_size", "runs", "in_channels", "num_classes"):
         if getattr(args, name) < 1:

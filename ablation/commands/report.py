@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..execution import EXECUTION_PATHS
+from ..design.execution import EXECUTION_PATHS
 
 HELP = "rank a sweep's variants (Optuna) and write its report (Markdown, HTML, LaTeX, CSV, PNG)"
 
@@ -23,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..report import write_report
+    from ..analysis.report import write_report
 
     if args.rounds is not None and args.rounds < 3:
         raise ConfigError(f"--rounds must be >= 3, got {args.rounds}")
     if args.calibrate:
-        from ..calibrate import calibrate_run
-        from ..train import resolve_device
+        from ..run.calibrate import calibrate_run
+        from ..run.train import resolve_device
 
         resolve_device(args.device)
         print(f"latency: {calibrate_run(args.run_dir, path=args.path, rounds=args.rounds, device=args.device)}")

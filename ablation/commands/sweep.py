@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..space import load_space
-    from ..sweep import run_sweep
+    from ..design.space import load_space
+    from ..run.sweep import run_sweep
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
               f"ablate sweep {args.space} --storage {args.storage} --resume", file=sys.stderr)
         return 130
     if space.spec.latency.calibrate and outcome.counts.get("completed"):
-        from ..calibrate import calibrate_run
+        from ..run.calibrate import calibrate_run
 
         print(f"latency: {calibrate_run(outcome.run_dir)}")
     if not args.no_report:
@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(run_dir) -> None:
     try:
-        from ..report import write_report
+        from ..analysis.report import write_report
     except ImportError as exc:
-        if exc.name != "ablation.report":
+        if exc.name != "ablation.analysis.report":
             raise
         print("report module not available; results are in results.csv", file=sys.stderr)
         return

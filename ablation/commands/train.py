@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ..config import parse_overrides
+from ..design.config import parse_overrides
 from ..errors import ConfigError
 
 HELP = "train one trial (a YAML config and/or key=value overrides); write its metrics as JSON"
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..train import as_config, run_trial
+    from ..run.train import as_config, run_trial
 
     cfg = as_config(load_settings(args.settings))
     console = Console(stderr=True, quiet=args.quiet)

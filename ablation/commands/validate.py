@@ -5,9 +5,9 @@ import argparse
 from functools import lru_cache
 from typing import Any, Optional
 
-from ..config import TrialConfig
+from ..design.config import TrialConfig
 from ..errors import DataError
-from ..space import SearchSpace, load_space
+from ..design.space import SearchSpace, load_space
 
 HELP = "check a search-space file; print its trials and their estimated training cost"
 
@@ -45,7 +45,7 @@ def _data_shape(dataset: str, data_dir: Optional[str], subset: Any, seed: int) -
 def _forward_flops(model_key: str, num_classes: int, in_channels: int, input_size: int) -> float:
     """fvcore forward FLOPs (multiply-adds) of one image through the trial's model."""
     from ..models import build_model
-    from ..profile import profile_model
+    from ..run.profile import profile_model
 
     cfg = TrialConfig.model_validate_json(model_key)
     small_input = cfg.small_input if cfg.small_input is not None else input_size <= 64

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from ..attention import build_attention
-from ..attention.external import display_name, is_user_backbone, load_backbone
+from ..external import display_name, is_user_backbone, load_backbone
 from ..errors import ConfigError
 from . import mobilenet, resnet
 from .external import build_external, check_arguments
@@ -28,7 +28,7 @@ PER_STAGE_OPTIONS: tuple[str, ...] = ("kernel_size",)
 
 def backbone_display(backbone: str) -> str:
     """The short name of ``backbone`` for tables and plots: a user's backbone's ``display_name``
-    attribute (``ablation.attention.external.display_name``), else the name itself."""
+    attribute (``ablation.external.display_name``), else the name itself."""
     if not is_user_backbone(backbone, BACKBONES):
         return backbone
     return display_name(load_backbone(backbone), backbone)

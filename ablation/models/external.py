@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from torch import nn
 
-from ..attention.external import load_backbone
+from ..external import load_backbone
 from ..errors import ConfigError
 
 #: Arguments always passed (the callable must take them).

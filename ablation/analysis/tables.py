@@ -74,7 +74,7 @@ def mean_std(mean: float, std: float) -> str:
 
 def delta_text(row: pd.Series | None) -> str:
     """``+0.42 [-0.10, +0.94]`` with ``*`` where decided beyond seed noise (familywise, the
-    interval at its tested level: ``ablation.rank.deltas``); ``-`` for baselines."""
+    interval at its tested level: ``ablation.analysis.rank.deltas``); ``-`` for baselines."""
     if row is None:
         return "-"
     text = f"{row['delta_top1']:+.2f}"

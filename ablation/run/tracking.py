@@ -13,7 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Tracking back-ends and the package each needs.
 BACKENDS: dict[str, str] = {"mlflow": "mlflow", "tensorboard": "tensorboardX"}

@@ -5,7 +5,7 @@ Only completed trials count; a variant is every config key but the seed (``varia
 
 Two accuracies per variant: ``top1_*`` is the *reported* one (the test split, see
 :func:`reported_metric`) and ``val_top1_*`` the *selection* one (the validation split, on which
-ranks and "best" are decided). Collapsed trials (``ablation.collapse``) stay in every mean; each
+ranks and "best" are decided). Collapsed trials (``ablation.run.collapse``) stay in every mean; each
 variant carries ``n_collapsed``, the median and the per-seed values so a reader sees them.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel
 def is_attention_factor(column: str) -> bool:
     """A column that describes the attention variant: ours, or a user module's own option
     (a config key that is no trial-config field)."""
-    from .config import TrialConfig
+    from ..design.config import TrialConfig
 
     return column in ATTENTION_FACTORS or (column not in TrialConfig.model_fields and column not in _NOT_CONFIG)
 
@@ -88,7 +88,7 @@ def _is_option(column: str) -> bool:
 
 
 def _not_config() -> frozenset[str]:
-    from .results import ID_COLUMNS, METRIC_COLUMNS
+    from ..run.results import ID_COLUMNS, METRIC_COLUMNS
 
     return frozenset((*ID_COLUMNS, *METRIC_COLUMNS))
 

@@ -160,12 +160,12 @@ def setting_columns(results: pd.DataFrame) -> list[str]:
 
 def deltas(variants: pd.DataFrame, results: pd.DataFrame, alpha: float = 0.05,
            family: str = "study") -> tuple[pd.DataFrame, Family]:
-    """Delta of the reported top-1 (:func:`ablation.aggregate.reported_metric`) of every attention
+    """Delta of the reported top-1 (:func:`ablation.analysis.aggregate.reported_metric`) of every attention
     variant to its baseline (``attention == none``, same setting), by a paired t-test over the
     seeds both have where there are at least two, else Welch's t-test: mean, p-value, Holm's
-    decision over the study's comparisons (``ablation.familywise``; ``significant``), Holm-adjusted
+    decision over the study's comparisons (``ablation.analysis.familywise``; ``significant``), Holm-adjusted
     p, the interval at the level each was tested at, and the minimum detectable effect at the
-    family's first-step level (``ablation.detectable``); and the family."""
+    family's first-step level (``ablation.analysis.detectable``); and the family."""
     done = results[results["status"] == "completed"]
     metric = reported_metric(results)
     key = setting_columns(results)
@@ -215,8 +215,8 @@ def _difference(a: pd.Series, b: pd.Series) -> dict[str, Any]:
 
 def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, storage: Optional[str] = None,
          study_name: str = "ablation", alpha: float = 0.05, family: str = "study") -> Ranking:
-    """Rank the aggregated ``variants`` (see :func:`ablation.aggregate.aggregate`); the deltas
-    to the baselines at familywise ``alpha`` (``family``: see :mod:`ablation.familywise`)."""
+    """Rank the aggregated ``variants`` (see :func:`ablation.analysis.aggregate.aggregate`); the deltas
+    to the baselines at familywise ``alpha`` (``family``: see :mod:`ablation.analysis.familywise`)."""
     variants = variants.copy()
     objectives = objectives_of(variants)
     if variants.empty:

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from .collapse import is_collapsed
-from .config import TrialConfig
-from .provenance import PROVENANCE_KEYS
+from ..design.config import TrialConfig
+from ..provenance import PROVENANCE_KEYS
 
 RESULTS_FILE = "results.csv"
 SWEEP_FILE = "sweep.json"
@@ -60,7 +60,7 @@ class TrialRecord:
 
 def record_from_trial(trial: Any, tune_status: Optional[str] = None) -> TrialRecord:
     """A record from a Ray Tune ``Trial``; ``tune_status`` overrides its (lagging) status in callbacks."""
-    from .space import trial_config
+    from ..design.space import trial_config
 
     config = trial_config(trial.config["point"]).model_dump()
     history = _with_last_result(_read_history(trial), getattr(trial, "last_result", None) or {})
@@ -137,7 +137,7 @@ def _read_error(trial: Any) -> str:
 def _defaults(attention: str) -> dict[str, Any]:
     """The options an attention module used without being given them: the table says which
     reading every trial ran, even after a default changes."""
-    from .attention.registry import option_defaults
+    from ..attention.registry import option_defaults
 
     try:
         return option_defaults(attention)

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .config import TrialConfig
+from ..design.config import TrialConfig
 
 EPOCHS_FILE = "epochs.csv"
 EPOCH_COLUMNS: tuple[str, ...] = (

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 LATENCY_FILE = "latency.csv"
 
@@ -71,8 +71,8 @@ def summarize(records: list[dict], base_of: dict[str, str], clock: str = "cpu") 
 
 def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tuple[dict, dict]]:
     """Per variant with a completed trial: its trial config (dict) and the data shape it ran on."""
-    from .aggregate import is_attention_factor
-    from .config import TrialConfig
+    from ..analysis.aggregate import is_attention_factor
+    from ..design.config import TrialConfig
 
     done = results[results["status"] == "completed"].drop_duplicates("variant")
     shape_keys = ("num_classes", "in_channels", "input_size")
@@ -100,8 +100,8 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
 
 
 def _build(cfg: dict, shape: dict) -> torch.nn.Module:
-    from .models import build_model
-    from .space import trial_config
+    from ..models import build_model
+    from ..design.space import trial_config
 
     config = trial_config(cfg)
     options, cfg = config.attention_kwargs(), config.model_dump()
@@ -116,8 +116,8 @@ def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager
     """The calibration table: one row per variant (``variant``, ``ms``, ``ratio``, ``ratio_q25``,
     ``ratio_q75``) plus how it was measured (path, device, batch, threads, rounds, clock, the CPU and what decides
     its numerics)."""
-    from .execution import check_path, prepare
-    from .provenance import cpu_fingerprint
+    from ..design.execution import check_path, prepare
+    from ..provenance import cpu_fingerprint
 
     check_path(path)
     configs = variant_configs(results, base)

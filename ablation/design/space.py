@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .config import ATTENTION_OPTION_KEYS, TrialConfig
 from .execution import ExecutionPath
 from .train_path import TrainPath
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Trial-config keys a space sets in a section of its own, not in base or grid.
 SECTION_KEYS: dict[str, str] = {"epochs": "budget.epochs", "latency_path": "latency.path", "train_path": "train.path"}
@@ -33,12 +33,12 @@ MODEL_KEYS: tuple[str, ...] = ("backbone", "position", "stages", "width_mult")
 
 
 class SeedBudget(BaseModel):
-    """Seeds as a budget instead of a grid axis (``ablation.seed_search``): ``min`` seeds of every
+    """Seeds as a budget instead of a grid axis (``ablation.run.seed_search``): ``min`` seeds of every
     variant, then one more at a time where a comparison (variant against its baseline, and
     against ``reference`` if given) is still open, up to ``max``; decided at error rate ``alpha``
     or equivalent within ``equivalence`` points of top-1, or ended as futile when the look at
     ``max`` would most likely decide nothing (conditional power below ``futility``; 0 turns it off;
-    ``ablation.sequential``). ``family``: ``study`` (alpha is the familywise rate over all of the
+    ``ablation.design.sequential``). ``family``: ``study`` (alpha is the familywise rate over all of the
     study's comparisons) or ``comparison`` (alpha per comparison)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -98,7 +98,7 @@ class Resources(BaseModel):
 class Statistics(BaseModel):
     """Error control of the report's fixed-seed comparisons (the Δ table; a seed budget has its
     own in ``budget.seeds``): ``alpha`` is the study's familywise rate over all of them
-    (``family: study``, Holm; ``ablation.familywise``) or each one's (``family: comparison``)."""
+    (``family: study``, Holm; ``ablation.analysis.familywise``) or each one's (``family: comparison``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,9 +107,9 @@ class Statistics(BaseModel):
 
 
 class Latency(BaseModel):
-    """How latency is measured, the same way for every variant (see ``ablation.execution``):
+    """How latency is measured, the same way for every variant (see ``ablation.design.execution``):
     the execution path of every trial's own measurement and of the calibration pass that
-    follows the trials (interleaved rounds of all variants, see ``ablation.calibrate``)."""
+    follows the trials (interleaved rounds of all variants, see ``ablation.run.calibrate``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -121,7 +121,7 @@ class Latency(BaseModel):
 
 
 class Training(BaseModel):
-    """How every trial trains (see ``ablation.train_path``): one path for the whole study. A list
+    """How every trial trains (see ``ablation.design.train_path``): one path for the whole study. A list
     of paths makes a parity study: every variant is trained on each path listed (the path becomes
     an axis of the grid), so that the paths can be compared on the same variants and seeds."""
 
@@ -215,7 +215,7 @@ class SpaceFile(BaseModel):
 def applicable(point: dict[str, Any]) -> dict[str, Any]:
     """``point`` without the attention options its attention module does not take, and without a
     user module's options that are not set (``None``: absent, as where expansion dropped them)."""
-    from .attention import attention_options
+    from ..attention import attention_options
 
     allowed = attention_options(point.get("attention", "none"))
     unset = {k for k, v in point.items() if v is None and k not in TrialConfig.model_fields}
@@ -230,7 +230,7 @@ def _is_option(key: str) -> bool:
 def _option_keys(attentions: list[Any]) -> set[str]:
     """Options taken by any of ``attentions`` (names that do not resolve take none here: they
     are reported by the attention check)."""
-    from .attention import attention_options
+    from ..attention import attention_options
 
     keys: set[str] = set()
     for name in attentions:
@@ -322,8 +322,8 @@ class SearchSpace:
 def _display_names(points: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Display names of the attention modules and backbones ``points`` use; two that would show
     as the same name are a ``ConfigError`` (a table could not tell them apart)."""
-    from .attention.registry import display
-    from .models import backbone_display
+    from ..attention.registry import display
+    from ..models import backbone_display
 
     out: dict[str, dict[str, str]] = {}
     for kind, shown in (("attention", display), ("backbone", backbone_display)):
@@ -491,7 +491,7 @@ def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str
 
 def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], prefix: str) -> None:
     """Check each axis value on its own, so errors name the exact value's path."""
-    from .attention import ATTENTIONS, attention_options
+    from ..attention import ATTENTIONS, attention_options
 
     attentions = block.get("attention", [base.get("attention", "none")])
     for j, name in enumerate(attentions):
@@ -516,7 +516,7 @@ def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], pre
 
 def _check_options_used(base: dict, base_paths: dict, block: dict[str, list[Any]], prefix: str) -> None:
     """An option that no attention in its block takes is a mistake, not something to drop."""
-    from .attention import ATTENTIONS, attention_options
+    from ..attention import ATTENTIONS, attention_options
 
     attentions = block.get("attention", [base.get("attention", "none")])
     for key in _all_option_keys(base, block):
@@ -534,7 +534,7 @@ def _all_option_keys(base: dict, block: dict) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _attention_names() -> frozenset[str]:
-    from .attention import ATTENTIONS, attention_options
+    from ..attention import ATTENTIONS, attention_options
 
     attention_options("none")  # loads the registry
     return frozenset(ATTENTIONS)
@@ -542,8 +542,8 @@ def _attention_names() -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def _option_error_cached(name: str, key: str, value: Any) -> Optional[str]:
-    from .attention import ATTENTIONS, build_attention
-    from .attention.registry import check_shape, coerce_options
+    from ..attention import ATTENTIONS, build_attention
+    from ..attention.registry import check_shape, coerce_options
 
     try:
         if ATTENTIONS[name].required - {key}:  # it cannot be built from this option alone: the type
@@ -571,7 +571,7 @@ def _option_error(name: str, key: str, value: Any) -> Optional[str]:
 
 
 def _per_stage_keys() -> tuple[str, ...]:
-    from .models import PER_STAGE_OPTIONS
+    from ..models import PER_STAGE_OPTIONS
 
     return PER_STAGE_OPTIONS
 
@@ -597,7 +597,7 @@ def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
 def _check_point(cfg: TrialConfig, where: dict[str, str]) -> None:
     """A user's module with options that have no default is built and run once with the
     point's options (the per-option checks could not build it from one option alone)."""
-    from .attention import ATTENTIONS
+    from ..attention import ATTENTIONS
 
     spec = ATTENTIONS[cfg.attention]
     if not (spec.external and spec.required):
@@ -614,8 +614,8 @@ def _check_point(cfg: TrialConfig, where: dict[str, str]) -> None:
 
 @lru_cache(maxsize=None)
 def _point_error(name: str, options: tuple[tuple[str, Any], ...]) -> Optional[str]:
-    from .attention import ATTENTIONS
-    from .attention.registry import check_shape
+    from ..attention import ATTENTIONS
+    from ..attention.registry import check_shape
 
     try:
         check_shape(name, ATTENTIONS[name].factory, dict(options))
@@ -642,7 +642,7 @@ def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:
 @lru_cache(maxsize=None)
 def _per_stage_error(backbone: str, position: str, stages: Optional[tuple[int, ...]], key: str,
                      values: tuple[Any, ...]) -> Optional[str]:
-    from .models import stage_options
+    from ..models import stage_options
 
     try:
         stage_options(backbone, position, list(stages) if stages is not None else None, {key: list(values)})
@@ -653,7 +653,7 @@ def _per_stage_error(backbone: str, position: str, stages: Optional[tuple[int, .
 
 @lru_cache(maxsize=None)
 def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]], width_mult: float) -> Optional[str]:
-    from .models import validate_model_args
+    from ..models import validate_model_args
 
     try:
         validate_model_args(backbone, position, list(stages) if stages is not None else None, width_mult)

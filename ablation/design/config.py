@@ -60,24 +60,24 @@ class TrialConfig(BaseModel):
     amp: bool = True
     channels_last: bool = True
     threads: Optional[int] = Field(None, ge=1)
-    train_path: TrainPath = "eager"  # see ablation/train_path.py
+    train_path: TrainPath = "eager"  # see ablation/design/train_path.py
     # measurement
     latency_runs: int = Field(20, ge=1)
     latency_batch: int = Field(1, ge=1)
-    latency_path: ExecutionPath = "eager"  # see ablation/execution.py
+    latency_path: ExecutionPath = "eager"  # see ablation/design/execution.py
 
     @field_validator("dataset")
     @classmethod
     def _check_dataset(cls, value: str) -> str:
-        from .data import check_dataset
+        from ..data import check_dataset
 
         return check_dataset(value)
 
     @field_validator("subset", mode="before")
     @classmethod
     def _check_subset(cls, value: Any) -> Any:
-        from .data import check_subset
-        from .errors import ConfigError
+        from ..data import check_subset
+        from ..errors import ConfigError
 
         try:
             return check_subset(value)
@@ -86,8 +86,8 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_model_options(self) -> "TrialConfig":
-        from .attention import attention_options
-        from .attention.registry import coerce_options, missing_message, missing_options
+        from ..attention import attention_options
+        from ..attention.registry import coerce_options, missing_message, missing_options
 
         allowed = attention_options(self.attention)
         unknown = sorted(k for k in (self.model_extra or {}) if k not in allowed)

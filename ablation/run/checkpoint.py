@@ -7,7 +7,7 @@ from typing import Any, Union
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -2,7 +2,7 @@
 seed budget's minimum detectable effects, and the summary's lines (decided comparisons, the
 rest with the difference they would have detected, and "best" only where it is decided).
 
-Plain data (DataFrames and sentences) for ``ablation.report`` to lay out.
+Plain data (DataFrames and sentences) for ``ablation.analysis.report`` to lay out.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import types
 from importlib import metadata
 from typing import Any, Callable, Optional
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 #: The entry-point group installed packages register attention modules in.
 ENTRY_POINT_GROUP = "ablation.attention"

@@ -23,10 +23,10 @@ from ray import tune
 
 from .atomic_storage import atomic_local_fs, remove_partials
 from .epochs import epoch_rows, write_epochs
-from .errors import AblationError, ConfigError
+from ..errors import AblationError, ConfigError
 from .results import (SWEEP_FILE, TrialRecord, merge_by_epoch, record_from_trial, records_from_run_dir, write_json,
                       write_results)
-from .space import SearchSpace, trial_config
+from ..design.space import SearchSpace, trial_config
 
 #: The metric trials are ranked and scheduled by (percent, higher is better).
 METRIC, MODE = "top1", "max"
@@ -191,7 +191,7 @@ def _absolute_data_dir(space: SearchSpace) -> SearchSpace:
 
 def check_data(space: SearchSpace) -> None:
     """Load each data set the space uses once, so missing or corrupt files fail before any trial."""
-    from .data import build_data
+    from ..data import build_data
 
     seen = set()
     for cfg in space.configs():
@@ -276,8 +276,8 @@ def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None
 
 def _runtime_env(space: SearchSpace) -> dict[str, Any]:
     """What every Ray worker needs from the driver: ``$ABLATION_DATA_DIR``, and users' modules
-    that live in local directories (``ablation.user_code``)."""
-    from .user_code import import_paths, local_modules
+    that live in local directories (``ablation.external``)."""
+    from ..user_code import import_paths, local_modules
 
     env: dict[str, Any] = {}
     env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
@@ -309,7 +309,7 @@ def run_sweep(
     """Run (or, with ``resume``, continue) the sweep of ``space``; returns where results are.
 
     Everything the user can get wrong is checked before Ray starts: the run directory, an
-    existing sweep there, the trackers in ``log`` (``ablation.tracking``), the data set files
+    existing sweep there, the trackers in ``log`` (``ablation.run.tracking``), the data set files
     (``check_files``, on this machine) and the address.
     """
     from .tracking import parse_logs

@@ -36,7 +36,7 @@ def check_path(path: str) -> str:
 def prepare(model: "nn.Module", path: str) -> "nn.Module":
     """``model`` set up to run on ``path`` (for ``compiled``: the compiled module; the original
     keeps its parameters). Every SCA module's ``fused`` flag is set for this path."""
-    from .attention.sca import SCA
+    from ..attention.sca import SCA
 
     check_path(path)
     for module in model.modules():

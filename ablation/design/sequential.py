@@ -35,7 +35,7 @@ ch. 9) at the nominal level of a group-sequential boundary:
   so the study would lose the single statement above; it gains only once something is already
   rejected; and it makes every comparison's state depend on all others, which the seed
   searcher and ``--resume`` would have to replay. The fixed-seed Δ table, with one look, uses
-  Holm (``ablation.familywise``).
+  Holm (``ablation.analysis.familywise``).
 
 A comparison is *better*/*worse* when its interval excludes 0, *equivalent* when the interval
 lies inside ``±equivalence``, *open* otherwise; open at ``max_seeds`` it is *undecided*. With

@@ -4,7 +4,7 @@ SGD with Nesterov momentum, a per-step cosine schedule after a linear warm-up, o
 smoothing and no weight decay on norm and bias parameters. Seeded: on the CPU the same config
 gives the same metrics, and a run resumed from any epoch's checkpoint ends exactly like an
 uninterrupted one (on the ``fast`` path: on the same machine). Precision, memory format and
-compilation follow the study's training path (``ablation.train_path``): ``eager`` trains in fp32
+compilation follow the study's training path (``ablation.design.train_path``): ``eager`` trains in fp32
 NCHW on the CPU and with mixed precision (bf16, else fp16 with a gradient scaler) and
 channels_last on CUDA; ``fast`` adds channels_last and native bf16 on the CPU and
 ``torch.compile`` everywhere.
@@ -23,10 +23,10 @@ from pydantic import ValidationError
 from torch import nn
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrialConfig
-from .data import DataBundle, build_data
-from .errors import ConfigError, NonFiniteLossError
-from .train_path import TrainSetup, train_setup
+from ..design.config import TrialConfig
+from ..data import DataBundle, build_data
+from ..errors import ConfigError, NonFiniteLossError
+from ..design.train_path import TrainSetup, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
 METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
@@ -256,8 +256,8 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     it returns); ``resume_from`` is such a directory; ``progress(epoch, step, steps)`` is called
     after every training step (the CLI draws its progress bar with it).
     """
-    from .models import build_model
-    from .provenance import environment
+    from ..models import build_model
+    from ..provenance import environment
 
     cfg = as_config(config)
     device = resolve_device(cfg.device)

@@ -24,15 +24,15 @@ import pandas as pd
 
 from . import plots
 from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
-from .calibrate import LATENCY_FILE, read_latency, with_latency
-from .collapse import RULE
-from .epochs import EPOCHS_FILE, read_epochs
-from .errors import DataError
-from .execution import DESCRIPTIONS
-from .provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_here
-from .train_path import DESCRIPTIONS as TRAIN_DESCRIPTIONS
+from ..run.calibrate import LATENCY_FILE, read_latency, with_latency
+from ..run.collapse import RULE
+from ..run.epochs import EPOCHS_FILE, read_epochs
+from ..errors import DataError
+from ..design.execution import DESCRIPTIONS
+from ..provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_here
+from ..design.train_path import DESCRIPTIONS as TRAIN_DESCRIPTIONS
 from .rank import HV_REFERENCE, Ranking, rank
-from .results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
+from ..run.results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
 from .tables import count, factor_tables, flops_note, latex, short_label, variant_table, with_display_names
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
@@ -400,7 +400,7 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
 
 
 def _robust_blocks(ranking: Ranking, results: pd.DataFrame) -> list[Block]:
-    """IQM and probability of improvement with bootstrap intervals (``ablation.robust``)."""
+    """IQM and probability of improvement with bootstrap intervals (``ablation.analysis.robust``)."""
     from .robust import METHOD, robust_frame, robust_table
 
     return [Heading("Robust summaries"), Para(f"Beside the mean, so that one collapsed seed neither hides nor "
@@ -418,7 +418,7 @@ BUDGET_CAVEAT = (" Seeds were a budget, so how many each variant got depended on
 def _statistics(info: dict) -> dict:
     """The error control of the fixed-seed comparisons (the space's ``statistics``; defaults for
     runs made before it was recorded)."""
-    from .space import Statistics
+    from ..design.space import Statistics
 
     return Statistics.model_validate((info.get("space") or {}).get("statistics") or {}).model_dump()
 
@@ -429,9 +429,9 @@ def _budget(info: dict) -> dict:
 
 
 def _budget_decisions(info: dict, results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
-    """The seed budget's comparisons and compute (``ablation.seed_budget.decisions``)."""
-    from .seed_budget import decisions
-    from .space import SeedBudget
+    """The seed budget's comparisons and compute (``ablation.design.seed_budget.decisions``)."""
+    from ..design.seed_budget import decisions
+    from ..design.space import SeedBudget
 
     budget = _budget(info)
     seeds = SeedBudget.model_validate(budget["seeds"])
@@ -440,9 +440,9 @@ def _budget_decisions(info: dict, results: pd.DataFrame) -> tuple[pd.DataFrame, 
 
 def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """Per comparison of a seed-budget sweep: decision, interval, seeds spent; and the compute
-    spent against ``max`` seeds for every variant (``ablation.seed_budget``)."""
-    from .sequential import FUTILITY, METHOD
-    from .space import SeedBudget
+    spent against ``max`` seeds for every variant (``ablation.design.seed_budget``)."""
+    from ..design.sequential import FUTILITY, METHOD
+    from ..design.space import SeedBudget
     from .detectable import METHOD as MDE_METHOD
     from .verdicts import budget_mde
 

@@ -37,7 +37,7 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
-from .attention import is_attention
+from ..attention import is_attention
 
 #: Ops counted as zero, with the reason.
 ZERO_COST_OPS: dict[str, str] = {
@@ -239,12 +239,12 @@ def profile_model(
     path: str = "eager",
 ) -> CostReport:
     """Parameters, FLOPs (one image) and median latency (``batch_size`` images on ``device``,
-    run on execution ``path``, see :mod:`ablation.execution`).
+    run on execution ``path``, see :mod:`ablation.design.execution`).
 
     The model is left in the mode and on the device it came in; latency on another device or
     another path than eager runs on a copy.
     """
-    from .execution import check_path, prepare
+    from ..design.execution import check_path, prepare
 
     check_path(path)
     h, w = _size(input_size)

@@ -1,7 +1,7 @@
 """A Ray Tune searcher that spends a seed budget where comparisons are still open.
 
 It suggests ``min`` seeds of every variant first, then, as trials finish, one more seed of both
-sides of every comparison that ``ablation.seed_budget`` finds open, up to ``max``; it ends the
+sides of every comparison that ``ablation.design.seed_budget`` finds open, up to ``max``; it ends the
 sweep when nothing is open and nothing runs. Being a Tune searcher, it runs wherever Tune runs
 (a cluster, with ASHA: a trial the scheduler stops ends its comparisons, and gets no more seeds).
 
@@ -17,8 +17,8 @@ from typing import Any, Iterable, Optional
 
 from ray.tune.search import Searcher
 
-from .seed_budget import Comparison, cell_key, cells, comparisons, for_study, seeds_wanted, value_of
-from .sequential import Plan
+from ..design.seed_budget import Comparison, cell_key, cells, comparisons, for_study, seeds_wanted, value_of
+from ..design.sequential import Plan
 
 
 class SeedSearcher(Searcher):
