@@ -13,14 +13,33 @@ of the modules shipped here. Option values are coerced to the type the signature
 A module or backbone may carry a short name for report tables and plots in an attribute
 ``display_name`` (:func:`display_name`): the name lives with the code, so it is the same in
 every space that uses it, and no second place has to be kept in step with the import path.
+
+Backbones: the callable is called with keyword arguments: ``num_classes``, ``attention`` (a factory
+``(channels) -> nn.Module`` that builds the attention under study; call it wherever the
+network should have attention) and, where its signature declares them, ``in_channels``,
+``small_input``, ``width_mult``, ``position`` and ``stages`` from the trial config: position and
+stages mean what the callable says they mean. A trial that sets one the callable does not take
+is refused, naming what it takes (``small_input``, which the harness sets from the image size,
+is only passed where declared). It returns the ``nn.Module``.
+
+On a Ray cluster, a module that lives in a local directory (not an installed package) is shipped
+to every Ray worker with Ray's runtime environment (``py_modules``: its package directory, or its
+file for a single-file module; :func:`local_modules`). An installed package is expected to be
+installed on every node, like this package itself.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+import site
+import sys
+import sysconfig
 import types
 from importlib import metadata
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from torch import nn
 
 from .errors import ConfigError
 
@@ -177,3 +196,103 @@ def coerce_option(owner: str, key: str, value: Any, wanted: Optional[type]) -> A
             pass
     raise ConfigError(f"attention {owner!r}: option {key} wants {wanted.__name__}, got {value!r} "
                       f"({type(value).__name__})" + (" (quote it to pass text)" if wanted is str else ""))
+
+
+# Backbones: how a user's backbone is called (formerly models/external.py).
+
+#: Arguments always passed (the callable must take them).
+REQUIRED = ("num_classes", "attention")
+#: Trial-config keys passed where the callable declares them, with the value that means "not set".
+OPTIONAL = {"in_channels": 3, "small_input": False, "width_mult": 1.0, "position": "standard", "stages": None}
+
+
+def backbone_parameters(path: str) -> frozenset[str]:
+    """The keyword parameters of the backbone at ``path`` (it must take num_classes and attention)."""
+    import inspect
+
+    factory = load_backbone(path)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        raise ConfigError(f"backbone {path!r}: cannot read its signature") from None
+    missing = [name for name in REQUIRED if name not in params]
+    if missing and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        raise ConfigError(f"backbone {path!r} must take {list(REQUIRED)} as keyword arguments; it lacks {missing}")
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return frozenset((*params, *REQUIRED, *OPTIONAL))
+    return frozenset(params)
+
+
+def check_arguments(path: str, given: dict[str, Any]) -> frozenset[str]:
+    """Refuse trial-config values the backbone at ``path`` does not take; returns its parameters."""
+    params = backbone_parameters(path)
+    # small_input is the harness's guess from the image size: passed where declared, never refused
+    unused = [k for k, v in given.items() if k not in params and v != OPTIONAL[k] and k != "small_input"]
+    if unused:
+        takes = sorted(p for p in params if p in OPTIONAL)
+        raise ConfigError(f"backbone {path!r} does not take {unused}; of the trial-config keys it takes "
+                          f"{takes or 'none'} (besides {list(REQUIRED)})")
+    return params
+
+
+def build_external(path: str, make: Callable[[int], nn.Module], num_classes: int, in_channels: int,
+                   small_input: bool, width_mult: float, position: str, stages: Optional[Sequence[int]]) -> nn.Module:
+    """The user's backbone with the attention factory ``make``."""
+    given = {"in_channels": in_channels, "small_input": small_input, "width_mult": width_mult,
+             "position": position, "stages": list(stages) if stages is not None else None}
+    params = check_arguments(path, given)
+    kwargs = {k: v for k, v in given.items() if k in params}
+    try:
+        model = load_backbone(path)(num_classes=num_classes, attention=make, **kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"backbone {path!r}: building it failed ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"backbone {path!r}: returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+# Users' modules on a Ray cluster (formerly user_code.py).
+
+def import_paths(space_dump: dict[str, Any]) -> list[str]:
+    """Every ``module:attribute`` attention or backbone a space names (base, grid, sample)."""
+    found: list[str] = []
+
+    def visit(value: Any) -> None:
+        values = value if isinstance(value, list) else [value]
+        found.extend(v for v in values if isinstance(v, str) and is_import_path(v) and v not in found)
+
+    base = space_dump.get("base", {})
+    for key in ("attention", "backbone"):
+        visit(base.get(key))
+    grid = space_dump.get("grid") or []
+    for block in grid if isinstance(grid, list) else [grid]:
+        if isinstance(block, dict):
+            for key in ("attention", "backbone"):
+                visit(block.get(key))
+    params = (space_dump.get("sample") or {}).get("params", {})
+    for key in ("attention", "backbone"):
+        visit((params.get(key) or {}).get("choice"))
+    return found
+
+
+def _installed_roots() -> list[Path]:
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib")}
+    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    return [Path(r).resolve() for r in roots]
+
+
+def local_modules(paths: Iterable[str]) -> list[str]:
+    """File-system paths of the top-level local (not installed) modules that ``paths`` import from."""
+    roots = _installed_roots()
+    out: list[str] = []
+    for path in paths:
+        top = path.partition(":")[0].split(".")[0]
+        module = sys.modules.get(top) or importlib.import_module(top)
+        location = Path(module.__path__[0] if hasattr(module, "__path__") else module.__file__).resolve()
+        if any(location.is_relative_to(root) for root in roots):
+            continue
+        if str(location) not in out:
+            out.append(str(location))
+    return out

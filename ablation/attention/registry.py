@@ -4,7 +4,7 @@ Each entry declares the options it accepts, so that configs can be validated and
 search-space expansion can drop options that do not apply to a module. Besides the modules
 registered here, a name may be an import path (``my_pkg.blocks:MyAttention``) or the name of an
 entry point in the group ``ablation.attention``: such modules join the registry the first time
-they are named, with the options their signature declares (``external.py``), after one forward
+they are named, with the options their signature declares (``ablation/external.py``), after one forward
 pass on a small tensor has shown that they keep the shape of their input. Their option values
 are coerced to the types the signature declares, and an option without a default must be given.
 """
@@ -132,7 +132,7 @@ def option_defaults(name: str) -> dict[str, Any]:
 
 def display(name: str) -> str:
     """The short name of attention ``name`` for tables and plots (a user's module's
-    ``display_name``, see ``external.display_name``; else the name itself)."""
+    ``display_name``, see ``ablation.external.display_name``; else the name itself)."""
     return _resolve(name).display or name
 
 

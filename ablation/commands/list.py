@@ -35,7 +35,7 @@ def _backbone_row(name: str) -> dict[str, Any]:
     from ..external import BACKBONE_GROUP, origin
     from ..errors import ConfigError
     from ..models import BACKBONES, backbone_display, positions
-    from ..models.external import OPTIONAL, backbone_parameters
+    from ..external import OPTIONAL, backbone_parameters
 
     if name in BACKBONES:
         return {"backbone": name, "from": "ablation", "display_name": name, "positions": list(positions(name))}

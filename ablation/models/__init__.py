@@ -6,7 +6,7 @@ every block of the chosen ``stages`` (1-based; default all). A list value of a p
 (``kernel_size: [3, 5, 5, 7]``, as ECA's authors use) gives element i to the i-th stage with
 attention. A backbone given as an import path (``my_pkg.nets:build``) or registered by an
 installed package in the entry-point group ``ablation.backbones`` is the user's own: it places
-the attention itself (``external.py``), so its options are one value for all.
+the attention itself (``ablation/external.py``), so its options are one value for all.
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from typing import Any, Optional, Sequence
 from torch import nn
 
 from ..attention import build_attention
-from ..external import display_name, is_user_backbone, load_backbone
+from ..external import build_external, check_arguments, display_name, is_user_backbone, load_backbone
 from ..errors import ConfigError
 from . import mobilenet, resnet
-from .external import build_external, check_arguments
 
 BACKBONES: tuple[str, ...] = (*resnet.IMAGENET, *resnet.CIFAR_BLOCKS, "mobilenet_v2")
 #: Attention options that may be given per stage, as a list with one value per stage with attention.
@@ -43,7 +42,7 @@ def placement_keys(backbone: str) -> tuple[str, ...]:
     """Which of ``position`` and ``stages`` ``backbone`` takes: both for ours, those a user's
     backbone declares (it may place its attention without either)."""
     if isinstance(backbone, str) and is_user_backbone(backbone, BACKBONES):
-        from .external import backbone_parameters
+        from ..external import backbone_parameters
 
         params = backbone_parameters(backbone)
         return tuple(k for k in ("position", "stages") if k in params)

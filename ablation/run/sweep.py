@@ -277,7 +277,7 @@ def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None
 def _runtime_env(space: SearchSpace) -> dict[str, Any]:
     """What every Ray worker needs from the driver: ``$ABLATION_DATA_DIR``, and users' modules
     that live in local directories (``ablation.external``)."""
-    from ..user_code import import_paths, local_modules
+    from ..external import import_paths, local_modules
 
     env: dict[str, Any] = {}
     env_vars = {k: os.environ[k] for k in ("ABLATION_DATA_DIR",) if os.environ.get(k)}
