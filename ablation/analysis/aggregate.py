@@ -11,26 +11,19 @@ variant carries ``n_collapsed``, the median and the per-seed values so a reader 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ..design.columns import ATTENTION_FACTORS, cell_text, config_columns, is_attention_factor
 
 
 #: Metrics aggregated over seeds (mean, std, CI, n), by their name in the variants table.
 SEED_METRICS: tuple[str, ...] = ("top1", "top5", "loss", "val_top1", "val_top5", "val_loss")
 #: Per-variant cost figures (the median over seeds: latency is measured per trial).
 COST_METRICS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms")
-#: Config columns describing an attention variant (the rest describe the setting it runs in).
-ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
-                                      "norm", "gate", "reduction")
-def is_attention_factor(column: str) -> bool:
-    """A column that describes the attention variant: ours, or a user module's own option
-    (a config key that is no trial-config field)."""
-    from ..design.config import TrialConfig
-
-    return column in ATTENTION_FACTORS or (column not in TrialConfig.model_fields and column not in _NOT_CONFIG)
 
 
 #: Short names used in variant labels.
@@ -69,11 +62,6 @@ def collapsed_mask(results: pd.DataFrame) -> pd.Series:
     return results["collapsed"].astype(str).str.lower().isin(("true", "1", "1.0"))
 
 
-def config_columns(results: pd.DataFrame) -> list[str]:
-    """Columns of ``results.csv`` that hold a trial's config (the seed included)."""
-    return [c for c in results.columns if c not in _NOT_CONFIG]
-
-
 def factors(results: pd.DataFrame) -> list[str]:
     """Config columns (seed excluded) that take more than one value among completed trials. An
     attention option counts only its values (empty where a module does not take it): SCA's
@@ -85,24 +73,6 @@ def factors(results: pd.DataFrame) -> list[str]:
 
 def _is_option(column: str) -> bool:
     return is_attention_factor(column) and column not in ("attention", "position", "stages")
-
-
-def _not_config() -> frozenset[str]:
-    from ..run.results import ID_COLUMNS, METRIC_COLUMNS
-
-    return frozenset((*ID_COLUMNS, *METRIC_COLUMNS))
-
-
-_NOT_CONFIG = _not_config()
-
-
-def cell_text(value: Any) -> str:
-    """A config value as text: ``-`` for not applicable, integers without ``.0``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-        return "-"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def label(row: pd.Series, shown: Sequence[str]) -> str:

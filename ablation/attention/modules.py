@@ -1,4 +1,4 @@
-"""Registers every attention module (imported by the registry on first use).
+"""Registers every attention module (imported by the registry when it is imported).
 
 SE, ECA and CBAM come from timm with the papers' settings; Coordinate and Triplet attention
 and SCA are written here (``coord.py``, ``triplet.py``, ``sca.py``).
@@ -13,7 +13,7 @@ from torch import nn
 
 from .coord import CoordAttention
 from .options import check_kernel, check_reduction, reduced_channels
-from .registry import register
+from .spec import register
 from .sca import SCA
 from .triplet import TripletAttention
 

@@ -10,49 +10,19 @@ are coerced to the types the signature declares, and an option without a default
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from torch import nn
 
 from ..errors import ConfigError
-
-
-@dataclass(frozen=True)
-class AttentionSpec:
-    """A registered attention module: its factory and the option names it accepts."""
-
-    name: str
-    factory: Callable[..., nn.Module]
-    options: frozenset[str]
-    external: bool = False  # from an import path or an entry point: the user's own
-    required: frozenset[str] = frozenset()  # options without a default (a user's module)
-    types: dict[str, type] = field(default_factory=dict, hash=False, compare=False)  # option -> declared type
-    display: str = ""  # short name for tables and plots ("": the name itself)
-
-
-ATTENTIONS: dict[str, AttentionSpec] = {}
-
-
-def register(name: str, options: tuple[str, ...] = ()) -> Callable:
-    """Class decorator adding a module to the registry under ``name``."""
-
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        ATTENTIONS[name] = AttentionSpec(name, factory, frozenset(options))
-        return factory
-
-    return wrap
-
-
-def _ensure_loaded() -> None:
-    from . import modules  # noqa: F401  (registers every module on import)
+from . import modules  # noqa: F401  (registers every shipped module on import)
+from .spec import ATTENTIONS, AttentionSpec
 
 
 def known_names() -> list[str]:
     """Every attention name usable now: registered here or by an installed package."""
     from ..external import entry_points
 
-    _ensure_loaded()
     return sorted({n for n in ATTENTIONS if ":" not in n} | set(entry_points()))
 
 
@@ -61,7 +31,6 @@ def _resolve(name: str) -> AttentionSpec:
     from ..external import (display_name, entry_points, is_import_path, load_callable, load_entry_point, option_types,
                            required_options, signature_options)
 
-    _ensure_loaded()
     if name in ATTENTIONS:
         return ATTENTIONS[name]
     if not isinstance(name, str) or not (is_import_path(name) or name in entry_points()):
@@ -189,6 +158,3 @@ def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
 def is_attention(module: nn.Module) -> bool:
     """True for modules built by :func:`build_attention` (used to attribute cost)."""
     return getattr(module, "is_ablation_attention", False)
-
-
-_ensure_loaded()

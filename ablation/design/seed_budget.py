@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from ..analysis.aggregate import is_attention_factor
+from .columns import is_attention_factor
 from .sequential import Decision, Plan, look
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def comparisons(points: Iterable[Mapping[str, Any]], reference: Optional[Mapping
 def _same(value: Any, wanted: Any) -> bool:
     """A config value equals a reference's, also as ``results.csv`` reads it back (``3`` as
     ``"3"`` or ``3.0``; a per-stage list ``[3, 5, 5, 7]`` as ``"3,5,5,7"``)."""
-    from ..analysis.aggregate import cell_text
+    from .columns import cell_text
 
     def text(v: Any) -> str:
         return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else cell_text(v)
@@ -170,7 +170,7 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
     trial-epochs where ``epochs`` is given)."""
     import pandas as pd
 
-    from ..analysis.aggregate import config_columns
+    from .columns import config_columns
 
     columns = [c for c in config_columns(results) if c != "seed"]
     points, values, ids = [], {}, {}

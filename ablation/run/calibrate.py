@@ -71,7 +71,7 @@ def summarize(records: list[dict], base_of: dict[str, str], clock: str = "cpu") 
 
 def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tuple[dict, dict]]:
     """Per variant with a completed trial: its trial config (dict) and the data shape it ran on."""
-    from ..analysis.aggregate import is_attention_factor
+    from ..design.columns import is_attention_factor
     from ..design.config import TrialConfig
 
     done = results[results["status"] == "completed"].drop_duplicates("variant")

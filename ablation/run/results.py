@@ -17,34 +17,11 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from .collapse import is_collapsed
+from ..design.columns import CONFIG_COLUMNS, ID_COLUMNS, LAST_METRICS, METRIC_COLUMNS, NOT_VARIANT_COLUMNS
 from ..design.config import TrialConfig
-from ..provenance import PROVENANCE_KEYS
 
 RESULTS_FILE = "results.csv"
 SWEEP_FILE = "sweep.json"
-ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
-CONFIG_COLUMNS: tuple[str, ...] = (
-    "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse", "norm", "gate",
-    "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "train_path", "seed",
-)
-#: Facts about a trial's data and machine (from its last report): not part of the variant.
-TRIAL_INFO_COLUMNS: tuple[str, ...] = (
-    "num_classes", "in_channels", "input_size", "train_images", "val_images", "test_images", *PROVENANCE_KEYS,
-)
-METRIC_COLUMNS: tuple[str, ...] = (
-    "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
-    "best_top1", "best_epoch", "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms",
-    "uncounted_ops", "train_time_s", "compile_time_s", "images_per_s", "train_setup", *TRIAL_INFO_COLUMNS,
-)
-#: Metrics taken from a trial's last report (the rest are derived from its whole history).
-LAST_METRICS: tuple[str, ...] = (
-    "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
-    "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", "train_setup",
-    *TRIAL_INFO_COLUMNS,
-)
-STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
-#: Keys of a trial config that say where or how a trial ran, never what was ablated.
-NOT_VARIANT_COLUMNS: tuple[str, ...] = ("data_dir", "device", "threads", "download", "workers")
 
 
 @dataclass
