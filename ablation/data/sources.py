@@ -1,4 +1,5 @@
-"""Readers for each data set's files: they return uint8 (N, C, H, W) arrays and int labels.
+"""The data sets by name (:data:`DATASETS`, :func:`check_dataset`) and the readers of their files
+(:func:`load_arrays`): they return uint8 (N, C, H, W) arrays and int labels.
 
 Nothing here downloads unless asked: where files are missing a ``DataError`` says where they
 were looked for and where to put them.
@@ -17,6 +18,10 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+
+
+#: Data set names; ``synthetic`` also takes options, e.g. ``synthetic:size=16,channels=1,classes=4``.
+DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
 
 
 @dataclass
@@ -219,3 +224,38 @@ def make_synthetic_arrays(size: int, channels: int, classes: int, train: int, va
     tx, ty = sample(train)
     vx, vy = sample(val)
     return Arrays(tx, ty, vx, vy, classes)
+
+
+def check_dataset(name: str) -> str:
+    """Return ``name`` if it names a data set (with valid options), else raise ``ConfigError``."""
+    base = name.split(":", 1)[0]
+    if base not in DATASETS:
+        raise ConfigError(f"dataset {name!r} is unknown; allowed: {', '.join(DATASETS)}")
+    if base == "synthetic":
+        parse_synthetic(name)
+    elif ":" in name:
+        raise ConfigError(f"dataset {name!r}: only 'synthetic' takes options after ':'")
+    return name
+
+
+def load_arrays(name: str, data_dir: Optional[str], download: bool = False) -> Arrays:
+    """The images and labels of the in-memory data set ``name`` (any of :data:`DATASETS` but
+    ``imagefolder``, checked by :func:`check_dataset`)."""
+    base = name.split(":", 1)[0]
+    if base == "digits":
+        return load_digits_arrays()
+    if base == "fashion-mnist":
+        return load_fashion_arrays(data_dir)
+    if base in ("cifar10", "cifar100"):
+        return load_cifar_arrays(base, data_dir, download)
+    return make_synthetic_arrays(**parse_synthetic(name))
+
+
+def imagefolder_root(data_dir: Optional[str]) -> Path:
+    """The first folder searched for ``imagefolder`` that has ``train/`` and ``val/`` class folders;
+    ``DataError`` naming the folders searched where none has."""
+    dirs = candidate_dirs("imagefolder", data_dir)
+    root = next((d for d in dirs if (d / "train").is_dir() and (d / "val").is_dir()), None)
+    if root is None:
+        raise missing_error("imagefolder", dirs, "train/ and val/ class folders")
+    return root
