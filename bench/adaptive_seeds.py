@@ -1,7 +1,7 @@
-"""Seeds as a budget (``ablation.sequential``) against a fixed seed grid, simulated: error with no
+"""Seeds as a budget (``ablation.design.sequential``) against a fixed seed grid, simulated: error with no
 true difference (per comparison and per study), power at true differences of 0.5, 1 and 2 SD,
 and compute against every variant at ``max_seeds``, under normal, t(3) and collapse-contaminated
-seed noise (``ablation.seed_noise``), for every futility threshold given; and the default
+seed noise (``ablation.design.seed_noise``), for every futility threshold given; and the default
 threshold chosen by the stated criterion.
 
 Two designs: one comparison (alpha for it alone), and a study shaped like
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablation.seed_noise import COLLAPSE_DROP, COLLAPSE_RATE, NOISES, study, truths, wrong
-from ablation.sequential import FUTILITY, METHOD, Plan
-from ablation.space import SeedBudget
+from ablation.design.seed_noise import COLLAPSE_DROP, COLLAPSE_RATE, NOISES, study, truths, wrong
+from ablation.design.sequential import FUTILITY, METHOD, Plan
+from ablation.design.space import SeedBudget
 
 #: The futility rule is chosen among those that lose at most this much power (one comparison,
 #: normal noise, true difference 1 SD) against no futility stop: the one that spends the least

@@ -49,9 +49,9 @@ def main() -> None:
     import ray
     from scipy.stats import spearmanr
 
-    from ablation.results import read_results
-    from ablation.space import parse_space
-    from ablation.sweep import run_sweep
+    from ablation.run.results import read_results
+    from ablation.design.space import parse_space
+    from ablation.run.sweep import run_sweep
 
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     tables = {}

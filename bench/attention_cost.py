@@ -1,6 +1,6 @@
 """Side-by-side cost of every attention module in ResNet-50 and MobileNetV2 at 224 px.
 
-Params and FLOPs (fvcore multiply-adds, one image) come from ``ablation.profile``; CPU latency
+Params and FLOPs (fvcore multiply-adds, one image) come from ``ablation.run.profile``; CPU latency
 is measured in interleaved rounds (every variant once per round, the order rotating) so that
 load on a shared machine hits all variants alike: per round each variant's fastest of ``runs``
 passes, divided by the plain backbone's in the same round; the ratio reported is the median of
@@ -27,11 +27,11 @@ import torch
 from ablation.attention import sca_kernel
 from ablation.attention.registry import option_defaults
 from ablation.attention.sca import SCA
-from ablation.calibrate import interleaved_rounds
-from ablation.calibrate import summarize as summarize_clock
-from ablation.execution import prepare
+from ablation.run.calibrate import interleaved_rounds
+from ablation.run.calibrate import summarize as summarize_clock
+from ablation.design.execution import prepare
 from ablation.models import build_model
-from ablation.profile import profile_model
+from ablation.run.profile import profile_model
 
 #: (attention, options, implementation): "" is the module as build_model makes it, on PyTorch
 #: eager ops like every peer; for SCA, "fused kernel" is the ``fused-sca`` execution path (the
@@ -65,7 +65,7 @@ def build(backbone: str, attention: str, options: dict, implementation: str) -> 
 
 
 def latencies(models: dict, batch: int, size: int, rounds: int, runs: int) -> list[dict]:
-    """Wall and thread-CPU ms of every variant in interleaved rounds (``ablation.calibrate``).
+    """Wall and thread-CPU ms of every variant in interleaved rounds (``ablation.run.calibrate``).
 
     Thread CPU time leaves out the time the process waits for a core, so on a shared machine
     it gives steadier ratios; it covers all work only with one torch thread.
@@ -181,7 +181,7 @@ def write(rows: list[dict], records: list[dict], args: argparse.Namespace, start
         f"{torch.get_num_threads()} torch thread(s); wall time {time.time() - started:.0f} s; "
         f"load average at start/end {loads[0]:.1f}/{loads[1]:.1f} (shared machine).  ",
         "FLOPs are fvcore multiply-adds for one image (elementwise ops one per element, see "
-        "`ablation/profile.py`). Latency: interleaved rounds, every variant once per round in a rotating "
+        "`ablation/run/profile.py`). Latency: interleaved rounds, every variant once per round in a rotating "
         f"order (batch 1: {args.rounds} rounds, the fastest of {args.runs} passes per round; larger batches: "
         f"{args.rounds_large} rounds x 1 pass; for the batch-1 verdict, {args.duel_rounds} more rounds of "
         "none/eca/sca only); ms columns are medians over rounds, ratio columns the median "

@@ -5,7 +5,7 @@ wait for data? Writes ``reports/benchmarks/gpu_check.md`` (at most ~8 minutes on
    for none and each attention module: ``run_trial``'s training images/s against a bare AMP loop
    on the same model in the same run (target: at least 0.9).
 2. Eval latency of each module as a ratio to the plain net at batch 1 and 64 (CUDA synchronised,
-   interleaved rounds, ``ablation.calibrate``).
+   interleaved rounds, ``ablation.run.calibrate``).
 3. A sweep of 4 trials with 0.25 GPU each, on one GPU.
 3b. Trials per GPU: resnet20 on CIFAR-sized synthetic data held on the GPU, the ``fast`` training
    path (bf16, channels_last, torch.compile with CUDA graphs), as sweeps of 1, 2, 4 and 8 trials
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ablation.calibrate import interleaved_rounds, summarize
+from ablation.run.calibrate import interleaved_rounds, summarize
 from ablation.models import build_model
-from ablation.train import run_trial
+from ablation.run.train import run_trial
 
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 SCA_READINGS = ({}, {"branches": "hws", "fuse": "mean"}, {"branches": "hws", "norm": "bn", "gate": "2sigmoid"},
@@ -137,8 +137,8 @@ def latency(s: Setup) -> list[dict]:
 
 def fractional_sweep(s: Setup) -> dict:
     """Four trials with 0.25 GPU each (0 on the CPU), all finishing."""
-    from ablation.space import parse_space
-    from ablation.sweep import run_sweep
+    from ablation.design.space import parse_space
+    from ablation.run.sweep import run_sweep
 
     gpu = 0.25 if s.device == "cuda" else 0
     spec = {"name": "gpu_check", "base": {"dataset": "synthetic:size=32,channels=3,classes=10,train=256,val=64",
@@ -172,10 +172,10 @@ def packed_trials(s: Setup) -> tuple[list[dict], float]:
     (each trial's mean over its epochs, compile excluded; the trials run together) and the
     aggregate's share of the bf16 GEMM peak."""
     from ablation.models import build_model
-    from ablation.profile import profile_model
-    from ablation.results import read_results
-    from ablation.space import parse_space
-    from ablation.sweep import run_sweep
+    from ablation.run.profile import profile_model
+    from ablation.run.results import read_results
+    from ablation.design.space import parse_space
+    from ablation.run.sweep import run_sweep
 
     peak = bf16_peak_tflops(s)
     macs = profile_model(build_model("resnet20", num_classes=10, in_channels=3, small_input=True), 32, 3,

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ablation.data import build_data
 from ablation.models import build_model
 from ablation.provenance import cpu_model
-from ablation.train import TrainStep, _check_finite, as_config, evaluate, measure_cost, run_trial
+from ablation.run.train import TrainStep, _check_finite, as_config, evaluate, measure_cost, run_trial
 
 
 def trial_config(args: argparse.Namespace) -> dict:

@@ -23,7 +23,7 @@ import torch
 
 import ablation.models
 from ablation.attention.sca import SCA
-from ablation.train import run_trial
+from ablation.run.train import run_trial
 
 #: (name, SCA options) of the readings measured.
 READINGS: list[tuple[str, dict]] = [

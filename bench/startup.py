@@ -38,7 +38,7 @@ COMMANDS: dict[str, list[str]] = {
                                                              "search_spaces/quick.yaml"],
     "`ablate validate search_spaces/quick.yaml`": ["-m", "ablation.cli", "validate", "search_spaces/quick.yaml"],
     "validate's libraries imported, no work": [
-        "-c", "import ablation.models, ablation.profile, ablation.data, sklearn.datasets, sklearn.model_selection"],
+        "-c", "import ablation.models, ablation.run.profile, ablation.data, sklearn.datasets, sklearn.model_selection"],
 }
 #: Libraries whose import time is shown: those some `ablate` command needs.
 LIBRARIES = ("torch", "torchvision", "timm", "fvcore.nn", "sklearn.datasets", "pydantic", "pandas", "scipy.stats",

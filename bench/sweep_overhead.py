@@ -38,7 +38,7 @@ def space_dict(epochs: int, dataset: str) -> dict:
 
 def direct(configs: list) -> tuple[float, list[float]]:
     """Wall seconds and per-epoch images/s of ``run_trial`` called in-process, one after another."""
-    from ablation.train import run_trial
+    from ablation.run.train import run_trial
 
     def report(metrics: dict, checkpoint_dir: str) -> None:
         """Does nothing, but makes run_trial write its per-epoch checkpoint, as under Tune."""
@@ -64,7 +64,7 @@ def under_tune(space, storage: Path) -> tuple[float, float, list[float]]:
 
     import ray
 
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     start = time.perf_counter()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--out", default="reports/benchmarks/sweep_overhead.md")
     args = parser.parse_args()
 
-    from ablation.space import parse_space
+    from ablation.design.space import parse_space
 
     space = parse_space(space_dict(args.epochs, args.dataset))
     configs = space.configs()

@@ -1,7 +1,7 @@
 """Training throughput per training path and per attention module, side by side in one run.
 
 Every module (none, SE, ECA, CBAM, Coordinate, Triplet, SCA) in resnet20 on 28x28x1 images
-(Fashion-MNIST's shape), batch 128, trained by the harness's own step (``ablation.train.TrainStep``:
+(Fashion-MNIST's shape), batch 128, trained by the harness's own step (``ablation.run.train.TrainStep``:
 SGD with Nesterov momentum, the lr schedule, the loss in fp32) on fixed random batches, in each of:
 
 - ``eager``: the eager path (fp32, NCHW on the CPU; today's default);
@@ -32,10 +32,10 @@ import pandas as pd
 import torch
 
 from ablation.models import build_model
-from ablation.profile import profile_model
+from ablation.run.profile import profile_model
 from ablation.provenance import cpu_model
-from ablation.train import TrainStep, as_config
-from ablation.train_path import cpu_has_native_bf16, train_setup
+from ablation.run.train import TrainStep, as_config
+from ablation.design.train_path import cpu_has_native_bf16, train_setup
 
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 #: Targets of issue 26 on this machine (ratios measured side by side).

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablation.results import CONFIG_COLUMNS, ID_COLUMNS, METRIC_COLUMNS
+from ablation.run.results import CONFIG_COLUMNS, ID_COLUMNS, METRIC_COLUMNS
 
 
 def trial_row(trial: int, status: str = "completed", **values: Any) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def study_rows(seeds=(0, 1, 2), collapse: tuple = (), **extra: Any) -> list[dict
 
 def write_epochs_for(run_dir: Path, rows: list[dict[str, Any]], epochs: int = 2) -> pd.DataFrame:
     """An ``epochs.csv`` for completed ``rows``: val top-1 rises to the row's top1, loss falls."""
-    from ablation.epochs import EPOCHS_FILE, epochs_table
+    from ablation.run.epochs import EPOCHS_FILE, epochs_table
 
     table = epochs_table(
         {"trial_id": r["trial_id"], "variant": r["variant"], "backbone": r["backbone"], "attention": r["attention"],

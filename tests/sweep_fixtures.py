@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ablation.provenance import environment
-from ablation.space import parse_space
+from ablation.design.space import parse_space
 
 TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
 TINY_BASE = {"dataset": TINY_DATA, "backbone": "resnet20", "batch_size": 32, "latency_runs": 1,
@@ -110,6 +110,6 @@ def dying_trial(cfg, report=None, resume_from=None):
         raise ValueError("bad batch in the data loader")
     if death == "oom":
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
-    from ablation.train import run_trial
+    from ablation.run.train import run_trial
 
     return run_trial(cfg.model_copy(update={"lr": 1e30, "warmup_epochs": 0}), report, resume_from)

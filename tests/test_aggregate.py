@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ablation.aggregate import aggregate, factors
+from ablation.analysis.aggregate import aggregate, factors
 from report_fixtures import trial_row
 
 SCA = dict(attention="sca", kernel_size=5, branches="hwc")
@@ -64,7 +64,7 @@ def test_robust_summaries_keep_one_collapsed_seed_from_dominating():
     seeds won (ties half); bootstrap intervals hold the statistic and are seeded."""
     from scipy import stats as st
 
-    from ablation.robust import improvement, interval, iqm
+    from ablation.analysis.robust import improvement, interval, iqm
 
     seeds = np.array([82.0, 81.5, 10.0, 82.5, 81.0])
     assert iqm(seeds) == pytest.approx(st.trim_mean(seeds, 0.25)) == pytest.approx(np.mean([81.5, 82.0, 81.0]))

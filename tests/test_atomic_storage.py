@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pyarrow.fs as pafs
 
-from ablation.atomic_storage import PARTIAL_PREFIX, atomic_local_fs, remove_partials
-from ablation.results import record_from_trial
+from ablation.run.atomic_storage import PARTIAL_PREFIX, atomic_local_fs, remove_partials
+from ablation.run.results import record_from_trial
 
 KILLED_MID_COPY = """
 import os, signal, sys
-from ablation.atomic_storage import atomic_local_fs
+from ablation.run.atomic_storage import atomic_local_fs
 stream = atomic_local_fs().open_output_stream(sys.argv[1])
 stream.write(b"new content, half written")
 os.kill(os.getpid(), signal.SIGKILL)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ablation.attention import ATTENTIONS, attention_options, build_attention, is_attention
-from ablation.config import ATTENTION_OPTION_KEYS
+from ablation.design.config import ATTENTION_OPTION_KEYS
 from ablation.errors import ConfigError
 
 NAMES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")

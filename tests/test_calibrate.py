@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ablation.attention.sca import SCA
-from ablation.calibrate import LATENCY_FILE, calibrate, calibrate_run, summarize
+from ablation.run.calibrate import LATENCY_FILE, calibrate, calibrate_run, summarize
 from ablation.cli import main
-from ablation.execution import EXECUTION_PATHS, prepare
+from ablation.design.execution import EXECUTION_PATHS, prepare
 from ablation.models import build_model
-from ablation.report import write_report
+from ablation.analysis.report import write_report
 from report_fixtures import study_rows, write_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

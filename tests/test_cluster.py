@@ -31,8 +31,8 @@ import sys
 sys.path.insert(0, {tests!r})
 import ray.cloudpickle
 import sweep_fixtures
-from ablation.space import parse_space
-from ablation.sweep import run_sweep
+from ablation.design.space import parse_space
+from ablation.run.sweep import run_sweep
 ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
 address = sys.argv[2] if len(sys.argv) > 2 else None
 outcome = run_sweep(parse_space({space!r}), storage=sys.argv[1], address=address,

@@ -6,9 +6,9 @@ import math
 import pandas as pd
 import pytest
 
-from ablation.collapse import CHANCE_MARGIN, LOSS_FRACTION, is_collapsed
-from ablation.report import write_report
-from ablation.results import TrialRecord, row
+from ablation.run.collapse import CHANCE_MARGIN, LOSS_FRACTION, is_collapsed
+from ablation.analysis.report import write_report
+from ablation.run.results import TrialRecord, row
 from report_fixtures import study_rows, write_run
 
 

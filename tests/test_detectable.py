@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ablation.detectable import approximate, mde, power
+from ablation.analysis.detectable import approximate, mde, power
 
 
 def test_the_exact_mde_has_80_percent_power_and_meets_the_closed_form_for_many_seeds():

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from ablation.familywise import holm
-from ablation.seed_noise import NOISES, draw
+from ablation.analysis.familywise import holm
+from ablation.design.seed_noise import NOISES, draw
 
 
 def test_holm_decides_steps_down_and_draws_each_interval_at_its_tested_level():

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablation.epochs import read_epochs
-from ablation.report import REPORT_FILES, write_report
-from ablation.results import RESULTS_FILE, SWEEP_FILE, read_results
+from ablation.run.epochs import read_epochs
+from ablation.analysis.report import REPORT_FILES, write_report
+from ablation.run.results import RESULTS_FILE, SWEEP_FILE, read_results
 from report_fixtures import trial_row, write_run
 from sweep_fixtures import DEATHS, TINY_BASE, dying_trial, space
 
@@ -27,8 +27,8 @@ import sys
 sys.path.insert(0, {tests!r})
 import ray.cloudpickle
 import sweep_fixtures
-from ablation.space import parse_space
-from ablation.sweep import run_sweep
+from ablation.design.space import parse_space
+from ablation.run.sweep import run_sweep
 ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
 run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.fake_trial,
           resume="--resume" in sys.argv, verbose=0)
@@ -101,7 +101,7 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
 
 
 def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(local_ray, tmp_path, trial_log):
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     s = space("dying", grid={"seed": [0, *DEATHS, 5]}, max_failures=1)
     outcome = run_sweep(s, storage=tmp_path, trial_fn=dying_trial, verbose=0)
@@ -158,8 +158,8 @@ def test_two_reports_while_the_sweep_runs_do_not_disturb_it(tmp_path):
 def test_crash_while_writing_leaves_the_previous_version(tmp_path, monkeypatch, crash_in):
     """A crash while writing (before the rename, or at it) leaves the previous results.csv and
     report files whole, and no temporary files behind."""
-    from ablation.config import TrialConfig
-    from ablation.results import TrialRecord, write_results
+    from ablation.design.config import TrialConfig
+    from ablation.run.results import TrialRecord, write_results
 
     rows = [trial_row(i, seed=i, top1=80.0 + i, top5=99.0, val_loss=0.5, params=1e5, flops=1e7) for i in range(3)]
     run_dir = write_run(tmp_path / "run", rows)

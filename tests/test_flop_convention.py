@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from ablation.cli import main
-from ablation.config import TrialConfig
+from ablation.design.config import TrialConfig
 from ablation.models import build_model
-from ablation.profile import profile_model
-from ablation.report import write_report
-from ablation.results import TrialRecord, row
-from ablation.tables import CONVFC
+from ablation.run.profile import profile_model
+from ablation.analysis.report import write_report
+from ablation.run.results import TrialRecord, row
+from ablation.analysis.tables import CONVFC
 from report_fixtures import study_rows, write_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -69,7 +69,7 @@ def test_profile_cli_shows_both_conventions(capsys):
 
 
 def test_trial_cost_and_results_row_carry_convfc():
-    from ablation.train import measure_cost
+    from ablation.run.train import measure_cost
 
     cfg = TrialConfig(backbone="resnet20", attention="eca", dataset="synthetic", latency_runs=1)
     model = build_model("resnet20", "eca", num_classes=10, small_input=True)

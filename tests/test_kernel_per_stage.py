@@ -11,7 +11,7 @@ import pytest
 from ablation.cli import main
 from ablation.errors import ConfigError
 from ablation.models import build_model
-from ablation.space import parse_space
+from ablation.design.space import parse_space
 
 BASE = {"name": "t", "base": {"dataset": "digits", "backbone": "resnet20"}, "budget": {"epochs": 1}}
 
@@ -112,10 +112,10 @@ def test_validate_cli_refuses_a_list_of_the_wrong_length(tmp_path, capsys):
 
 
 def test_real_sweep_records_and_reports_per_stage_kernels(local_ray, tmp_path):
-    from ablation.calibrate import variant_configs
-    from ablation.report import write_report
-    from ablation.results import read_results
-    from ablation.sweep import run_sweep
+    from ablation.run.calibrate import variant_configs
+    from ablation.analysis.report import write_report
+    from ablation.run.results import read_results
+    from ablation.run.sweep import run_sweep
     from sweep_fixtures import space
 
     outcome = run_sweep(space("per_stage", grid={"attention": ["none", "eca"], "kernel_size": [[3, 5, 7], 3]}),
@@ -136,9 +136,9 @@ def test_real_sweep_records_and_reports_per_stage_kernels(local_ray, tmp_path):
 def test_seed_budget_reference_with_a_per_stage_kernel_matches_the_results_table(tmp_path):
     """results.csv writes per-stage lists as text (and so reads a column holding one as text):
     a reference naming either kind of kernel size still finds its variant there."""
-    from ablation.results import read_results
-    from ablation.seed_budget import decisions
-    from ablation.sequential import Plan
+    from ablation.run.results import read_results
+    from ablation.design.seed_budget import decisions
+    from ablation.design.sequential import Plan
     from report_fixtures import trial_row, write_run
 
     rows = [trial_row(10 * i + seed, seed=seed, attention=attention, kernel_size=k, test_top1=80.0 + i + seed / 10)

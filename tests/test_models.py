@@ -8,7 +8,7 @@ import torch
 from ablation.attention import is_attention
 from ablation.errors import ConfigError
 from ablation.models import BACKBONES, build_model, positions, validate_model_args
-from ablation.profile import attention_modules
+from ablation.run.profile import attention_modules
 
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 RESNET_POSITIONS = ("standard", "pre", "post", "identity")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation import plots
-from ablation.aggregate import aggregate
+from ablation.analysis import plots
+from ablation.analysis.aggregate import aggregate
 from report_fixtures import study_rows, trial_row, write_epochs_for
 
 

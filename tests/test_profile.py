@@ -11,7 +11,7 @@ from torch import nn
 from ablation.attention import build_attention
 from ablation.cli import main
 from ablation.models import build_model, positions
-from ablation.profile import ZERO_COST_OPS, attention_modules, profile_model, unsupported_ops
+from ablation.run.profile import ZERO_COST_OPS, attention_modules, profile_model, unsupported_ops
 
 CONTRACT_KEYS = {"params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "latency_batch",
                  "latency_threads", "latency_device", "uncounted_ops"}

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ablation.aggregate import aggregate, factors
-from ablation.rank import hypervolume, non_dominated_ranks, rank
+from ablation.analysis.aggregate import aggregate, factors
+from ablation.analysis.rank import hypervolume, non_dominated_ranks, rank
 from report_fixtures import trial_row
 
 # (kernel_size, top1, flops, params): A and B trade accuracy for FLOPs (the front); C is

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ablation.cli import main
-from ablation.report import BUDGET_CAVEAT, REPORT_FILES, write_report
+from ablation.analysis.report import BUDGET_CAVEAT, REPORT_FILES, write_report
 from report_fixtures import trial_row, write_run
 
 PLOTS = ("accuracy_vs_flops.png", "accuracy_vs_params.png", "factor_effects.png", "importance.png")
@@ -174,7 +174,7 @@ def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
 def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
     from report_fixtures import SAME_MACHINE, study_rows
 
-    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(SAME_MACHINE))
+    monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(SAME_MACHINE))
     rows = study_rows()
     md = (write_report(write_run(tmp_path / "same", rows), tmp_path / "r1") / "report.md").read_text()
     hardware = md[md.index("### Hardware"):]
@@ -196,7 +196,7 @@ def test_a_report_written_on_other_hardware_says_so(tmp_path, monkeypatch):
     from report_fixtures import SAME_MACHINE, study_rows
 
     other = dict(SAME_MACHINE, cpu_capability="AVX512", cpu_isa="fma avx2 avx512f avx512_bf16")
-    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(other))
+    monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(other))
     md = (write_report(write_run(tmp_path / "run", study_rows()), tmp_path / "r") / "report.md").read_text()
     hardware = md[md.index("### Hardware"):]
     assert "Written on other hardware" in hardware
@@ -211,7 +211,7 @@ def test_an_old_run_without_the_cpu_fingerprint_still_reports(tmp_path, monkeypa
     from ablation.provenance import CPU_NUMERICS_KEYS
     from report_fixtures import SAME_MACHINE, study_rows
 
-    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(SAME_MACHINE))
+    monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(SAME_MACHINE))
     rows = [{k: v for k, v in r.items() if k not in CPU_NUMERICS_KEYS} for r in study_rows()]
     run = write_run(tmp_path / "old", rows)
     assert not set(CPU_NUMERICS_KEYS) & set(pd.read_csv(run / "results.csv").columns)

@@ -10,7 +10,7 @@ import torch
 
 from ablation.attention import build_attention, sca_kernel
 from ablation.attention.sca import SCA
-from ablation.execution import prepare
+from ablation.design.execution import prepare
 from ablation.models import build_model, positions
 
 needs_compiler = pytest.mark.skipif(

@@ -16,10 +16,10 @@ import pytest
 from ray.tune.search import Searcher
 
 from ablation.errors import ConfigError
-from ablation.results import read_results
-from ablation.seed_budget import cell_key, comparisons, decisions, state_of
-from ablation.seed_search import SeedSearcher
-from ablation.space import parse_space, trial_config
+from ablation.run.results import read_results
+from ablation.design.seed_budget import cell_key, comparisons, decisions, state_of
+from ablation.run.seed_search import SeedSearcher
+from ablation.design.space import parse_space, trial_config
 from sweep_fixtures import TINY_BASE, noisy_top1
 
 TESTS = Path(__file__).parent
@@ -131,8 +131,8 @@ import sys
 sys.path.insert(0, {tests!r})
 import ray.cloudpickle
 import sweep_fixtures
-from ablation.space import parse_space
-from ablation.sweep import run_sweep
+from ablation.design.space import parse_space
+from ablation.run.sweep import run_sweep
 ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
 out = run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.noisy_trial,
                 resume="--resume" in sys.argv, verbose=0)
@@ -161,7 +161,7 @@ def _ran(table: pd.DataFrame) -> list[tuple[int, int]]:
 
 @pytest.mark.slow
 def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tmp_path):
-    from ablation.report import BUDGET_CAVEAT, write_report
+    from ablation.analysis.report import BUDGET_CAVEAT, write_report
 
     space = spec("budget", epochs=1, max_concurrent=2)
     cmd, env = _driver(tmp_path, space)

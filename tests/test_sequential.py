@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ablation.seed_noise import NOISES, study
-from ablation.sequential import Plan, conditional_power, look, nominal_levels, paths, run, spent
+from ablation.design.seed_noise import NOISES, study
+from ablation.design.sequential import Plan, conditional_power, look, nominal_levels, paths, run, spent
 
 N_SIM = 4000
 

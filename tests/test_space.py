@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from ablation.attention import attention_options
 from ablation.cli import main
 from ablation.errors import ConfigError
-from ablation.results import TrialRecord, read_results, results_table, write_results
-from ablation.space import load_space, parse_space
+from ablation.run.results import TrialRecord, read_results, results_table, write_results
+from ablation.design.space import load_space, parse_space
 
 SPACES = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
 BASE = {"name": "t", "base": {"dataset": "digits"}, "budget": {"epochs": 1}}
@@ -116,7 +116,7 @@ def test_bad_spaces_name_the_key_path_and_allowed_values(parts, expected):
 def test_sampled_space_uses_tune_domains():
     from ray.tune.search.sample import Domain
 
-    from ablation.sweep import param_space
+    from ablation.run.sweep import param_space
 
     s = space(base={"dataset": "digits", "attention": "sca"},
               sample={"num_samples": 5, "params": {"lr": {"log": [0.01, 0.3]}, "kernel_size": {"choice": [3, 5]},
@@ -157,7 +157,7 @@ def test_trial_cost_is_forward_flops_x3_x_epochs_x_images():
     from ablation.commands.validate import TRAIN_FLOPS_FACTOR, trial_cost
     from ablation.data import build_data
     from ablation.models import build_model
-    from ablation.profile import profile_model
+    from ablation.run.profile import profile_model
 
     cfg = space(base={"dataset": "synthetic:size=8,channels=1,classes=3,train=40,val=8"},
                 budget={"epochs": 2}, grid={"attention": ["se"]}).configs()[0]
@@ -208,7 +208,7 @@ def _product(values) -> int:
 # --- results table ---
 
 def _record(trial_id, status, epochs=2, error="", **config):
-    from ablation.config import TrialConfig
+    from ablation.design.config import TrialConfig
 
     cfg = TrialConfig(epochs=epochs, **config).model_dump()
     history = [{"epoch": e, "top1": 50.0 + 10 * (e == 1), "top5": 90.0, "val_loss": 1.0 / e, "train_loss": 1.0,

@@ -11,12 +11,12 @@ import yaml
 
 from ablation.cli import main
 from ablation.errors import ConfigError
-from ablation.results import read_results
+from ablation.run.results import read_results
 from sweep_fixtures import TINY_BASE, fake_trial, space
 
 
 def test_real_sweep_writes_results_table(local_ray, tmp_path):
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     outcome = run_sweep(space("real", grid={"attention": ["none", "se", "eca"]}), storage=tmp_path, verbose=0)
     table = read_results(outcome.run_dir)
@@ -46,7 +46,7 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
     assert set(table["cpu_capability"]) == {torch.backends.cpu.get_cpu_capability()}  # what decides CPU numerics
     assert table[["cpu_isa", "mkl_version", "onednn_version"]].notna().all(axis=None)
     # every epoch of every trial, tidy
-    from ablation.epochs import EPOCH_COLUMNS, read_epochs
+    from ablation.run.epochs import EPOCH_COLUMNS, read_epochs
 
     epochs = read_epochs(outcome.run_dir)
     assert list(epochs.columns) == list(EPOCH_COLUMNS) and len(epochs) == 3 * 2
@@ -55,7 +55,7 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
 
 
 def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_path, trial_log):
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     s = space("failing", grid={"lr": [0.1, 5.0], "seed": [0, 1]}, max_failures=1)
     outcome = run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
@@ -70,7 +70,7 @@ def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_pa
 
 
 def test_asha_stops_poor_trials_early(local_ray, tmp_path, trial_log):
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     s = space("asha", grid={"attention": ["sca"], "kernel_size": [1, 3, 5, 7]}, epochs=4,
               scheduler="asha", grace_period=1, reduction_factor=2, max_concurrent=1)
@@ -82,7 +82,7 @@ def test_asha_stops_poor_trials_early(local_ray, tmp_path, trial_log):
 
 
 def test_sampled_space_runs_optuna_trials(local_ray, tmp_path, trial_log):
-    from ablation.sweep import run_sweep
+    from ablation.run.sweep import run_sweep
 
     s = space("sampled", sample={"num_samples": 3, "seed": 1, "params": {"lr": {"log": [0.01, 0.5]}}})
     outcome = run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
@@ -92,8 +92,8 @@ def test_sampled_space_runs_optuna_trials(local_ray, tmp_path, trial_log):
 
 
 def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log, monkeypatch):
-    from ablation.atomic_storage import AtomicLocalHandler
-    from ablation.sweep import run_sweep
+    from ablation.run.atomic_storage import AtomicLocalHandler
+    from ablation.run.sweep import run_sweep
 
     written = []  # what the driver wrote into the run directory, through the atomic file system
     plain = AtomicLocalHandler.open_output_stream

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ablation.errors import ConfigError
-from ablation.tracking import parse_logs
+from ablation.run.tracking import parse_logs
 from sweep_fixtures import fake_trial, space
 
 
@@ -13,8 +13,8 @@ def test_mlflow_one_run_per_trial_with_every_epoch(local_ray, tmp_path, trial_lo
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from ablation.results import read_results
-    from ablation.sweep import run_sweep
+    from ablation.run.results import read_results
+    from ablation.run.sweep import run_sweep
 
     outcome = run_sweep(space("tracked", grid={"attention": ["none", "sca"], "seed": [0, 1]}, epochs=3),
                         storage=tmp_path, trial_fn=fake_trial, verbose=0, log=("mlflow", "tensorboard"))

@@ -12,7 +12,7 @@ import torch
 from ablation.cli import main
 from ablation.errors import ConfigError, DataError, NonFiniteLossError
 from ablation.provenance import PROVENANCE_KEYS
-from ablation.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
+from ablation.run.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
 
 EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
               "compile_time_s", "train_setup",
@@ -53,11 +53,11 @@ def test_short_training_learns_and_reports_the_contract_keys():
 
 
 def test_selection_on_a_validation_split_and_the_test_split_evaluated_at_the_end(monkeypatch):
-    import ablation.train
+    import ablation.run.train
 
     evaluated = []
-    real = ablation.train.evaluate
-    monkeypatch.setattr(ablation.train, "evaluate", lambda step, loader: evaluated.append(loader.num_images)
+    real = ablation.run.train.evaluate
+    monkeypatch.setattr(ablation.run.train, "evaluate", lambda step, loader: evaluated.append(loader.num_images)
                         or real(step, loader))
     result = run_trial(dict(TINY, epochs=2, val_split=0.25))
     assert (result["train_images"], result["val_images"], result["test_images"]) == (192, 64, 128)

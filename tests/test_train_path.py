@@ -7,12 +7,12 @@ import shutil
 import pytest
 import torch
 
-import ablation.train_path
+import ablation.design.train_path
 from ablation.errors import ConfigError
-from ablation.results import TrialRecord, results_table
-from ablation.space import parse_space
-from ablation.train import TrainStep, as_config, run_trial
-from ablation.train_path import TRAIN_PATHS, train_setup
+from ablation.run.results import TrialRecord, results_table
+from ablation.design.space import parse_space
+from ablation.run.train import TrainStep, as_config, run_trial
+from ablation.design.train_path import TRAIN_PATHS, train_setup
 
 TINY = dict(backbone="resnet20", dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
             epochs=2, batch_size=32, lr=0.05, latency_runs=1, device="cpu", threads=1)
@@ -45,7 +45,7 @@ def test_fast_path_follows_the_eager_loss_curve(bf16):
 
 
 def test_setup_of_each_path(monkeypatch):
-    monkeypatch.setattr(ablation.train_path, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ablation.design.train_path, "cpu_has_native_bf16", lambda: True)
     eager, fast = train_setup("eager", CPU), train_setup("fast", CPU)
     assert (eager.dtype, eager.channels_last, eager.compiled) == (None, False, False)
     assert (fast.dtype, fast.channels_last, fast.compiled) == (torch.bfloat16, True, True)
@@ -57,11 +57,11 @@ def test_setup_of_each_path(monkeypatch):
 
 
 def test_cpu_without_bf16_falls_back_to_fp32_and_says_so(monkeypatch):
-    monkeypatch.setattr(ablation.train_path, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    monkeypatch.setattr(ablation.design.train_path, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
     setup = train_setup("fast", CPU)
     assert setup.dtype is None and setup.channels_last and setup.compiled
     assert "fell back to fp32" in setup.fallback and "no native bf16" in setup.describe()
-    monkeypatch.setattr(ablation.train_path, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(ablation.design.train_path, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     assert train_setup("fast", CPU).dtype == torch.bfloat16
 
 
@@ -69,7 +69,7 @@ def test_cpu_without_bf16_falls_back_to_fp32_and_says_so(monkeypatch):
 def bf16(monkeypatch):
     """bf16 on any CPU (emulated where not native): every compiled test shares one graph, so
     Inductor's cache compiles it once."""
-    monkeypatch.setattr(ablation.train_path, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ablation.design.train_path, "cpu_has_native_bf16", lambda: True)
 
 
 @pytest.mark.slow
@@ -138,7 +138,7 @@ def test_bad_training_path_names_the_key_and_the_allowed_values(sections, messag
 
 
 def test_the_path_is_in_results_and_the_report():
-    from ablation.report import training_note
+    from ablation.analysis.report import training_note
 
     history = [{"epoch": 1, "top1": 50.0, "epoch_time_s": 2.0, "compile_time_s": 30.0,
                 "train_setup": "fast: bfloat16 autocast, channels_last, compiled"}]

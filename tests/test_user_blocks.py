@@ -76,7 +76,7 @@ def test_user_backbone_places_the_attention_itself(example, tmp_path):
     import torch
 
     from ablation.models import build_model
-    from ablation.profile import attention_modules
+    from ablation.run.profile import attention_modules
 
     model = build_model("my_blocks:tiny_net", "se", num_classes=3, in_channels=1)
     assert len(attention_modules(model)) == 2 and model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
@@ -128,7 +128,7 @@ def test_space_errors_name_the_key_path(example, bad_blocks, tmp_path, capsys):
 
 
 def test_expansion_drops_a_user_option_where_it_does_not_apply(example):
-    from ablation.space import parse_space
+    from ablation.design.space import parse_space
 
     space = parse_space({"name": "mix", "budget": {"epochs": 1},
                          "grid": {"attention": ["none", "my_blocks:SimAM"], "e_lambda": [0.1, 0.2], "seed": [0]}})
@@ -182,8 +182,8 @@ two trials at once."""
         sys.path.insert(0, {str(EXAMPLE)!r})
         import my_blocks
         sys.path.remove({str(EXAMPLE)!r})
-        from ablation.space import load_space
-        from ablation.sweep import _runtime_env, run_sweep
+        from ablation.design.space import load_space
+        from ablation.run.sweep import _runtime_env, run_sweep
         space = load_space({str(tmp_path / "space.yaml")!r})
         print("PY_MODULES", _runtime_env(space).get("py_modules"))
         outcome = run_sweep(space, storage={str(tmp_path / "runs")!r}, verbose=0)
@@ -202,7 +202,7 @@ two trials at once."""
 
 
 def test_report_lists_the_ops_counted_as_zero(tmp_path):
-    from ablation.report import write_report
+    from ablation.analysis.report import write_report
     from report_fixtures import study_rows, write_run
 
     rows = study_rows(seeds=(0, 1))
@@ -315,7 +315,7 @@ def test_an_option_without_default_that_is_not_given_is_one_line(gct_blocks, cap
 def test_an_option_without_default_given_by_the_space_builds(gct_blocks, capsys):
     assert main(["validate", "--no-cost", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"],
                                                                    "heads": [2, 4]})]) == 0
-    from ablation.space import load_space
+    from ablation.design.space import load_space
 
     configs = load_space(gct_blocks / "space.yaml").configs()
     assert sorted(c.attention_kwargs().get("heads", 0) for c in configs) == [0, 2, 4]
@@ -335,7 +335,7 @@ def test_option_values_take_the_type_the_signature_declares(gct_blocks, tmp_path
         path = _space_file(gct_blocks, {"attention": ["none", "gct_blocks:GCT"], "epsilon": ["1e-5", 1]})
         assert "  - 1e-5\n" in (gct_blocks / "space.yaml").read_text()  # as a user writes it; YAML reads a string
         assert main(["validate", "--no-cost", path]) == 0
-        from ablation.space import load_space
+        from ablation.design.space import load_space
 
         values = sorted(c.attention_kwargs()["epsilon"] for c in load_space(path).configs() if c.attention != "none")
         assert values == [1e-05, 1.0] and all(type(v) is float for v in values)
@@ -431,7 +431,7 @@ def test_backbone_entry_point_from_an_installed_distribution(tmp_path, monkeypat
 
 def test_display_names_come_from_the_code_and_must_tell_modules_apart(gct_blocks, tmp_path):
     from ablation.errors import ConfigError
-    from ablation.space import load_space
+    from ablation.design.space import load_space
 
     path = _space_file(gct_blocks, {"attention": ["none", "se", "gct_blocks:GCT", "gct_blocks:Heads"],
                                     "heads": [2]}, backbone="gct_blocks:vgg4")
@@ -450,10 +450,10 @@ def test_display_names_come_from_the_code_and_must_tell_modules_apart(gct_blocks
 def test_report_tables_and_plots_use_display_names(tmp_path):
     """Labels, tables and figures of a report show what ``sweep.json`` recorded as the display
     names; ``results.csv`` keeps the import paths."""
-    from ablation import plots
-    from ablation.aggregate import aggregate
-    from ablation.report import write_report
-    from ablation.tables import variant_table, with_display_names
+    from ablation.analysis import plots
+    from ablation.analysis.aggregate import aggregate
+    from ablation.analysis.report import write_report
+    from ablation.analysis.tables import variant_table, with_display_names
     from report_fixtures import study_rows, write_epochs_for, write_run
 
     rows = study_rows(seeds=(0, 1))
@@ -491,8 +491,8 @@ def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
     driver = textwrap.dedent(f'''
         import json, tempfile
         from pathlib import Path
-        from ablation.space import load_space
-        from ablation.sweep import run_sweep
+        from ablation.design.space import load_space
+        from ablation.run.sweep import run_sweep
 
         def trial(cfg, report=None, resume_from=None):
             metrics = {{"epoch": 1, "top1": 90.0 if cfg.attention == "none" else 50.0, "top5": 100.0,
@@ -519,8 +519,8 @@ def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
 
 def test_every_point_tune_gets_carries_the_progress_columns(gct_blocks, tmp_path):
     """The grid's points and the seed searcher's suggestions, for the same space as above."""
-    from ablation.space import load_space
-    from ablation.sweep import _search_alg, param_space
+    from ablation.design.space import load_space
+    from ablation.run.sweep import _search_alg, param_space
 
     grid = {"attention": ["none", "sca", "gct_blocks:GCT"], "mode": ["l2", "l1"]}
     space = load_space(_space_file(gct_blocks, grid))
