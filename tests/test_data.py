@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ablation.data import DATASETS, build_data, check_dataset
-from ablation.data.memory import MemoryLoader
 from ablation.data import digits as digits_module
+from ablation.data.memory import MemoryLoader
 from ablation.data.sources import load_digits_arrays, read_idx
 from ablation.errors import ConfigError, DataError
 
