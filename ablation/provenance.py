@@ -5,7 +5,8 @@ Recorded with every trial so that a report can list the hardware behind its numb
 trials of one study ran on different machines, and say when it is regenerated on a machine
 other than theirs. A CPU model name alone (``AMD EPYC``) does not decide numerics: which kernels
 torch, MKL and oneDNN pick does, and that follows the CPU's instruction sets and the libraries'
-versions, so those are recorded too (:func:`cpu_fingerprint`).
+versions, so those are recorded too (:func:`cpu_fingerprint`). torch is imported by the functions
+that ask it, not here: the keys alone (``results.py``) need no torch.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import socket
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 #: What decides CPU numerics besides torch's version: see :func:`cpu_fingerprint`.
 CPU_NUMERICS_KEYS: tuple[str, ...] = ("cpu_capability", "cpu_isa", "mkl_version", "onednn_version")
@@ -68,7 +70,10 @@ def cpu_isa(cpuinfo: str | None = None) -> str:
 def library_versions(config: str | None = None) -> dict[str, str]:
     """MKL's and oneDNN's versions as torch was built with them (``none`` where absent), read from
     ``torch.__config__.show()`` (or ``config`` given): torch has no other API naming them."""
-    config = torch.__config__.show() if config is None else config
+    if config is None:
+        import torch
+
+        config = torch.__config__.show()
     mkl = re.search(r"Math Kernel Library Version ([\d.]+)(?:\S*\s+Build (\d+))?", config)
     onednn = re.search(r"(?:MKL-DNN|oneDNN) v([\d.]+)", config)
     return {
@@ -82,12 +87,16 @@ def cpu_fingerprint() -> dict[str, str]:
     """What decides this machine's CPU numerics: the CPU model, torch's CPU capability (the
     vector kernels ATen dispatches to, ``torch.backends.cpu.get_cpu_capability()``; lowered by
     ``ATEN_CPU_CAPABILITY``), the CPU's :data:`NUMERICS_FLAGS`, and MKL's and oneDNN's versions."""
+    import torch
+
     return {"cpu_model": cpu_model(), "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
             "cpu_isa": cpu_isa(), **library_versions()}
 
 
 def fingerprint_here() -> dict[str, str]:
     """This machine's values of :data:`FINGERPRINT_KEYS` (to compare a run's with)."""
+    import torch
+
     return {**cpu_fingerprint(), "torch_version": str(torch.__version__)}
 
 
@@ -105,6 +114,8 @@ def ray_node() -> str:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Where this process runs, for a trial on ``device``."""
+    import torch
+
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     return {
         "host": socket.gethostname(), "ray_node": ray_node(), **cpu_fingerprint(), "gpu": gpu,
@@ -115,4 +126,6 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 def gpu_here() -> str:
     """The name of this machine's first CUDA GPU, ``none`` without one."""
+    import torch
+
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"

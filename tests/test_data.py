@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from ablation.data import DATASETS, build_data, check_dataset
+from ablation.data import digits as digits_module
 from ablation.data.memory import MemoryLoader
-from ablation.data.sources import read_idx
+from ablation.data.sources import load_digits_arrays, read_idx
 from ablation.errors import ConfigError, DataError
 
 SHARED_FASHION = Path(__file__).parents[2] / "shared/data/fashion-mnist"
@@ -80,6 +82,48 @@ def test_digits_is_real_upsampled_and_split_fixed():
     x, y = first_batch(a.train)
     assert x.shape == (64, 1, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert abs(x.mean().item()) < 0.3 and 0.7 < x.std().item() < 1.3  # normalised
+
+
+#: sha256 of the digits arrays (train x, train y, test x, test y) as scikit-learn's load_digits and
+#: train_test_split(test_size=0.2, random_state=0, stratify=y) made them before they were read here.
+DIGITS_SHA256 = "c3266c7740f2b357dfdb313683279f7a5438d1f1b172518655e4dc0a8b643a33"
+
+
+def _digits_sha256(arrays) -> str:
+    h = hashlib.sha256()
+    for arr in (arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def test_digits_arrays_are_pinned_without_scikit_learn():
+    """The images, labels and split trials have always used, checked where scikit-learn is absent too."""
+    arrays = load_digits_arrays()
+    assert (arrays.train_x.shape, arrays.test_x.shape) == ((1437, 1, 32, 32), (360, 1, 32, 32))
+    assert arrays.train_x.dtype == np.uint8 and arrays.train_y.dtype == np.int64
+    assert _digits_sha256(arrays) == DIGITS_SHA256
+
+
+def test_digits_match_scikit_learn():
+    """Same file, same images and labels, same stratified split as scikit-learn's, for several
+    fractions and seeds (not only the one the data set uses)."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is not installed: "
+                                           "the digits are checked against the pinned hash only")
+    from sklearn.model_selection import train_test_split
+
+    shipped = Path(sklearn_datasets.__file__).parent / "data" / "digits.csv.gz"
+    ours = Path(digits_module.__file__).parent / digits_module.DIGITS_FILE
+    assert ours.read_bytes() == shipped.read_bytes()
+    reference = sklearn_datasets.load_digits()
+    images, labels = digits_module.load_digits_raw()
+    assert images.dtype == reference.images.dtype and np.array_equal(images, reference.images)
+    assert np.array_equal(labels, reference.target)
+    index = np.arange(len(labels))
+    for fraction in (0.2, 0.1, 0.25, 1 / 3, 0.5):
+        for seed in (0, 1, 42):
+            train, test = digits_module.stratified_split(labels, fraction, seed)
+            want_train, want_test = train_test_split(index, test_size=fraction, random_state=seed, stratify=labels)
+            assert np.array_equal(train, want_train) and np.array_equal(test, want_test), (fraction, seed)
 
 
 def test_digits_are_not_flipped_but_cifar_style_sets_are():

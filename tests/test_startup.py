@@ -1,5 +1,7 @@
 """Start-up: `ablate --help` and each command's parser load no heavy library, and `validate` loads
-only what it uses (torch and fvcore for its FLOPs estimate; no Ray, Optuna, MLflow, matplotlib).
+only what it uses (torch and fvcore for its FLOPs estimate; no Ray, Optuna, MLflow, matplotlib;
+torchvision and timm only where a model of theirs is built; never scikit-learn, the digits being
+read without it). `ablate list` and `validate --no-cost` build no model: torch only.
 
 Each check runs in a fresh interpreter, since this test process has imported them all by now.
 The times themselves are measured by ``bench/startup.py``, not asserted here.
@@ -69,6 +71,39 @@ def test_validate_loads_only_what_it_uses(tmp_path):
     modules = _loaded(["validate", str(path)])
     assert "fvcore" in modules  # the FLOPs estimate ran
     assert not modules & (set(HEAVY) - {"fvcore"})
+
+
+def _space(tmp_path, name: str, **grid) -> Path:
+    space = {"name": name, "base": {"dataset": "digits", "backbone": "resnet20"}, "grid": grid,
+             "budget": {"epochs": 1}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def test_validate_of_digits_without_timm_modules_loads_neither_sklearn_nor_timm(tmp_path):
+    """The digits are read without scikit-learn; timm is imported only where SE, ECA or CBAM is built."""
+    modules = _loaded(["validate", str(_space(tmp_path, "plain", attention=["none", "sca", "coord"]))])
+    assert {"torch", "fvcore", "torchvision"} <= modules  # the data were loaded and the models counted
+    assert not modules & {"sklearn", "timm", *(set(HEAVY) - {"fvcore"})}
+    modules = _loaded(["validate", str(_space(tmp_path, "se", attention=["none", "se"]))])
+    assert "timm" in modules and "sklearn" not in modules
+
+
+def test_list_and_validate_without_cost_load_no_torchvision_nor_timm():
+    """Neither builds a model: the registries and the space's checks need torch alone."""
+    for argv in (["list"], ["validate", "--no-cost", str(ROOT / "search_spaces" / "quick.yaml")]):
+        modules = _loaded(argv)
+        assert not modules & {"torchvision", "timm", "sklearn", "pandas", *HEAVY}, argv
+
+
+def test_results_and_provenance_keys_load_no_torch():
+    """``provenance`` imports torch only in the functions that ask it, so that reading results does not."""
+    code = "import sys, ablation.run.results, ablation.run.calibrate; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False"
 
 
 def test_train_loads_no_ray(tmp_path):

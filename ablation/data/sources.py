@@ -59,19 +59,19 @@ def missing_error(name: str, dirs: list[Path], wanted: str) -> DataError:
 # --- digits -----------------------------------------------------------------------------------
 
 def load_digits_arrays(size: int = 32, test_fraction: float = 0.2) -> Arrays:
-    """scikit-learn's bundled 8x8 digits, upsampled (bilinear) to ``size`` px; the split is
-    fixed (stratified, seed 0) so that every trial seed is evaluated on the same images."""
+    """scikit-learn's bundled 8x8 digits (a copy embedded here, read without scikit-learn:
+    ``digits.py``), upsampled (bilinear) to ``size`` px; the split is fixed (stratified, seed 0, as
+    scikit-learn's ``train_test_split`` makes it) so that every trial seed is evaluated on the same images."""
     import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    x = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
+    from .digits import load_digits_raw, stratified_split
+
+    images, y = load_digits_raw()
+    x = torch.from_numpy(images).float().div(16).unsqueeze(1)
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    y = digits.target.astype(np.int64)
-    tx, vx, ty, vy = train_test_split(x, y, test_size=test_fraction, random_state=0, stratify=y)
-    return Arrays(tx, ty, vx, vy, 10)
+    train, test = stratified_split(y, test_fraction, seed=0)
+    return Arrays(x[train], y[train], x[test], y[test], 10)
 
 
 # --- Fashion-MNIST (idx files) ----------------------------------------------------------------

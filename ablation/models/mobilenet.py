@@ -1,4 +1,4 @@
-"""MobileNetV2 from torchvision (``width_mult`` honoured).
+"""MobileNetV2 from torchvision (``width_mult`` honoured; torchvision imported only when one is built).
 
 Stages are the 7 rows of the paper's inverted-residual table (1, 2, 3, 4, 3, 3, 1 blocks).
 Attention positions inside each inverted-residual block: ``standard`` after the projection
@@ -7,11 +7,14 @@ Attention positions inside each inverted-residual block: ``standard`` after the 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
-from torchvision import models as tvm
-from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
 from .insert import MakeAttention, after, allow_inplace
+
+if TYPE_CHECKING:
+    from torchvision.models.mobilenetv2 import MobileNetV2
 
 STAGE_BLOCKS = (1, 2, 3, 4, 3, 3, 1)
 POSITIONS = ("standard", "dw", "post")
@@ -24,6 +27,8 @@ def valid_stages(position: str) -> list[int]:
 
 def build_mobilenet(num_classes: int, in_channels: int, small_input: bool, width_mult: float) -> MobileNetV2:
     """The plain network; ``small_input`` makes the first conv stride 1."""
+    from torchvision import models as tvm
+
     model = tvm.mobilenet_v2(weights=None, num_classes=num_classes, width_mult=width_mult)
     stem = model.features[0][0]
     if small_input or in_channels != 3:
@@ -43,6 +48,8 @@ def stage_blocks(model: MobileNetV2) -> list[tuple[int, int]]:
 
 def insert_mobilenet(model: MobileNetV2, position: str, stages: list[int], make: MakeAttention) -> None:
     """Put ``make(channels)`` at ``position`` in every block of the chosen stages (1-based)."""
+    from torchvision.models.mobilenetv2 import InvertedResidual
+
     for stage, index in stage_blocks(model):
         if stage not in stages:
             continue

@@ -18,10 +18,12 @@ import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import DataError
 
@@ -31,6 +33,8 @@ LATENCY_FILE = "latency.csv"
 def interleaved_rounds(models: dict[str, Callable], inputs: torch.Tensor, rounds: int, runs: int) -> list[dict]:
     """Wall and thread-CPU ms of every model in ``rounds`` interleaved rounds (the order rotates
     from round to round, so no model is always first), the fastest of ``runs`` passes per round."""
+    import torch
+
     sync = torch.cuda.synchronize if inputs.device.type == "cuda" else (lambda: None)
     records = []
     with torch.inference_mode():
@@ -116,6 +120,8 @@ def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager
     """The calibration table: one row per variant (``variant``, ``ms``, ``ratio``, ``ratio_q25``,
     ``ratio_q75``) plus how it was measured (path, device, batch, threads, rounds, clock, the CPU and what decides
     its numerics)."""
+    import torch
+
     from ..design.execution import check_path, prepare
     from ..provenance import cpu_fingerprint
 
