@@ -267,7 +267,8 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
     data = build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, workers=cfg.workers,
-                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split)
+                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split,
+                      eval_subset=cfg.eval_subset)
     for loader in {id(x): x for x in (data.train, data.val, data.test)}.values():
         if hasattr(loader, "to"):
             loader.to(device)
