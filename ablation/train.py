@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrialConfig
 from .data import DataBundle, build_data
 from .errors import ConfigError, NonFiniteLossError
-from .train_path import TrainSetup, train_setup
+from .train_path import TrainSetup, attention_in_fp32, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
 METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
@@ -106,6 +106,8 @@ class TrainStep:
         self.dtype = self.setup.dtype
         self.memory_format = torch.channels_last if self.setup.channels_last else torch.contiguous_format
         self.model.to(device=device, memory_format=self.memory_format)
+        if self.setup.attention_fp32 and self.dtype is not None:
+            attention_in_fp32(model)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(model, mode="reduce-overhead" if self.setup.cuda_graphs else None)
             if self.setup.compiled else model)
