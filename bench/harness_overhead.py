@@ -272,7 +272,29 @@ def validation_section(args: argparse.Namespace, by_path: list[dict], paths: lis
                          + " | ".join(f"{p[k]:.1f}" for k in keys)
                          + f" | {min(p['validation'], p['validation again']) / p['train steps']:.3f} | "
                          f"{p['compiled validation'] / p['train steps']:.3f} |")
+    train_n, val_n = STUDY_EPOCH
+    lines += [
+        "",
+        f"Per image (ms), and what validation costs in an epoch of the shipped Fashion studies ({train_n:,} "
+        f"training images, now all {val_n:,} validation images): validation's time over the training steps' time.",
+        "",
+        "| round | path | training step ms/img | validation ms/img | compiled validation ms/img | "
+        f"validation / training, {train_n:,}+{val_n:,} epoch | the same, compiled validation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(by_path):
+        for path in paths:
+            p = r[path]
+            train = 1000 * p["train steps"] / images["train"]
+            val = 1000 * min(p["validation"], p["validation again"]) / images["val"]
+            compiled = 1000 * p["compiled validation"] / images["val"]
+            lines.append(f"| {i + 1} | {path} | {train:.1f} | {val:.2f} | {compiled:.2f} | "
+                         f"{val * val_n / (train * train_n):.3f} | {compiled * val_n / (train * train_n):.3f} |")
     return lines + [""]
+
+
+#: An epoch of the shipped Fashion studies: (training images, validation images).
+STUDY_EPOCH = (5000, 6000)
 
 
 def write_report(args: argparse.Namespace, rows: list[tuple], ratio: float, whole_ratio: float,
