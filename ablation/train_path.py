@@ -8,7 +8,9 @@ per-module choice:
   config's ``amp`` (bf16, else fp16) and ``channels_last``, as before this path existed.
 - ``fast``: channels_last, low-precision autocast where the hardware has it natively (CUDA: bf16,
   else fp16; the CPU: bf16 only with AVX512-BF16, AMX or Arm BF16, else fp32, and the trial says
-  so) and ``torch.compile`` of the model for training (on CUDA with CUDA graphs, mode
+  so; under that autocast every attention module runs in fp32, the same for every module: bf16
+  attention cost MobileNetV2 with SCA 9-16 points in the parity study, see
+  reports/fashion_parity/NOTES.md) and ``torch.compile`` of the model for training (on CUDA with CUDA graphs, mode
   ``reduce-overhead``: small networks are launch-bound there). Evaluation runs the same model eagerly
   with the same precision and memory format (one compiled graph per trial, none for the eval
   mode or a short last batch). Compilation is timed apart (``compile_time_s``): it is not
