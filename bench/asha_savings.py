@@ -25,7 +25,7 @@ def space_dict(name: str, scheduler: str, epochs: int, subset: int, data_dir: st
     return {
         "name": name,
         "base": {"dataset": "fashion-mnist", "data_dir": data_dir, "backbone": "resnet20", "subset": subset,
-                 "threads": 1, "device": "cpu", "latency_runs": 5},
+                 "eval_subset": subset, "threads": 1, "device": "cpu", "latency_runs": 5},
         "grid": [{"attention": ["none", "se", "eca", "cbam"]}, {"attention": ["sca"], "kernel_size": [3, 5, 7]}],
         "budget": {"epochs": epochs, "scheduler": scheduler, "grace_period": 1, "reduction_factor": 2,
                    "max_failures": 0},

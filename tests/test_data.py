@@ -253,12 +253,43 @@ def test_subset_fraction_and_count_are_seeded():
             build_data("digits", batch_size=16, subset=bad)
 
 
-def test_a_subset_that_is_neither_fraction_nor_count_is_one_line_exit_2(capsys):
+@pytest.mark.parametrize("key", ["subset", "eval_subset"])
+def test_a_subset_that_is_neither_fraction_nor_count_is_one_line_exit_2(capsys, key):
     from ablation.cli import main
 
-    assert main(["train", "subset=2.5", "epochs=1"]) == 2
+    assert main(["train", f"{key}=2.5", "epochs=1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "subset" in err and "(0, 1)" in err and "whole count" in err and "2.5" in err
+    assert err.count("\n") == 1 and f" {key} must be" in err and "(0, 1)" in err and "whole count" in err and "2.5" in err
+
+
+def test_subset_shrinks_only_the_training_images():
+    full = build_data("digits", batch_size=16, seed=3, val_split=0.2)
+    sub = build_data("digits", batch_size=16, subset=100, seed=3, val_split=0.2)
+    assert (full.train.num_images, full.val.num_images, full.test.num_images) == (1150, 287, 360)
+    assert (sub.train.num_images, sub.val.num_images, sub.test.num_images) == (100, 287, 360)
+    assert torch.equal(sub.val.images, full.val.images) and torch.equal(sub.test.images, full.test.images)
+    assert _rows(sub.train.images) <= _rows(full.train.images)
+    frac = build_data("digits", batch_size=16, subset=0.5, seed=3, val_split=0.2)
+    assert (frac.train.num_images, frac.val.num_images, frac.test.num_images) == (575, 287, 360)
+
+
+def test_eval_subset_caps_validation_and_test_with_a_fixed_seed():
+    full = build_data("digits", batch_size=16, seed=3, val_split=0.2)
+    a = build_data("digits", batch_size=16, eval_subset=50, seed=3, val_split=0.2)
+    b = build_data("digits", batch_size=16, subset=100, eval_subset=50, seed=4, val_split=0.2)
+    assert (a.train.num_images, a.val.num_images, a.test.num_images) == (1150, 50, 50)
+    assert (b.train.num_images, b.val.num_images, b.test.num_images) == (100, 50, 50)
+    assert torch.equal(a.train.images, full.train.images)  # training untouched
+    assert torch.equal(a.val.images, b.val.images) and torch.equal(a.test.images, b.test.images)  # whatever the seed
+    assert _rows(a.val.images) <= _rows(full.val.images) and _rows(a.test.images) <= _rows(full.test.images)
+    frac = build_data("digits", batch_size=16, eval_subset=0.5, val_split=0.2)
+    assert (frac.train.num_images, frac.val.num_images, frac.test.num_images) == (1150, round(0.5 * 287), 180)
+    paper = build_data("digits", batch_size=16, eval_subset=40)  # val_split 0: val is the capped test split
+    assert paper.val is paper.test and paper.test.num_images == 40
+    assert build_data("digits", batch_size=16, eval_subset=10_000).test.num_images == 360  # a cap, not a draw
+    for bad in (-1, 0, 2.5, float("inf"), False, "100"):
+        with pytest.raises(ConfigError, match=r"^eval_subset must be a fraction in \(0, 1\) .* or a whole count >= 1"):
+            build_data("digits", batch_size=16, eval_subset=bad)
 
 
 def _loader(pad=0, flip=False, n=8, size=6, seed=0):
@@ -320,8 +351,8 @@ def test_validation_split_is_carved_from_training_fixed_and_disjoint():
 def test_validation_split_with_subset_and_imagefolder(tmp_path):
     from PIL import Image
 
-    sub = build_data("digits", batch_size=16, subset=100, seed=3, val_split=0.2)
-    assert (sub.train.num_images, sub.val.num_images, sub.test.num_images) == (100, 100, 100)
+    sub = build_data("digits", batch_size=16, subset=100, eval_subset=50, seed=3, val_split=0.2)
+    assert (sub.train.num_images, sub.val.num_images, sub.test.num_images) == (100, 50, 50)
     for split, n in (("train", 10), ("val", 4)):
         for cls in ("a", "b"):
             folder = tmp_path / split / cls
@@ -330,6 +361,9 @@ def test_validation_split_with_subset_and_imagefolder(tmp_path):
                 Image.new("RGB", (40, 30), (i * 20, 0, 0)).save(folder / f"{i}.png")
     bundle = build_data("imagefolder", str(tmp_path), batch_size=4, val_split=0.25)
     assert (bundle.train.num_images, bundle.val.num_images, bundle.test.num_images) == (15, 5, 8)
+    capped = build_data("imagefolder", str(tmp_path), batch_size=4, val_split=0.25, subset=6, eval_subset=3)
+    assert (capped.train.num_images, capped.val.num_images, capped.test.num_images) == (6, 3, 3)
+    assert build_data("imagefolder", str(tmp_path), batch_size=4, val_split=0.25, subset=6).val.num_images == 5
     val_tf, train_tf = (str(loader.loader.dataset.dataset.transform) for loader in (bundle.val, bundle.train))
     assert "RandomResizedCrop" in train_tf and "RandomResizedCrop" not in val_tf  # val images: eval transforms
     with pytest.raises(ConfigError, match="val_split"):

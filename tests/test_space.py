@@ -65,6 +65,28 @@ def test_every_shipped_space_validates(path):
     assert len({c.model_dump_json() for c in configs}) == len(configs)
 
 
+#: Images in each shipped data set's (train, test) files, for the split sizes below.
+SET_SIZES = {"fashion-mnist": (60_000, 10_000), "digits": (1437, 360)}
+
+
+@pytest.mark.parametrize("path", [p for p in SPACES if (p.parents[1] / "reports" / p.stem / "results.csv").is_file()],
+                         ids=lambda p: p.stem)
+def test_a_shipped_space_with_a_report_still_builds_the_splits_its_report_used(path):
+    """Re-running a shipped study trains and evaluates on as many images as its report shows
+    (``subset`` is training images only; ``eval_subset`` keeps the old evaluation sizes)."""
+    import pandas as pd
+
+    from ablation.data import _Sizes, _split_indices
+
+    shipped = pd.read_csv(path.parents[1] / "reports" / path.stem / "results.csv")
+    recorded = {tuple(int(v) for v in row) for row in shipped[["train_images", "val_images", "test_images"]].values}
+    built = set()
+    for cfg in load_space(path).configs():
+        idx = _split_indices(*SET_SIZES[cfg.dataset], _Sizes(cfg.subset, cfg.eval_subset), cfg.seed, cfg.val_split)
+        built.add(tuple(len(i) for i in idx))
+    assert built == recorded
+
+
 def test_shipped_spaces_cover_the_issue():
     names = {p.stem for p in SPACES}
     assert {"quick", "fashion_kernel", "fashion_branches", "fashion_position", "fashion_peers",
@@ -105,6 +127,8 @@ def test_shipped_spaces_cover_the_issue():
     ({"base": {"dataset": "digits", "subset": 2.5}, "grid": {"seed": [0]}},
      ["base.subset", "fraction in (0, 1)", "whole count >= 1", "got 2.5"]),
     ({"grid": {"seed": [0], "subset": [0.5, 0]}}, ["grid.subset", "fraction in (0, 1)", "got 0"]),
+    ({"base": {"dataset": "digits", "eval_subset": 1.5}, "grid": {"seed": [0]}},
+     ["base.eval_subset", "eval_subset must be", "fraction in (0, 1)", "whole count >= 1", "got 1.5"]),
     ({"grid": {"seed": [0]}, "latency": {"rounds": 2}}, ["latency.rounds", "greater than or equal to 3", "got 2"]),
 ])
 def test_bad_spaces_name_the_key_path_and_allowed_values(parts, expected):

@@ -2,6 +2,7 @@
 an honest fallback where the CPU lacks bf16, and exact resume on the fast path."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -50,7 +51,7 @@ def test_setup_of_each_path(monkeypatch):
     assert (eager.dtype, eager.channels_last, eager.compiled) == (None, False, False)
     assert (fast.dtype, fast.channels_last, fast.compiled) == (torch.bfloat16, True, True)
     assert eager.describe() == "eager: fp32, NCHW"
-    assert fast.describe() == "fast: bfloat16 autocast, channels_last, compiled"
+    assert fast.describe() == "fast: bfloat16 autocast (attention in fp32), channels_last, compiled"
     assert train_setup("fast", CPU, amp=False).dtype is None and not train_setup("fast", CPU, amp=False).fallback
     with pytest.raises(ValueError, match="eager, fast"):
         train_setup("turbo", CPU)
@@ -76,7 +77,7 @@ def bf16(monkeypatch):
 def test_trial_on_the_fast_path_records_setup_and_compile_time(bf16):
     result = run_trial(dict(TINY, train_path="fast"))
     first, second = result["history"]
-    assert first["train_setup"] == result["train_setup"] == "fast: bfloat16 autocast, channels_last, compiled"
+    assert first["train_setup"] == result["train_setup"] == "fast: bfloat16 autocast (attention in fp32), channels_last, compiled"
     assert first["compile_time_s"] > 0 and second["compile_time_s"] == 0  # compiled once, timed apart
     assert result["compile_time_s"] == first["compile_time_s"]
     assert result["train_time_s"] == pytest.approx(first["epoch_time_s"] + second["epoch_time_s"])
@@ -154,3 +155,65 @@ def test_the_path_is_in_results_and_the_report():
     parity = table.assign(train_path=["eager", "fast"])
     assert training_note(parity).startswith("Parity study") and "eager (" in training_note(parity)
     assert "before training paths were recorded" in training_note(table.drop(columns=["train_path"]))
+
+
+@pytest.mark.parametrize("attention", ["sca", "se", "eca", "cbam", "coord", "triplet"])
+def test_under_the_fast_paths_autocast_every_attention_module_runs_in_fp32(attention):
+    """The fast path's bf16 autocast leaves every attention module in fp32 (its input cast up, its
+    output back to the input's dtype), the same for every module; the backbone stays in bf16."""
+    from ablation.models import build_model
+    from ablation.design.train_path import attention_in_fp32
+
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v2", attention, num_classes=4, in_channels=1, small_input=True, width_mult=0.5)
+    keys = list(model.state_dict())
+    attention_modules = [m for m in model.modules() if getattr(m, "is_ablation_attention", False)]
+    kinds = {type(m) for m in attention_modules}
+    assert attention_modules and attention_in_fp32(model) == len(attention_modules)
+    assert attention_in_fp32(model) == 0  # once is enough
+    assert list(model.state_dict()) == keys and all(isinstance(m, tuple(kinds)) for m in attention_modules)
+    seen: dict[str, set] = {"inside": set(), "in": set(), "out": set(), "conv": set()}
+
+    def inside(module, args):  # the layers inside each attention module see what its forward passed on
+        seen["inside"].add(args[0].dtype)
+
+    def around(module, args, out):
+        seen["in"].add(args[0].dtype)
+        seen["out"].add(out.dtype)
+
+    def backbone(module, args, out):
+        seen["conv"].add(out.dtype)
+
+    for m in attention_modules:
+        m.register_forward_hook(around)
+        for child in m.modules():
+            if isinstance(child, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
+                child.register_forward_pre_hook(inside)
+    next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).register_forward_hook(backbone)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x)
+    assert seen["inside"] == {torch.float32} and seen["conv"] == {torch.bfloat16}
+    assert seen["in"] == seen["out"] == {torch.bfloat16}
+    seen["inside"].clear()
+    model(x)  # without an autocast: plain fp32, as before
+    assert seen["inside"] == {torch.float32}
+
+
+def test_the_fast_path_keeps_attention_in_fp32_where_it_lowers_precision(monkeypatch):
+    import copy
+
+    from ablation.models import build_model
+
+    monkeypatch.setattr(ablation.design.train_path, "cpu_has_native_bf16", lambda: True)
+    assert train_setup("fast", CPU).attention_fp32 and not train_setup("fast", CPU, amp=False).attention_fp32
+    assert not train_setup("eager", CPU).attention_fp32
+    model = build_model("resnet20", "sca", num_classes=4, in_channels=1, small_input=True)
+    setup = dataclasses.replace(train_setup("fast", CPU), compiled=False)
+    TrainStep(model, as_config(dict(TINY, attention="sca", train_path="fast")), CPU, 10, 2, setup=setup)
+    fp32 = [m for m in model.modules() if getattr(m, "fp32_attention", False)]
+    assert fp32 and all(getattr(m, "fp32_attention", False) for m in copy.deepcopy(model).modules()
+                        if getattr(m, "is_ablation_attention", False))
+    eager = build_model("resnet20", "sca", num_classes=4, in_channels=1, small_input=True)
+    TrainStep(eager, as_config(dict(TINY, attention="sca")), CPU, 10, 2)
+    assert not any(getattr(m, "fp32_attention", False) for m in eager.modules())

@@ -19,6 +19,10 @@ what a report's accuracy columns show. With ``val_split`` > 0, ``val`` is that f
 training images, carved with a fixed seed (:data:`VAL_SEED`), the same for every trial of a sweep
 and never trained on; ``test`` is the set's test split. With ``val_split`` = 0 (paper style, as
 CIFAR papers do), ``val`` is the test split itself.
+
+Sizes: ``subset`` keeps that many (or that fraction) of the training images left after the
+validation carve-out, drawn with the trial's seed; ``eval_subset`` caps the validation and the
+test split each (fixed seed: every trial is evaluated on the same images). Neither given: all.
 """
 from __future__ import annotations
 
@@ -73,22 +77,24 @@ def build_data(
     seed: int = 0,
     download: bool = False,
     val_split: float = 0.0,
+    eval_subset: Optional[Union[int, float]] = None,
 ) -> DataBundle:
     """Load data set ``name`` and wrap it in loaders.
 
     ``val_split`` carves that fraction of the training images into the validation split (fixed
-    seed). ``subset`` then keeps a fraction (0 < f < 1) or a whole count of each split: the training
-    images are drawn with ``seed``, the validation and test images with a fixed seed (every
-    trial seed is evaluated on the same images). Missing files raise ``DataError`` naming the
-    folders searched.
+    seed). ``subset`` then keeps a fraction (0 < f < 1) or a whole count of the remaining training
+    images, drawn with ``seed``; ``eval_subset`` (the same forms) keeps that much of the
+    validation and of the test split each, drawn with a fixed seed (every trial seed is
+    evaluated on the same images). Missing files raise ``DataError`` naming the folders searched.
     """
     check_dataset(name)
     if not 0 <= val_split < 1:
         raise ConfigError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
+    sizes = _Sizes(check_subset(subset), check_subset(eval_subset, "eval_subset"))
     base = name.split(":", 1)[0]
     if base == "imagefolder":
-        return _imagefolder(data_dir, batch_size, workers, subset, seed, val_split)
-    return _memory_bundle(base, load_arrays(name, data_dir, download), batch_size, subset, seed, val_split)
+        return _imagefolder(data_dir, batch_size, workers, sizes, seed, val_split)
+    return _memory_bundle(base, load_arrays(name, data_dir, download), batch_size, sizes, seed, val_split)
 
 
 def carve_val(n: int, val_split: float) -> tuple[np.ndarray, np.ndarray]:
@@ -101,9 +107,10 @@ def carve_val(n: int, val_split: float) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def check_subset(subset: Any) -> Optional[Union[int, float]]:
-    """``subset`` as a fraction in (0, 1) or a whole count >= 1 (a whole float becomes an int: a
-    count); anything else raises ``ConfigError`` naming ``subset`` and the allowed values."""
+def check_subset(subset: Any, key: str = "subset") -> Optional[Union[int, float]]:
+    """``subset`` (or ``eval_subset``: ``key`` names it) as a fraction in (0, 1) or a whole count
+    >= 1 (a whole float becomes an int: a count); anything else raises ``ConfigError`` naming
+    ``key`` and the allowed values."""
     if subset is None:
         return None
     if isinstance(subset, numbers.Real) and not isinstance(subset, bool) and math.isfinite(subset):
@@ -111,12 +118,20 @@ def check_subset(subset: Any) -> Optional[Union[int, float]]:
             return float(subset)
         if subset >= 1 and float(subset).is_integer():
             return int(subset)
-    raise ConfigError(f"subset must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), "
+    raise ConfigError(f"{key} must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), "
                       f"got {subset!r}")
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """How many images to keep: ``train`` of the training split, ``eval`` of validation and test
+    each (checked by :func:`check_subset`; None: all)."""
+
+    train: Optional[Union[int, float]]
+    eval: Optional[Union[int, float]]
+
+
 def _subset_indices(n: int, subset: Optional[Union[int, float]], seed: int) -> Optional[np.ndarray]:
-    subset = check_subset(subset)
     if subset is None:
         return None
     keep = max(1, round(subset * n)) if isinstance(subset, float) else subset
@@ -131,10 +146,16 @@ def _pick(idx: np.ndarray, subset: Any, seed: int) -> np.ndarray:
     return idx if keep is None else idx[keep]
 
 
-def _memory_bundle(base: str, a: Arrays, batch_size: int, subset: Any, seed: int, val_split: float) -> DataBundle:
-    train_pool, val_pool = carve_val(len(a.train_y), val_split)
-    train_idx, val_idx = _pick(train_pool, subset, seed), _pick(val_pool, subset, VAL_SEED)
-    test_idx = _pick(np.arange(len(a.test_y)), subset, VAL_SEED)
+def _split_indices(n_train: int, n_test: int, sizes: _Sizes, seed: int,
+                   val_split: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (training, validation, test): the validation carve-out, then ``sizes``."""
+    train_pool, val_pool = carve_val(n_train, val_split)
+    return (_pick(train_pool, sizes.train, seed), _pick(val_pool, sizes.eval, VAL_SEED),
+            _pick(np.arange(n_test), sizes.eval, VAL_SEED))
+
+
+def _memory_bundle(base: str, a: Arrays, batch_size: int, sizes: _Sizes, seed: int, val_split: float) -> DataBundle:
+    train_idx, val_idx, test_idx = _split_indices(len(a.train_y), len(a.test_y), sizes, seed, val_split)
     tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in
                (a.train_x[train_idx], a.train_y[train_idx], a.train_x[val_idx], a.train_y[val_idx],
                 a.test_x[test_idx], a.test_y[test_idx])]
@@ -183,7 +204,7 @@ class EpochLoader:
         return iter(self.loader)
 
 
-def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset: Any, seed: int,
+def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, sizes: _Sizes, seed: int,
                  val_split: float) -> DataBundle:
     from torch.utils.data import Subset
     from torchvision import datasets, transforms
@@ -201,9 +222,7 @@ def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, subset:
         raise DataError(f"imagefolder {root}: {exc}") from exc
     if train.classes != test.classes:
         raise DataError(f"imagefolder {root}: train/ and val/ have different class folders")
-    train_pool, val_pool = carve_val(len(train), val_split)
-    train_idx, val_idx = _pick(train_pool, subset, seed), _pick(val_pool, subset, VAL_SEED)
-    test_idx = _pick(np.arange(len(test)), subset, VAL_SEED)
+    train_idx, val_idx, test_idx = _split_indices(len(train), len(test), sizes, seed, val_split)
     common = dict(batch_size=batch_size, workers=workers, seed=seed)
     test_loader = EpochLoader(Subset(test, test_idx.tolist()), train=False, **common)
     return DataBundle(

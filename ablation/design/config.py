@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .execution import ExecutionPath
 from .train_path import TrainPath
@@ -41,7 +41,8 @@ class TrialConfig(BaseModel):
     # data
     dataset: str = "digits"
     data_dir: Optional[str] = None
-    subset: Optional[Union[int, float]] = None
+    subset: Optional[Union[int, float]] = None  # training images: a seeded fraction in (0, 1) or a count; None: all
+    eval_subset: Optional[Union[int, float]] = None  # the same, for validation and test each (fixed seed); None: all
     val_split: float = Field(0.1, ge=0, lt=1)  # share of training images to select on; 0: select on test
     download: bool = False
     workers: int = Field(0, ge=0)
@@ -73,14 +74,14 @@ class TrialConfig(BaseModel):
 
         return check_dataset(value)
 
-    @field_validator("subset", mode="before")
+    @field_validator("subset", "eval_subset", mode="before")
     @classmethod
-    def _check_subset(cls, value: Any) -> Any:
+    def _check_subset(cls, value: Any, info: ValidationInfo) -> Any:
         from ..data import check_subset
         from ..errors import ConfigError
 
         try:
-            return check_subset(value)
+            return check_subset(value, info.field_name or "subset")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
 

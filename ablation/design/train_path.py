@@ -8,7 +8,9 @@ per-module choice:
   config's ``amp`` (bf16, else fp16) and ``channels_last``, as before this path existed.
 - ``fast``: channels_last, low-precision autocast where the hardware has it natively (CUDA: bf16,
   else fp16; the CPU: bf16 only with AVX512-BF16, AMX or Arm BF16, else fp32, and the trial says
-  so) and ``torch.compile`` of the model for training (on CUDA with CUDA graphs, mode
+  so; under that autocast every attention module runs in fp32, the same for every module: bf16
+  attention cost MobileNetV2 with SCA 9-16 points in the parity study, see
+  reports/fashion_parity/NOTES.md) and ``torch.compile`` of the model for training (on CUDA with CUDA graphs, mode
   ``reduce-overhead``: small networks are launch-bound there). Evaluation runs the same model eagerly
   with the same precision and memory format (one compiled graph per trial, none for the eval
   mode or a short last batch). Compilation is timed apart (``compile_time_s``): it is not
@@ -76,10 +78,13 @@ class TrainSetup:
     compiled: bool
     fallback: str = ""
     cuda_graphs: bool = False
+    attention_fp32: bool = False  # every attention module runs in fp32 under the autocast
 
     def describe(self) -> str:
         """One line for results and reports, e.g. ``fast: bf16 autocast, channels_last, compiled``."""
         precision = {None: "fp32"}.get(self.dtype) or f"{str(self.dtype).removeprefix('torch.')} autocast"
+        if self.dtype is not None and self.attention_fp32:
+            precision += " (attention in fp32)"
         compiled = ["compiled, CUDA graphs" if self.cuda_graphs else "compiled"] if self.compiled else []
         parts = [precision, "channels_last" if self.channels_last else "NCHW", *compiled]
         return f"{self.path}: {', '.join(parts)}" + (f" ({self.fallback})" if self.fallback else "")
@@ -102,4 +107,40 @@ def train_setup(path: str, device: "torch.device", amp: bool = True, channels_la
         else:
             fallback = "fell back to fp32: this CPU has no native bf16 (avx512_bf16, amx_bf16 or Arm bf16)"
     fast = path == "fast"
-    return TrainSetup(path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda)
+    return TrainSetup(path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda,
+                      attention_fp32=fast and dtype is not None)
+
+
+#: fp32 subclasses of attention module classes, made once per class by :func:`attention_in_fp32`.
+_FP32_CLASSES: dict[type, type] = {}
+
+
+def _fp32_class(cls: type) -> type:
+    """``cls`` with a forward that, under an autocast, runs ``cls.forward`` in fp32 on an fp32
+    copy of the input and returns the result in the input's dtype."""
+    import torch
+
+    if cls not in _FP32_CLASSES:
+        def forward(self, x, *args, **kwargs):  # type: ignore[no-untyped-def]
+            device = x.device.type
+            if not torch.is_autocast_enabled(device):
+                return cls.forward(self, x, *args, **kwargs)
+            with torch.autocast(device, enabled=False):
+                return cls.forward(self, x.float(), *args, **kwargs).to(x.dtype)
+
+        _FP32_CLASSES[cls] = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__,
+                                                          "__qualname__": cls.__qualname__, "fp32_attention": True})
+    return _FP32_CLASSES[cls]
+
+
+def attention_in_fp32(model: "torch.nn.Module") -> int:
+    """Make every attention module of ``model`` (``is_ablation_attention``: built-in and a user's
+    alike) run in fp32 under an autocast; the rest of the network keeps the low precision. The
+    module's class is swapped for a subclass (parameters, state dict and ``isinstance`` unchanged;
+    a copy of the model keeps it). Returns how many modules it changed."""
+    count = 0
+    for module in model.modules():
+        if getattr(module, "is_ablation_attention", False) and not getattr(module, "fp32_attention", False):
+            module.__class__ = _fp32_class(type(module))
+            count += 1
+    return count

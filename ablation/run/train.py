@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from ..design.config import TrialConfig
 from ..data import DataBundle, build_data
 from ..errors import ConfigError, NonFiniteLossError
-from ..design.train_path import TrainSetup, train_setup
+from ..design.train_path import TrainSetup, attention_in_fp32, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
 METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
@@ -106,6 +106,8 @@ class TrainStep:
         self.dtype = self.setup.dtype
         self.memory_format = torch.channels_last if self.setup.channels_last else torch.contiguous_format
         self.model.to(device=device, memory_format=self.memory_format)
+        if self.setup.attention_fp32 and self.dtype is not None:
+            attention_in_fp32(model)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(model, mode="reduce-overhead" if self.setup.cuda_graphs else None)
             if self.setup.compiled else model)
@@ -267,7 +269,8 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
     data = build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, workers=cfg.workers,
-                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split)
+                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split,
+                      eval_subset=cfg.eval_subset)
     for loader in {id(x): x for x in (data.train, data.val, data.test)}.values():
         if hasattr(loader, "to"):
             loader.to(device)
