@@ -76,7 +76,7 @@ def test_a_shipped_space_with_a_report_still_builds_the_splits_its_report_used(p
     (``subset`` is training images only; ``eval_subset`` keeps the old evaluation sizes)."""
     import pandas as pd
 
-    from ablation.data import _Sizes, _split_indices
+    from ablation.data.loaders import _Sizes, _split_indices
 
     shipped = pd.read_csv(path.parents[1] / "reports" / path.stem / "results.csv")
     recorded = {tuple(int(v) for v in row) for row in shipped[["train_images", "val_images", "test_images"]].values}
