@@ -456,7 +456,8 @@ def _match_budget(cell: Mapping[str, Any], pilot: Pilot, budgets: Mapping[str, B
     if not rated:
         raise ConfigError(f"--pilot {pilot.path}: no completed trial to take a trial time from")
     nearest = min(rated, key=lambda b: abs(math.log(work / (b.budget["train_images"] * b.budget["epochs"]))))
-    return nearest.budget["budget"], images, "scaled by images x epochs"
+    same = math.isclose(work, nearest.budget["train_images"] * nearest.budget["epochs"])
+    return nearest.budget["budget"], images, "same images x epochs" if same else "scaled by images x epochs"
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -190,7 +190,7 @@ def test_space_cost_scales_by_images_and_epochs_and_assumes_a_missing_module(pil
     pilot = load_pilot(pilot_dir)
     cost = space_cost(space, pilot, plan_pilot(pilot), cores=2)
     none, se = cost.rows
-    assert none["budget"] == "subset=10000" and none["matched"] == "scaled by images x epochs"
+    assert none["budget"] == "subset=10000" and none["matched"] == "same images x epochs"
     # 5,000 images x 30 epochs = the 10,000 x 15 of the pilot: training time as measured, compilation once
     assert none["trial_time_s"] == pytest.approx(90 + 10)
     assert se["trial_time_s"] == pytest.approx(150 / 100 * (90 + 10))  # the pilot's dearest module (sca) x none
@@ -200,7 +200,8 @@ def test_space_cost_scales_by_images_and_epochs_and_assumes_a_missing_module(pil
     double = load_space(write_space(tmp_path / "d.yaml", {"attention": ["none"], "seed": [0]}, {},
                                     base={"subset": 40000}))
     row = space_cost(double, pilot, plan_pilot(pilot), cores=2).rows[0]
-    assert row["budget"] == "subset=20000" and row["trial_time_s"] == pytest.approx(190 * 2 + 10)
+    assert row["budget"] == "subset=20000" and row["matched"] == "scaled by images x epochs"
+    assert row["trial_time_s"] == pytest.approx(190 * 2 + 10)
 
 
 def test_space_cost_with_a_seed_budget(pilot_dir, tmp_path):
