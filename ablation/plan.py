@@ -94,9 +94,11 @@ def load_pilot(path: str | Path, baseline: str = "none") -> Pilot:
         raise ConfigError(f"--pilot {path / RESULTS_FILE}: no column(s) {', '.join(missing)} (not a sweep's "
                           f"{RESULTS_FILE})")
     attentions = sorted(results["attention"].dropna().astype(str).unique())
+    if not attentions:
+        raise ConfigError(f"--pilot {path / RESULTS_FILE}: no trials in it")
     if baseline not in attentions:
         raise ConfigError(f"--baseline {baseline!r}: no trial of the pilot has that attention; allowed: "
-                          f"{', '.join(attentions) or 'none (the pilot has no trials)'}")
+                          f"{', '.join(attentions)}")
     info = _read_info(path)
     keys = budget_keys(results)
     results = results.assign(
