@@ -516,6 +516,12 @@ def _seeds(value: float) -> str:
     return "-" if math.isnan(value) else (f"> {MAX_SEEDS}" if math.isinf(value) else str(int(value)))
 
 
+def _seed_range(x: Mapping[str, Any]) -> str:
+    if math.isnan(x["seeds_needed"]):
+        return "-"
+    return f"{_seeds(x['seeds_needed'])} ({_seeds(x['seeds_low'])}-{_seeds(x['seeds_high'])})"
+
+
 def plan_frame(plan: PilotPlan) -> pd.DataFrame:
     """``plan.csv``: one row per (budget, variant), the budget's figures repeated on each."""
     rows = []
@@ -544,8 +550,8 @@ def budget_table(plan: PilotPlan) -> pd.DataFrame:
             f"{plan.baseline} val gain, last {LAST} ep.": gains,
             "flat": {True: "yes", False: "no", None: "-"}[x["flat"]],
             "paired sd (df)": f"{_f(x['sd'])} ({x['df']})",
-            f"sd {SD_CONFIDENCE:.0%} interval": f"[{_f(x['sd_low'])}, {_f(x['sd_high'])}]",
-            "seeds/variant": f"{_seeds(x['seeds_needed'])} ({_seeds(x['seeds_low'])}-{_seeds(x['seeds_high'])})",
+            f"sd {SD_CONFIDENCE:.0%} interval": "-" if math.isnan(x["sd_low"]) else f"[{_f(x['sd_low'])}, {_f(x['sd_high'])}]",
+            "seeds/variant": _seed_range(x),
             "CPU-h/decision": _f(x["cpu_hours_per_decision"]),
             "decisions/CPU-h": _f(x["decisions_per_cpu_hour"]),
         })
@@ -579,14 +585,18 @@ def summary_lines(plan: PilotPlan) -> list[str]:
                      f"{x['cpu_hours_per_decision']:.2f} CPU-hours per decision "
                      f"({x['decisions_per_cpu_hour']:.2f} decisions per CPU-hour), the most among the flat budgets.")
     else:
-        flat_known = [b for b in plan.budgets if b.budget["flat"] is not None]
-        if not flat_known:
-            lines.append("No budget can be recommended: no budget has a completed baseline curve of more than "
-                         f"{LAST} epochs to judge convergence by.")
+        rising = [b.budget["budget"] for b in plan.budgets if b.budget["flat"] is False]
+        unknown = [b.budget["budget"] for b in plan.budgets if b.budget["flat"] is None]
+        later = (f"; not yet judged: {', '.join(unknown)} (no completed {plan.baseline} curve of more than {LAST} "
+                 f"epochs)" if unknown else "")
+        if not rising:
+            lines.append(f"No budget can be recommended yet: no budget has a completed {plan.baseline} curve of "
+                         f"more than {LAST} epochs to judge convergence by.")
         else:
-            lines.append(f"No budget is flat: at every budget some seed of {plan.baseline} still gained {plan.flat:g} "
-                         f"points or more of validation top-1 over its last {LAST} epochs, so none is recommended "
-                         "(train longer, or more images per epoch, and pilot again).")
+            lines.append(f"No budget is flat{' so far' if unknown else ''}: at {', '.join(rising)} some seed of "
+                         f"{plan.baseline} still gained {plan.flat:g} points or more of validation top-1 over its last "
+                         f"{LAST} epochs{later}. None is recommended"
+                         + (" (train longer, or more images per epoch, and pilot again)." if not unknown else "."))
         if plan.cheapest:
             lines.append(f"Were flatness not required, {plan.cheapest} would decide the most per CPU-hour "
                          f"({by_name[plan.cheapest]['decisions_per_cpu_hour']:.2f}).")

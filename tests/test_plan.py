@@ -255,3 +255,18 @@ def test_bad_input_is_one_line_and_exit_2(case, argv, fragments, pilot_dir, tmp_
     assert len(err.splitlines()) == 1 and err.startswith("ablate plan: error:")
     for fragment in fragments:
         assert fragment in err
+
+
+def test_a_budget_whose_baseline_has_not_finished_is_not_judged(tmp_path):
+    from ablation.plan import summary_lines
+
+    budgets = {**BUDGETS, 10000: {**BUDGETS[10000], "gain": 0.5}}
+    rows = pilot_rows(budgets)
+    for r in rows:
+        if r["subset"] == 20000:
+            r.update(status="running" if r["attention"] == "none" else "pending", test_top1=None)
+    plan = plan_pilot(load_pilot(write_pilot(tmp_path / "p", rows, finished=False)))
+    assert [b.budget["flat"] for b in plan.budgets] == [False, None]
+    assert plan.recommended is None
+    line = summary_lines(plan)[0]
+    assert "No budget is flat so far" in line and "not yet judged: subset=20000" in line
