@@ -244,8 +244,9 @@ def plan_budget(pilot: Pilot, budget: str, effect: float = EFFECT, level: float 
     sd, df = pooled_sd(sds, dfs)
     low, high = sd_interval(sd, df)
     gains = curve_gains(pilot, budget) if pilot.has_curves else {}
-    is_flat = (all(g < flat for g in gains.values()) if gains and not any(math.isnan(g) for g in gains.values())
-               else None)
+    waiting = rows[(rows["attention"] == pilot.baseline) & rows["status"].isin(["running", "pending"])]
+    is_flat = (all(g < flat for g in gains.values())
+               if gains and waiting.empty and not any(math.isnan(g) for g in gains.values()) else None)
     t_base = float(times.get(base_label, math.nan)) if base_label else math.nan
     others = [v["trial_time_s"] for v in variants if v["kind"] == "variant"]
     t_pair = t_base + (float(np.mean(others)) if others else math.nan)
