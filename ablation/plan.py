@@ -381,6 +381,9 @@ def space_cost(space: Any, pilot: Pilot, plan: PilotPlan, cores: float,
             n_min, n_max = seeds.min_, seeds.max_
             need = seeds_needed(plan.effect, b["sd"], level)
             n_exp = n_max if math.isnan(need) else int(min(max(need, n_min), n_max))
+            if math.isnan(need) and f"no paired spread at {match}" not in " ".join(notes):
+                notes.append(f"no paired spread at {match} (no variant and baseline completed on 2 common seeds): "
+                             f"expected seeds taken as max")
         else:
             n_min = n_exp = n_max = count[key]
         rows.append({"backbone": cell.get("backbone"), "attention": cell.get("attention"), "budget": match,
