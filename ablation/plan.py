@@ -494,6 +494,9 @@ def _trial_seconds(cell: Mapping[str, Any], pilot: Pilot, budget: str, images: f
         source, ratio, rows = "pilot", 1.0, same
     elif attention in relative_cost:
         source, ratio, rows = f"given ratio {relative_cost[attention]:g} x {pilot.baseline}", relative_cost[attention], base
+    elif (measured := _ratio_elsewhere(pilot, backbone, attention)) is not None:
+        ratio, where = measured
+        source, rows = f"{ratio:.2f} x {pilot.baseline}, the ratio measured at {where}", base
     else:
         ratios = [g["trial_time_s"].median() / base["trial_time_s"].median()
                   for a, g in on_backbone.groupby("attention") if a != pilot.baseline]
@@ -504,6 +507,19 @@ def _trial_seconds(cell: Mapping[str, Any], pilot: Pilot, budget: str, images: f
     compile_s = float(_column(rows, "compile_time_s").fillna(0.0).median())
     scale = (images * float(cell.get("epochs", 1))) / (float(rows["train_images"].median()) * float(rows["epochs"].median()))
     return ratio * (train * scale + compile_s), source
+
+
+def _ratio_elsewhere(pilot: Pilot, backbone: str, attention: str) -> Optional[tuple[float, str]]:
+    """The median trial time of ``attention`` over the baseline's on ``backbone``, at the budgets
+    where both completed (their mean), and those budgets; None where there is none."""
+    done = pilot.results[(pilot.results["status"] == "completed") & (pilot.results["backbone"].astype(str) == backbone)]
+    ratios, where = [], []
+    for budget, g in done.groupby("budget", sort=False):
+        mine, base = g[g["attention"] == attention], g[g["attention"] == pilot.baseline]
+        if len(mine) and len(base):
+            ratios.append(mine["trial_time_s"].median() / base["trial_time_s"].median())
+            where.append(str(budget))
+    return (float(np.mean(ratios)), ", ".join(where)) if ratios else None
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -523,7 +539,7 @@ def _seeds(value: float) -> str:
 def _seed_range(x: Mapping[str, Any]) -> str:
     if math.isnan(x["seeds_needed"]):
         return "-"
-    return f"{_seeds(x['seeds_needed'])} ({_seeds(x['seeds_low'])}-{_seeds(x['seeds_high'])})"
+    return f"{_seeds(x['seeds_needed'])} ({_seeds(x['seeds_low'])} to {_seeds(x['seeds_high'])})"
 
 
 def plan_frame(plan: PilotPlan) -> pd.DataFrame:

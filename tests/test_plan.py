@@ -270,3 +270,17 @@ def test_a_budget_whose_baseline_has_not_finished_is_not_judged(tmp_path):
     assert plan.recommended is None
     line = summary_lines(plan)[0]
     assert "No budget is flat so far" in line and "not yet judged: subset=20000" in line
+
+
+def test_a_module_measured_at_another_budget_is_costed_by_its_ratio_there(tmp_path):
+    rows = pilot_rows(BUDGETS)
+    for r in rows:
+        if r["subset"] == 20000 and r["attention"] == "sca":
+            r.update(status="running", test_top1=None)
+    pilot = load_pilot(write_pilot(tmp_path / "p", rows, finished=False))
+    space = load_space(write_space(tmp_path / "s.yaml", {"attention": ["none", "sca"], "seed": [0]}, {},
+                                   base={"subset": 20000}))
+    none, sca = space_cost(space, pilot, plan_pilot(pilot), cores=2).rows
+    assert none["trial_time_s"] == pytest.approx(200)
+    assert sca["trial_time_s"] == pytest.approx(1.5 * 200)  # 150 / 100 at subset=10000
+    assert "measured at subset=10000" in sca["cost"]
