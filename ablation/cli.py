@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from .errors import AblationError
 
-COMMANDS: tuple[str, ...] = ("profile", "train", "validate", "sweep", "report", "list")
+COMMANDS: tuple[str, ...] = ("profile", "train", "validate", "sweep", "report", "plan", "list")
 
 
 def _load(name: str):

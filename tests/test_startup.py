@@ -54,7 +54,7 @@ def test_top_level_help_loads_no_torch(argv):
     assert not modules & {*HEAVY, "torch", "torchvision", "timm", "pandas", "sklearn"}
 
 
-@pytest.mark.parametrize("command", ["profile", "train", "validate", "sweep", "report", "list"])
+@pytest.mark.parametrize("command", ["profile", "train", "validate", "sweep", "report", "plan", "list"])
 def test_command_help_loads_no_heavy_library(command):
     modules = _loaded([command, "--help"])
     assert not modules & set(HEAVY)
