@@ -14,7 +14,7 @@ from scipy import stats
 from ablation.cli import main
 from ablation.detectable import mde, power
 from ablation.epochs import EPOCHS_FILE, epochs_table
-from ablation.plan import (budget_keys, concurrent, load_pilot, plan_pilot, pooled_sd, sd_interval, seeds_needed,
+from ablation.analysis.plan import (budget_keys, concurrent, load_pilot, plan_pilot, pooled_sd, sd_interval, seeds_needed,
                            space_cost)
 from ablation.space import load_space
 from report_fixtures import trial_row, write_run
@@ -136,7 +136,7 @@ def test_a_cheaper_budget_that_is_not_flat_is_not_recommended(tmp_path):
     budgets[20000] = {**budgets[20000], "gain": 0.5}
     plan = plan_pilot(load_pilot(write_pilot(tmp_path / "c", pilot_rows(budgets))))
     assert plan.recommended is None
-    from ablation.plan import summary_lines
+    from ablation.analysis.plan import summary_lines
 
     assert "No budget is flat" in summary_lines(plan)[0]
 
@@ -258,7 +258,7 @@ def test_bad_input_is_one_line_and_exit_2(case, argv, fragments, pilot_dir, tmp_
 
 
 def test_a_budget_whose_baseline_has_not_finished_is_not_judged(tmp_path):
-    from ablation.plan import summary_lines
+    from ablation.analysis.plan import summary_lines
 
     budgets = {**BUDGETS, 10000: {**BUDGETS[10000], "gain": 0.5}}
     rows = pilot_rows(budgets)

@@ -1,5 +1,5 @@
 """`ablate plan [SPACE] --pilot DIR`: which budget of a pilot decides the most per CPU-hour, and
-what a space will cost before it starts (``ablation.plan``)."""
+what a space will cost before it starts (``ablation.analysis.plan``)."""
 from __future__ import annotations
 
 import argparse
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError
-    from ..plan import cost_frame, load_pilot, plan_frame, plan_pilot, space_cost, to_markdown
-    from ..results import atomic_write_text
+    from ..analysis.plan import cost_frame, load_pilot, plan_frame, plan_pilot, space_cost, to_markdown
+    from ..run.results import atomic_write_text
 
     if args.effect is not None and not args.effect > 0:
         raise ConfigError(f"--effect must be > 0 points, got {args.effect:g}")
@@ -62,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     cores = args.cores or os.cpu_count() or 1
     space = None
     if args.space:
-        from ..space import load_space
+        from ..design.space import load_space
 
         space = load_space(args.space)
     pilot = load_pilot(args.pilot, args.baseline)
     alpha, comparisons = 0.05, 1
     if space is not None:
-        from ..plan import space_family
+        from ..analysis.plan import space_family
 
         alpha, comparisons = space_family(space)
     alpha = args.alpha if args.alpha is not None else alpha

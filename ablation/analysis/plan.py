@@ -42,11 +42,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .aggregate import cell_text, config_columns, is_attention_factor
+from ..design.columns import cell_text, config_columns, is_attention_factor
 from .detectable import POWER, power
-from .epochs import EPOCHS_FILE, read_epochs
-from .errors import ConfigError
-from .results import RESULTS_FILE, SWEEP_FILE, read_results
+from ..run.epochs import EPOCHS_FILE, read_epochs
+from ..errors import ConfigError
+from ..run.results import RESULTS_FILE, SWEEP_FILE, read_results
 
 FLAT = 0.2  # points of validation top-1 over the last LAST epochs
 LAST = 3
@@ -359,7 +359,7 @@ class SpaceCost:
 def space_cost(space: Any, pilot: Pilot, plan: PilotPlan, cores: float,
                relative_cost: Optional[Mapping[str, float]] = None) -> SpaceCost:
     """The cost of ``space`` (a grid :class:`ablation.space.SearchSpace`) from ``pilot``."""
-    from .seed_budget import cell_key, cells
+    from ..design.seed_budget import cell_key, cells
 
     if space.sampled:
         raise ConfigError(f"{space.source or space.name}: a sampled space (sample:) has no fixed trials; plan costs "
@@ -407,7 +407,7 @@ def space_family(space: Any) -> tuple[float, int]:
     """The study's alpha and the comparisons it is split over (1 with ``family: comparison``): a
     seed budget's comparisons (baseline and reference), or a fixed grid's attention variants (the
     report's Δ table, Holm; its first step tests at alpha / m)."""
-    from .seed_budget import cells, comparisons
+    from ..design.seed_budget import cells, comparisons
 
     seeds = space.seed_budget
     if seeds is not None:
@@ -421,7 +421,7 @@ def space_family(space: Any) -> tuple[float, int]:
 def _cell_images(cell: Mapping[str, Any]) -> int:
     """Training images of a config: ``subset`` when a count, else the data set's training split
     after the validation split (read from its files), times ``subset`` when a fraction."""
-    from .data import carve_val, check_subset
+    from ..data import carve_val, check_subset
 
     subset = check_subset(cell.get("subset"))
     if isinstance(subset, int):
@@ -434,7 +434,7 @@ def _cell_images(cell: Mapping[str, Any]) -> int:
 
 def _training_split(dataset: str, data_dir: Optional[str]) -> int:
     """Images in a data set's training split, read from its files (synthetic: from its name)."""
-    from .data import sources
+    from ..data import sources
 
     base = dataset.split(":", 1)[0]
     if base == "synthetic":
