@@ -12,11 +12,11 @@ import yaml
 from scipy import stats
 
 from ablation.cli import main
-from ablation.detectable import mde, power
-from ablation.epochs import EPOCHS_FILE, epochs_table
+from ablation.analysis.detectable import mde, power
+from ablation.run.epochs import EPOCHS_FILE, epochs_table
 from ablation.analysis.plan import (budget_keys, concurrent, load_pilot, plan_pilot, pooled_sd, sd_interval, seeds_needed,
                            space_cost)
-from ablation.space import load_space
+from ablation.design.space import load_space
 from report_fixtures import trial_row, write_run
 
 EPOCHS = 15
