@@ -11,7 +11,6 @@ sampled. Every error names the key path and the allowed values.
 from __future__ import annotations
 
 import itertools
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Optional, Union

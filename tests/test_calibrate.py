@@ -5,7 +5,6 @@ import shutil
 
 import pandas as pd
 import pytest
-import torch
 
 from ablation.attention.sca import SCA
 from ablation.calibrate import LATENCY_FILE, calibrate, calibrate_run, summarize
@@ -97,7 +96,7 @@ def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     md = (write_report(run, tmp_path / "report") / "report.md").read_text()
     assert "ms (fused-sca)" in md and "hand-fused C kernel (the peers have none)" in md
     rows = [line for line in md.splitlines() if line.startswith("| resnet20 ") and "ms" in line]
-    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(" sca " in l for l in rows)
+    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(" sca " in line for line in rows)
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
     assert "Rule: a trial is flagged collapsed" in listed
     collapsed = [r for r in rows if r["collapsed"]]
     assert len(collapsed) == 1 and collapsed[0]["trial_id"] in listed
-    line = next(l for l in md.splitlines() if "| mobilenet_v2 " in l and "k=7 †" in l)
+    line = next(ln for ln in md.splitlines() if "| mobilenet_v2 " in ln and "k=7 †" in ln)
     assert "10.50†" in line and "1 of 3 collapsed" in line
     summary = pd.read_csv(out / "summary.csv").set_index("label")
     k7 = summary.loc["mobilenet_v2 sca k=7"]

@@ -254,7 +254,7 @@ def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(
     from report_fixtures import study_rows
 
     rows = []
-    for i, r in enumerate(study_rows(seeds=(0, 1))):
+    for r in study_rows(seeds=(0, 1)):
         if r["attention"] == "sca":
             mode = "l1" if r["kernel_size"] in (3, 7) else "l2"
             r = dict(r, attention="mygct:GCT", kernel_size=None, mode=mode, collapsed=r["seed"] == 1, test_top1=10.0,

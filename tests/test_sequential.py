@@ -94,7 +94,7 @@ def test_paths_decide_as_run_does_on_the_same_draws():
     decisions, seeds = paths(draws, plan)
     for row, decision, n in zip(draws, decisions, seeds):
         it = iter(row)
-        state = run(lambda: next(it), plan)
+        state = run(lambda: next(it), plan)  # noqa: B023 (called in this iteration only)
         assert (state.decision, state.n) == (decision, n)
 
 

@@ -3,7 +3,6 @@ clear errors given before any trial starts (faults injected for real: ``test_fau
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
