@@ -396,6 +396,7 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
 
     if ranking.deltas.empty:
         return []
+    assert ranking.family is not None, "rank() sets the family with the deltas"
     return [Heading("Difference to no attention"), Para(delta_note(ranking.family.describe())),
             Table(delta_frame(ranking.deltas))]
 
@@ -524,7 +525,8 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     ]
     if info.get("started"):
         items.append(f"started {info['started']}" + (f", finished {info['finished']}" if info.get("finished") else ""))
-    return [Heading("The sweep"), Bullets(items)] + _hardware_blocks(done)
+    blocks: list[Block] = [Heading("The sweep"), Bullets(items)]
+    return blocks + _hardware_blocks(done)
 
 
 #: A hardware cell a run did not record (made before that key was recorded).

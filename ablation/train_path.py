@@ -79,7 +79,7 @@ class TrainSetup:
 
     def describe(self) -> str:
         """One line for results and reports, e.g. ``fast: bf16 autocast, channels_last, compiled``."""
-        precision = {None: "fp32"}.get(self.dtype) or f"{str(self.dtype).removeprefix('torch.')} autocast"
+        precision = "fp32" if self.dtype is None else f"{str(self.dtype).removeprefix('torch.')} autocast"
         compiled = ["compiled, CUDA graphs" if self.cuda_graphs else "compiled"] if self.compiled else []
         parts = [precision, "channels_last" if self.channels_last else "NCHW", *compiled]
         return f"{self.path}: {', '.join(parts)}" + (f" ({self.fallback})" if self.fallback else "")

@@ -63,9 +63,9 @@ def load_digits_arrays(size: int = 32, test_fraction: float = 0.2) -> Arrays:
     digits = load_digits()
     x = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    x = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     y = digits.target.astype(np.int64)
-    tx, vx, ty, vy = train_test_split(x, y, test_size=test_fraction, random_state=0, stratify=y)
+    tx, vx, ty, vy = train_test_split(pixels, y, test_size=test_fraction, random_state=0, stratify=y)
     return Arrays(tx, ty, vx, vy, 10)
 
 
@@ -108,8 +108,9 @@ def load_fashion_arrays(data_dir: Optional[str]) -> Arrays:
     """Fashion-MNIST from its four idx files (train 60k, test 10k)."""
     dirs = candidate_dirs("fashion-mnist", data_dir)
     for folder in dirs:
-        paths = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
-        if all(paths.values()):
+        found = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
+        paths = {k: p for k, p in found.items() if p is not None}
+        if len(paths) == len(found):
             arr = {k: read_idx(p) for k, p in paths.items()}
             for split in ("train", "test"):
                 if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
