@@ -290,7 +290,10 @@ def local_modules(paths: Iterable[str]) -> list[str]:
     for path in paths:
         top = path.partition(":")[0].split(".")[0]
         module = sys.modules.get(top) or importlib.import_module(top)
-        location = Path(module.__path__[0] if hasattr(module, "__path__") else module.__file__).resolve()
+        origin = module.__path__[0] if hasattr(module, "__path__") else module.__file__
+        if origin is None:  # built into the interpreter: nothing to ship
+            continue
+        location = Path(origin).resolve()
         if any(location.is_relative_to(root) for root in roots):
             continue
         if str(location) not in out:

@@ -27,6 +27,9 @@ import yaml
 
 from ablation.cli import main
 
+# Every case in one module-scoped fixture that starts a Python process per kind (194 s here at load 17).
+pytestmark = pytest.mark.slow
+
 TINY_BASE = {"dataset": "synthetic:size=8,channels=1,classes=2,train=64,val=32", "batch_size": 32,
              "latency_runs": 1, "device": "cpu", "threads": 1}
 ROOT = os.geteuid() == 0

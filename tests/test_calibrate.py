@@ -5,7 +5,6 @@ import shutil
 
 import pandas as pd
 import pytest
-import torch
 
 from ablation.attention.sca import SCA
 from ablation.run.calibrate import LATENCY_FILE, calibrate, calibrate_run, summarize
@@ -64,6 +63,7 @@ def test_calibration_times_every_variant_against_its_plain_backbone(tmp_path):
     assert plain.groupby("backbone")["plain_ms"].first().nunique() == 2
 
 
+@pytest.mark.slow
 def test_report_shows_calibrated_ratios_or_says_latency_is_per_trial(tmp_path):
     run = write_run(tmp_path / "run", study_rows(seeds=(0, 1)))
     md = (write_report(run, tmp_path / "before") / "report.md").read_text()
@@ -82,6 +82,7 @@ def test_report_shows_calibrated_ratios_or_says_latency_is_per_trial(tmp_path):
 
 
 @pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler for the fused SCA kernel")
+@pytest.mark.slow
 def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     from ablation.attention import sca_kernel
 
@@ -97,7 +98,7 @@ def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     md = (write_report(run, tmp_path / "report") / "report.md").read_text()
     assert "ms (fused-sca)" in md and "hand-fused C kernel (the peers have none)" in md
     rows = [line for line in md.splitlines() if line.startswith("| resnet20 ") and "ms" in line]
-    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(" sca " in l for l in rows)
+    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(" sca " in line for line in rows)
 
 
 @pytest.mark.slow

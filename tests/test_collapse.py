@@ -38,6 +38,7 @@ def test_results_rows_flag_completed_trials_only():
     assert row(_record(9.8, 2.30, status="stopped")).get("collapsed") is None
 
 
+@pytest.mark.slow
 def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
     rows = study_rows(collapse=[("mobilenet_v2", 7, 1)])
     out = write_report(write_run(tmp_path / "run", rows), tmp_path / "report")
@@ -46,7 +47,7 @@ def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
     assert "Rule: a trial is flagged collapsed" in listed
     collapsed = [r for r in rows if r["collapsed"]]
     assert len(collapsed) == 1 and collapsed[0]["trial_id"] in listed
-    line = next(l for l in md.splitlines() if "| mobilenet_v2 " in l and "k=7 †" in l)
+    line = next(ln for ln in md.splitlines() if "| mobilenet_v2 " in ln and "k=7 †" in ln)
     assert "10.50†" in line and "1 of 3 collapsed" in line
     summary = pd.read_csv(out / "summary.csv").set_index("label")
     k7 = summary.loc["mobilenet_v2 sca k=7"]
@@ -57,6 +58,7 @@ def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
     assert "$\\dagger$" in (out / "tables.tex").read_text()
 
 
+@pytest.mark.slow
 def test_no_collapsed_trial_says_none(tmp_path):
     out = write_report(write_run(tmp_path / "run", study_rows()), tmp_path / "report")
     md = (out / "report.md").read_text()

@@ -233,7 +233,9 @@ def test_synthetic_any_shape_and_learnable():
 
     tx, ty = bundle.train.images.flatten(1).float(), bundle.train.labels
     vx, vy = bundle.val.images.flatten(1).float(), bundle.val.labels
-    feats = lambda x: torch.fft.rfft2(x.view(len(x), 2, 12, 12)).abs().flatten(1)  # phase-free
+    def feats(x):  # phase-free
+        return torch.fft.rfft2(x.view(len(x), 2, 12, 12)).abs().flatten(1)
+
     acc = LogisticRegression(max_iter=2000).fit(feats(tx), ty).score(feats(vx), vy)
     assert acc > 0.6
 

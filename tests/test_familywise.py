@@ -25,6 +25,7 @@ def test_holm_decides_steps_down_and_draws_each_interval_at_its_tested_level():
         holm([0.1], family="experiment")
 
 
+@pytest.mark.slow
 def test_an_interval_excludes_zero_exactly_where_holm_decides():
     rng = np.random.default_rng(0)
     for _ in range(40):  # (multipletests runs a full garbage collection per call: slow in bulk)
@@ -35,6 +36,7 @@ def test_an_interval_excludes_zero_exactly_where_holm_decides():
 
 
 @pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.slow
 def test_familywise_error_of_an_11_comparison_fixed_seed_study_stays_under_alpha(noise):
     """11 variants against one shared baseline, 3 paired seeds, no true difference: the chance
     that Holm declares any difference is at most alpha (plus Monte Carlo error); read one by one

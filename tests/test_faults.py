@@ -60,6 +60,7 @@ def _epochs_run(log: Path) -> list[tuple[str, str]]:
     return sorted(tuple(line.split()[1:]) for line in log.read_text().splitlines() if line.startswith("epoch"))
 
 
+@pytest.mark.slow
 def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     """SIGKILL the driver (and its Ray) while a trial is mid-way, then ``--resume``: every epoch of
     every trial runs exactly once (finished trials are not re-run, the interrupted one continues
@@ -100,6 +101,7 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     pd.testing.assert_frame_equal(killed_epochs, clean_epochs)
 
 
+@pytest.mark.slow
 def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(local_ray, tmp_path, trial_log):
     from ablation.run.sweep import run_sweep
 
@@ -123,6 +125,7 @@ def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(loc
         assert table.loc[seed, "error"].replace("|", "\\|")[:60] in failures
 
 
+@pytest.mark.slow
 def test_two_reports_while_the_sweep_runs_do_not_disturb_it(tmp_path):
     pause, release = tmp_path / "paused", tmp_path / "release"
     cmd, env = _driver(tmp_path, FAKE_TRIAL_PAUSE=str(pause), FAKE_TRIAL_RELEASE=str(release))

@@ -79,6 +79,7 @@ def test_trial_cost_and_results_row_carry_convfc():
     assert row(record)["flops_convfc"] == cost["flops_convfc"]
 
 
+@pytest.mark.slow
 def test_report_shows_papers_convention_and_old_runs_still_report(tmp_path):
     rows = [dict(r, flops_convfc=r["flops"] * 0.9) for r in study_rows()]
     md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()

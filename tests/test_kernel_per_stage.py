@@ -111,6 +111,7 @@ def test_validate_cli_refuses_a_list_of_the_wrong_length(tmp_path, capsys):
     assert len(err) == 1 and "grid.kernel_size[0]" in err[0]
 
 
+@pytest.mark.slow
 def test_real_sweep_records_and_reports_per_stage_kernels(local_ray, tmp_path):
     from ablation.run.calibrate import variant_configs
     from ablation.analysis.report import write_report

@@ -74,11 +74,11 @@ def test_training_curves_plot_the_mean_over_seeds_with_the_seed_band(tmp_path):
     assert titles == ["mobilenet_v2: val top-1 %", "mobilenet_v2: training loss", "resnet20: val top-1 %",
                       "resnet20: training loss"]
     ax = fig.axes[2]
-    line = next(l for l in ax.get_lines() if l.get_label() == "sca k=5")
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "sca k=5")
     want = epochs[(epochs["backbone"] == "resnet20") & (epochs["variant"].map(labels) == "resnet20 sca k=5")]
     expected = want.groupby("epoch")["top1"].mean()
     np.testing.assert_allclose(line.get_xydata(), np.column_stack([expected.index, expected.to_numpy()]))
-    band = ax.collections[[l.get_label() for l in ax.get_lines()].index("sca k=5")]
+    band = ax.collections[[ln.get_label() for ln in ax.get_lines()].index("sca k=5")]
     vertices = band.get_paths()[0].vertices
     low, high = want.groupby("epoch")["top1"].min(), want.groupby("epoch")["top1"].max()
     assert vertices[:, 1].min() == pytest.approx(low.min()) and vertices[:, 1].max() == pytest.approx(high.max())

@@ -76,6 +76,7 @@ def test_no_completed_trial_gives_a_report_saying_so(tmp_path):
     assert "No trial has completed yet" in md and "out of memory" in md
 
 
+@pytest.mark.slow
 def test_cli_report_and_its_default_study(tmp_path, capsys):
     run = write_run(tmp_path / "runs" / "cli", kernel_rows())
     assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
@@ -95,6 +96,7 @@ PROBE = ('<script>window.addEventListener("error",e=>document.body.setAttribute(
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium (Debian package chromium) not installed")
+@pytest.mark.slow
 def test_html_opens_in_headless_chromium(tmp_path):
     out = write_report(write_run(tmp_path / "html", kernel_rows()), tmp_path / "report")
     page = tmp_path / "probe.html"  # the report plus a probe that records load errors and image decoding
@@ -109,6 +111,7 @@ def test_html_opens_in_headless_chromium(tmp_path):
     assert dom.stdout.count("<table") >= 3 and "Ablation report: handmade" in dom.stdout
 
 
+@pytest.mark.slow
 def test_report_says_which_split_every_accuracy_comes_from(tmp_path):
     from report_fixtures import study_rows
 
@@ -125,6 +128,7 @@ def test_report_says_which_split_every_accuracy_comes_from(tmp_path):
     assert "made before the harness kept a validation split apart" in legacy
 
 
+@pytest.mark.slow
 def test_best_is_chosen_on_validation_not_on_test(tmp_path):
     from report_fixtures import study_rows
 
@@ -139,6 +143,7 @@ def test_best_is_chosen_on_validation_not_on_test(tmp_path):
     assert "leads sca k=3, but on test top-1 % the difference, -4.60 (against the selection's order)" in md
 
 
+@pytest.mark.slow
 def test_training_curves_section_from_epochs_csv(tmp_path):
     from report_fixtures import study_rows, write_epochs_for
 
@@ -155,6 +160,7 @@ def test_training_curves_section_from_epochs_csv(tmp_path):
     assert BUDGET_CAVEAT not in md  # seeds were a grid: the intervals are what they say
 
 
+@pytest.mark.slow
 def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
     from report_fixtures import study_rows, write_epochs_for
 
@@ -171,6 +177,7 @@ def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
     assert "## Training curves" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
     from report_fixtures import SAME_MACHINE, study_rows
 
@@ -190,6 +197,7 @@ def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
     assert "Warning: the trials of this study ran on different hardware or software (they differ in cpu_model)" in md
 
 
+@pytest.mark.slow
 def test_a_report_written_on_other_hardware_says_so(tmp_path, monkeypatch):
     """The trials' machine fingerprint against the one writing the report: one that differs only in
     torch's CPU capability and the CPU's instruction sets (same model name, as two AMD EPYC can)."""
@@ -205,6 +213,7 @@ def test_a_report_written_on_other_hardware_says_so(tmp_path, monkeypatch):
     assert "cpu_model (" not in hardware  # the model name is the same: not named as a difference
 
 
+@pytest.mark.slow
 def test_an_old_run_without_the_cpu_fingerprint_still_reports(tmp_path, monkeypatch):
     """results.csv of a run made before the fingerprint was recorded (as the shipped reports'):
     the report regenerates and says what was not recorded."""
@@ -222,6 +231,7 @@ def test_an_old_run_without_the_cpu_fingerprint_still_reports(tmp_path, monkeypa
     assert "cannot be told from cpu_model, torch_version alone" in hardware
 
 
+@pytest.mark.slow
 def test_report_text_names_no_absolute_path_of_the_machine(tmp_path):
     """Every file is named relative to the report: the Optuna study travels with it (or is rebuilt
     from results.csv), also when the study is in a SQLite file of one's own."""
@@ -248,13 +258,14 @@ def test_report_text_names_no_absolute_path_of_the_machine(tmp_path):
     assert len(study.trials) == len(pd.read_csv(out / "summary.csv"))
 
 
+@pytest.mark.slow
 def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(tmp_path):
     """Two variants of a user's module that differ only in its own option (``mode``, a column no
     shipped module has) are told apart by their label, not by SCA's columns."""
     from report_fixtures import study_rows
 
     rows = []
-    for i, r in enumerate(study_rows(seeds=(0, 1))):
+    for r in study_rows(seeds=(0, 1)):
         if r["attention"] == "sca":
             mode = "l1" if r["kernel_size"] in (3, 7) else "l2"
             r = dict(r, attention="mygct:GCT", kernel_size=None, mode=mode, collapsed=r["seed"] == 1, test_top1=10.0,
@@ -268,6 +279,7 @@ def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(
     assert "| mygct:GCT mode=l1 " in md.split("## All variants")[1]  # the label the variants table uses
 
 
+@pytest.mark.slow
 def test_summary_and_delta_table_follow_the_familywise_decisions(tmp_path):
     """k=5 is 3 points above none in every seed (decided), k=3 scatters around it (not decided,
     so the summary gives the difference it could have seen: its MDE from the Δ table); the Δ
@@ -298,6 +310,7 @@ def test_summary_and_delta_table_follow_the_familywise_decisions(tmp_path):
     assert "each of the 2 comparisons at alpha = 0.05 on its own (no familywise control" in md
 
 
+@pytest.mark.slow
 def test_seed_budget_summary_follows_its_decisions(tmp_path):
     """A seed budget: SE 5 points below none in every seed is decided worse; ECA scatters around
     none and stays undecided at max seeds, so the summary gives what it could have seen (its MDE

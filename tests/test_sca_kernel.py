@@ -155,6 +155,7 @@ def test_missing_compiler_warns_once_and_falls_back(monkeypatch, tmp_path, fresh
 
 
 @needs_compiler
+@pytest.mark.slow
 def test_build_is_cached_per_source_and_cpu(monkeypatch, tmp_path, fresh_library):
     monkeypatch.setenv("ABLATION_CACHE_DIR", str(tmp_path))
     assert sca_kernel.library() is not None

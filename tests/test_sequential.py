@@ -18,6 +18,7 @@ def _simulate(true_diff: float, sd: float, plan: Plan, seed: int = 0) -> list:
     return [run(lambda: rng.normal(true_diff, sd), plan) for _ in range(N_SIM)]
 
 
+@pytest.mark.slow
 def test_wrong_better_or_worse_decisions_stay_under_alpha_with_no_true_difference():
     plan = Plan(alpha=0.05, equivalence=0.5, min_seeds=2, max_seeds=10)
     outcomes = _simulate(0.0, 1.0, plan)
@@ -94,7 +95,7 @@ def test_paths_decide_as_run_does_on_the_same_draws():
     decisions, seeds = paths(draws, plan)
     for row, decision, n in zip(draws, decisions, seeds):
         it = iter(row)
-        state = run(lambda: next(it), plan)
+        state = run(lambda: next(it), plan)  # noqa: B023 (called in this iteration only)
         assert (state.decision, state.n) == (decision, n)
 
 

@@ -1,7 +1,6 @@
 """Search spaces: expansion and de-duplication, shipped spaces, validation errors, results table."""
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest

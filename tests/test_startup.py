@@ -60,6 +60,7 @@ def test_command_help_loads_no_heavy_library(command):
     assert not modules & set(HEAVY)
 
 
+@pytest.mark.slow
 def test_validate_loads_only_what_it_uses(tmp_path):
     space = {"name": "tiny", "base": {"dataset": "synthetic:size=8,channels=1,classes=2,train=16,val=8",
                                       "backbone": "resnet20"},
@@ -106,6 +107,7 @@ def test_results_and_provenance_keys_load_no_torch():
     assert done.stdout.split()[-1] == "False"
 
 
+@pytest.mark.slow
 def test_train_loads_no_ray(tmp_path):
     """A trial outside a sweep records where it ran without importing Ray to ask for its node."""
     out = tmp_path / "metrics.json"

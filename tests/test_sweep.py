@@ -3,7 +3,6 @@ clear errors given before any trial starts (faults injected for real: ``test_fau
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from ablation.run.results import read_results
 from sweep_fixtures import TINY_BASE, fake_trial, space
 
 
+@pytest.mark.slow
 def test_real_sweep_writes_results_table(local_ray, tmp_path):
     from ablation.run.sweep import run_sweep
 
@@ -54,6 +54,7 @@ def test_real_sweep_writes_results_table(local_ray, tmp_path):
     assert last.to_dict() == table.set_index("trial_id")["top1"].to_dict()
 
 
+@pytest.mark.slow
 def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_path, trial_log):
     from ablation.run.sweep import run_sweep
 
@@ -69,6 +70,7 @@ def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_pa
     assert len(attempts) == 2 * 2  # each failing trial: first try + 1 retry
 
 
+@pytest.mark.slow
 def test_asha_stops_poor_trials_early(local_ray, tmp_path, trial_log):
     from ablation.run.sweep import run_sweep
 
@@ -81,6 +83,7 @@ def test_asha_stops_poor_trials_early(local_ray, tmp_path, trial_log):
     assert len(stopped) >= 2 and (stopped["epochs_done"] < 4).all()
 
 
+@pytest.mark.slow
 def test_sampled_space_runs_optuna_trials(local_ray, tmp_path, trial_log):
     from ablation.run.sweep import run_sweep
 
@@ -91,6 +94,7 @@ def test_sampled_space_runs_optuna_trials(local_ray, tmp_path, trial_log):
     assert "lr" in table.columns and table["lr"].between(0.01, 0.5).all() and table["lr"].nunique() == 3
 
 
+@pytest.mark.slow
 def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log, monkeypatch):
     from ablation.run.atomic_storage import AtomicLocalHandler
     from ablation.run.sweep import run_sweep

@@ -9,6 +9,7 @@ from ablation.run.tracking import parse_logs
 from sweep_fixtures import fake_trial, space
 
 
+@pytest.mark.slow
 def test_mlflow_one_run_per_trial_with_every_epoch(local_ray, tmp_path, trial_log):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

@@ -165,6 +165,7 @@ def test_entry_point_module_from_an_installed_distribution(tmp_path, monkeypatch
     assert json.loads(out.read_text())["config"]["scale"] == 0.5
 
 
+@pytest.mark.slow
 def test_a_local_users_module_reaches_the_ray_workers(tmp_path):
     """The driver imports my_blocks from its folder and takes that folder off sys.path again, so
     Ray cannot pass it to workers as a driver path: only the runtime environment's py_modules can
@@ -447,6 +448,7 @@ def test_display_names_come_from_the_code_and_must_tell_modules_apart(gct_blocks
     ATTENTIONS.pop("gct_blocks:GCT", None)
 
 
+@pytest.mark.slow
 def test_report_tables_and_plots_use_display_names(tmp_path):
     """Labels, tables and figures of a report show what ``sweep.json`` recorded as the display
     names; ``results.csv`` keeps the import paths."""
@@ -482,6 +484,7 @@ def test_report_tables_and_plots_use_display_names(tmp_path):
     assert "VGG-4: val top-1 %" in titles and "GCT k=5" in legends and not any("gct_blocks" in t for t in legends)
 
 
+@pytest.mark.slow
 def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
     """``attention: [none, sca, GCT]`` crossed with GCT's ``mode``: expansion drops ``mode`` from
     none and sca, and Ray's progress reporter (on, as ``ablate sweep`` runs it) asks every trial

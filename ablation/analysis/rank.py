@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 import optuna
@@ -25,8 +25,11 @@ from .aggregate import cell_text, config_columns, is_attention_factor, reported_
 from .detectable import mde
 from .familywise import Family, holm
 
+#: An objective: its column, Optuna's direction, its name.
+Objective = tuple[str, Literal["minimize", "maximize"], str]
+
 #: (column, direction, name) of every objective; latency only when measured for all variants.
-OBJECTIVES: tuple[tuple[str, str, str], ...] = (
+OBJECTIVES: tuple[Objective, ...] = (
     ("val_top1_mean", "maximize", "val top-1 %"), ("flops", "minimize", "FLOPs"), ("params", "minimize", "params"),
     ("latency_ms", "minimize", "latency ms"),
 )
@@ -50,12 +53,17 @@ class Ranking:
     family: Optional[Family] = None
 
 
-def objectives_of(variants: pd.DataFrame) -> list[tuple[str, str, str]]:
+def _objective(index: int) -> Callable[[optuna.trial.FrozenTrial], float]:
+    """A trial's ``index``-th objective value (Optuna's importance ``target``)."""
+    return lambda t: t.values[index]
+
+
+def objectives_of(variants: pd.DataFrame) -> list[Objective]:
     """The objectives this table supports (latency dropped where any variant lacks it)."""
     return [o for o in OBJECTIVES if o[0] in variants and variants[o[0]].notna().all()]
 
 
-def _loss_matrix(variants: pd.DataFrame, objectives: list[tuple[str, str, str]]) -> np.ndarray:
+def _loss_matrix(variants: pd.DataFrame, objectives: list[Objective]) -> np.ndarray:
     """Objective values as an (n, m) array, every column to be minimised."""
     cols = [variants[c].to_numpy(float) * (-1 if d == "maximize" else 1) for c, d, _ in objectives]
     return np.stack(cols, axis=1)
@@ -107,7 +115,7 @@ def _factors(variants: pd.DataFrame, factors: list[str]) -> list[str]:
     return [f for f in factors if f in variants and variants[f].astype(str).nunique() > 1]
 
 
-def build_study(variants: pd.DataFrame, factors: list[str], objectives: list[tuple[str, str, str]],
+def build_study(variants: pd.DataFrame, factors: list[str], objectives: list[Objective],
                 storage: Optional[str], study_name: str) -> optuna.Study:
     """A fresh study (an older one of the same name is replaced) holding one trial per variant."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -147,7 +155,7 @@ def importance(study: optuna.Study, factors: list[str], targets: dict[str, int])
               if len({t.values[index] for t in study.trials}) > 1}
     result = {
         target: {k: float(v) for k, v in optuna.importance.get_param_importances(
-            study, evaluator=evaluator, params=factors, target=lambda t, i=index: t.values[i]).items()}
+            study, evaluator=evaluator, params=factors, target=_objective(index)).items()}
         for target, index in varied.items()
     }
     return (result, "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)") if result else ({}, "")

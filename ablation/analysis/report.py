@@ -33,7 +33,7 @@ from ..provenance import FINGERPRINT_KEYS, HARDWARE_KEYS, fingerprint_here, gpu_
 from ..design.train_path import DESCRIPTIONS as TRAIN_DESCRIPTIONS
 from .rank import HV_REFERENCE, Ranking, rank
 from ..run.results import RESULTS_FILE, SWEEP_FILE, atomic_write_bytes, atomic_write_text, read_results
-from .tables import count, factor_tables, flops_note, latex, short_label, variant_table, with_display_names
+from .tables import factor_tables, flops_note, latex, short_label, variant_table, with_display_names
 
 REPORT_FILES = ("report.md", "report.html", "tables.tex", "summary.csv")
 #: The run's data, copied next to the report so that it regenerates from the report folder.
@@ -361,7 +361,8 @@ def _collapsed(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     table = table.dropna(axis=1, how="all")
     for column in table:
         metric = column in ("top1", "test_top1", "train_loss")
-        table[column] = table[column].map(lambda v: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v))
+        table[column] = table[column].map(
+            lambda v, metric=metric: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v))
     return head + [Table(table.rename(columns=names).reset_index(drop=True))]
 
 
@@ -395,6 +396,7 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
 
     if ranking.deltas.empty:
         return []
+    assert ranking.family is not None, "rank() sets the family with the deltas"
     return [Heading("Difference to no attention"), Para(delta_note(ranking.family.describe())),
             Table(delta_frame(ranking.deltas))]
 
@@ -514,7 +516,6 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     done = results[results["epochs_done"].fillna(0) > 0]
     images = (done["images_per_s"] * done["train_time_s"]).fillna(0)
     train_flops = float((done["flops"].fillna(0) * 3 * images).sum())
-    wall = info.get("wall_time_s")
     items = [
         f"trials: {len(results)} ({info.get('n_trials', len(results))} in the space)",
         _wall_time(info),
@@ -524,7 +525,8 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     ]
     if info.get("started"):
         items.append(f"started {info['started']}" + (f", finished {info['finished']}" if info.get("finished") else ""))
-    return [Heading("The sweep"), Bullets(items)] + _hardware_blocks(done)
+    blocks: list[Block] = [Heading("The sweep"), Bullets(items)]
+    return blocks + _hardware_blocks(done)
 
 
 #: A hardware cell a run did not record (made before that key was recorded).

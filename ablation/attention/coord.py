@@ -28,7 +28,7 @@ class CoordAttention(nn.Module):
         x_h = x.mean(3, keepdim=True)
         x_w = x.mean(2, keepdim=True).transpose(2, 3)
         y = self.act(self.bn1(self.conv1(torch.cat((x_h, x_w), 2))))
-        y_h, y_w = torch.split(y, (h, w), 2)
+        y_h, y_w = torch.split(y, [h, w], 2)
         a_h = torch.sigmoid(self.conv_h(y_h))
         a_w = torch.sigmoid(self.conv_w(y_w.transpose(2, 3)))
         return x * a_h * a_w

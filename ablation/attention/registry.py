@@ -10,7 +10,7 @@ are coerced to the types the signature declares, and an option without a default
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from torch import nn
 
@@ -150,8 +150,9 @@ def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
             raise ConfigError(f"attention {name!r}: returned {type(module).__name__}, not a torch.nn.Module")
     else:
         module = spec.factory(channels, **options)
-    module.is_ablation_attention = True
-    module.attention_name = name
+    tagged = cast(Any, module)  # plain attributes, not parameters or submodules
+    tagged.is_ablation_attention = True
+    tagged.attention_name = name
     return module
 
 

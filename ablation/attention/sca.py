@@ -136,7 +136,7 @@ class SCA(nn.Module):
         """Weights of conv_h, conv_w, conv_c (None where absent), read from the registries:
         nn.Module attribute lookup would cost more than the kernel itself on small maps."""
         modules = self._modules
-        return [None if modules.get(name) is None else modules[name]._parameters["weight"]
+        return [None if (module := modules.get(name)) is None else module._parameters["weight"]
                 for name in ("conv_h", "conv_w", "conv_c")]
 
     def forward(self, x: Tensor) -> Tensor:

@@ -111,7 +111,7 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
                       + (f", reference {seeds.reference}" if seeds.reference else "") + ")")
     keys = space.varying_keys()
     configs = space.configs()
-    if space.sampled:
+    if spec.sample is not None:
         ranges = Table(title=f"sampled by Optuna ({spec.sample.num_samples} samples, seed {spec.sample.seed})")
         ranges.add_column("key")
         ranges.add_column("range")
@@ -137,7 +137,7 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
         return
     known = [c["train_flops"] for c in costs if c["train_flops"] is not None]
     notes = sorted({c["note"] for c in costs if c["note"]})
-    scale = spec.sample.num_samples / len(configs) if space.sampled else 1.0
+    scale = spec.sample.num_samples / len(configs) if spec.sample is not None else 1.0
     what = "mean over the corners x samples" if space.sampled else "sum over trials"
     if known:
         total = sum(known) / len(known) * len(configs) * scale if space.sampled else sum(known)

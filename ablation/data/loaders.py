@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterator, Optional, Protocol, Union
 
 import numpy as np
 import torch
@@ -54,14 +54,28 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class Loader(Protocol):
+    """What a trial reads of a split: batches of ``(images, labels)``, their number, the number
+    of images, and reseeding for each epoch (``MemoryLoader``, ``EpochLoader``)."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    @property
+    def num_images(self) -> int: ...
+
+
 @dataclass
 class DataBundle:
     """Train, val (selection) and test loaders (iterables of ``(images, labels)`` with
     ``set_epoch``) and the shape of the task; ``test is val`` when there is no validation split."""
 
-    train: Iterable
-    val: Iterable
-    test: Iterable
+    train: Loader
+    val: Loader
+    test: Loader
     num_classes: int
     in_channels: int
     input_size: int
@@ -113,11 +127,11 @@ def check_subset(subset: Any, key: str = "subset") -> Optional[Union[int, float]
     ``key`` and the allowed values."""
     if subset is None:
         return None
-    if isinstance(subset, numbers.Real) and not isinstance(subset, bool) and math.isfinite(subset):
-        if 0 < subset < 1:
-            return float(subset)
-        if subset >= 1 and float(subset).is_integer():
-            return int(subset)
+    if isinstance(subset, numbers.Real) and not isinstance(subset, bool) and math.isfinite(value := float(subset)):
+        if 0 < value < 1:
+            return value
+        if value >= 1 and value.is_integer():
+            return int(value)
     raise ConfigError(f"{key} must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), "
                       f"got {subset!r}")
 
@@ -163,7 +177,7 @@ def _memory_bundle(base: str, a: Arrays, batch_size: int, sizes: _Sizes, seed: i
     pixels = tx.transpose(0, 1).reshape(tx.shape[1], -1).float().div_(255)
     mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-3)
     pad, flip = AUGMENT[base]
-    common = dict(mean=mean, std=std, batch_size=batch_size, seed=seed)
+    common: dict[str, Any] = dict(mean=mean, std=std, batch_size=batch_size, seed=seed)
     test = MemoryLoader(sx, sy, train=False, **common)
     return DataBundle(
         train=MemoryLoader(tx, ty, train=True, pad=pad, flip=flip, **common),
@@ -182,7 +196,7 @@ class EpochLoader:
     def __init__(self, dataset: Any, *, batch_size: int, workers: int, train: bool, seed: int) -> None:
         from torch.utils.data import DataLoader
 
-        self.seed, self.generator = seed, torch.Generator()
+        self.seed, self.generator, self.images = seed, torch.Generator(), len(dataset)
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) >= batch_size,
             num_workers=workers, generator=self.generator,
@@ -195,7 +209,7 @@ class EpochLoader:
 
     @property
     def num_images(self) -> int:
-        return len(self.loader.dataset)
+        return self.images
 
     def __len__(self) -> int:
         return len(self.loader)

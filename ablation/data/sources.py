@@ -113,8 +113,9 @@ def load_fashion_arrays(data_dir: Optional[str]) -> Arrays:
     """Fashion-MNIST from its four idx files (train 60k, test 10k)."""
     dirs = candidate_dirs("fashion-mnist", data_dir)
     for folder in dirs:
-        paths = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
-        if all(paths.values()):
+        found = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
+        paths = {k: p for k, p in found.items() if p is not None}
+        if len(paths) == len(found):
             arr = {k: read_idx(p) for k, p in paths.items()}
             for split in ("train", "test"):
                 if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):

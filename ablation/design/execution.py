@@ -11,7 +11,7 @@ module:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 if TYPE_CHECKING:  # torch stays out of config validation (the CLI's error paths)
     from torch import nn
@@ -45,5 +45,6 @@ def prepare(model: "nn.Module", path: str) -> "nn.Module":
     if path == "compiled":
         import torch
 
-        return torch.compile(model)
+        # A compiled module is an OptimizedModule (an nn.Module); torch's stubs say only Callable.
+        return cast("nn.Module", torch.compile(model))
     return model

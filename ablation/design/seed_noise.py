@@ -58,12 +58,10 @@ def study(plan: Plan, differences: list[float], noise: str, sd: float, studies: 
     values = [np.asarray(d) + draw(noise, rng, size, cell) for d in differences]
     pairs = [(i, None) for i in range(k)] + ([(i, k - 1) for i in range(k - 1)] if with_reference else [])
     plan = replace(plan, comparisons=len(pairs))
-    decisions, seeds = [], []
-    for i, j in pairs:
-        d, n = paths(values[i] - (base if j is None else values[j]), plan)
-        decisions.append(d)
-        seeds.append(n)
-    decisions, seeds = np.stack(decisions, axis=1), np.stack(seeds, axis=1)
+    columns: list[tuple[np.ndarray, np.ndarray]] = [
+        paths(values[i] - (base if j is None else values[j]), plan) for i, j in pairs]
+    decisions = np.stack([d for d, _ in columns], axis=1)
+    seeds = np.stack([n for _, n in columns], axis=1)
     per_cell = np.zeros((studies, k + 1), dtype=int)
     for c, (i, j) in enumerate(pairs):
         for side in (i, k if j is None else j):

@@ -140,14 +140,15 @@ def nominal_levels(alpha: float, min_seeds: int, max_seeds: int, step: float = 0
         before += increment
         mass = np.cumsum(density) * step
 
+        # beyond and the lambda below are called in this iteration only: binding late is intended.
         def beyond(c: float) -> float:  # chance of |S_n| >= c sqrt(n), still in the continuation region
-            b = c * math.sqrt(n)
-            return float(np.interp(-b, x + step / 2, mass) + mass[-1] - np.interp(b, x - step / 2, mass))
+            b = c * math.sqrt(n)  # noqa: B023
+            return float(np.interp(-b, x + step / 2, mass) + mass[-1] - np.interp(b, x - step / 2, mass))  # noqa: B023
 
         if increment <= 0 or beyond(40.0) >= increment:
             c = math.inf
         else:
-            c = optimize.brentq(lambda c: beyond(c) - increment, 1e-6, 40.0, xtol=1e-10)
+            c = optimize.brentq(lambda c: beyond(c) - increment, 1e-6, 40.0, xtol=1e-10)  # noqa: B023
         levels.append(float(2 * stats.norm.sf(c)))
         density = np.where(np.abs(x) < c * math.sqrt(n), density, 0.0)
         previous = n

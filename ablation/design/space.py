@@ -11,7 +11,6 @@ sampled. Every error names the key path and the allowed values.
 from __future__ import annotations
 
 import itertools
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -164,7 +163,11 @@ class Distribution(BaseModel):
 
     def corners(self) -> list[Any]:
         """The values that bound the range (every value for a choice), for validation."""
-        return list(self.choice) if self.choice is not None else list(self.int_ or self.float_ or self.log)
+        if self.choice is not None:
+            return list(self.choice)
+        bounds = self.int_ or self.float_ or self.log
+        assert bounds is not None, "the validator requires one of choice, int, float, log"
+        return list(bounds)
 
     def domain(self) -> Any:
         """The Ray Tune search domain (OptunaSearch converts it to an Optuna distribution)."""
@@ -176,6 +179,7 @@ class Distribution(BaseModel):
             return tune.randint(self.int_[0], self.int_[1] + 1)  # Tune's upper bound is exclusive
         if self.float_ is not None:
             return tune.uniform(*self.float_)
+        assert self.log is not None, "the validator requires one of choice, int, float, log"
         return tune.loguniform(*self.log)
 
 
@@ -266,7 +270,8 @@ class SearchSpace:
     @property
     def num_trials(self) -> int:
         """Trials of the space (with a seed budget: at most, with ``max`` seeds everywhere)."""
-        return self.spec.sample.num_samples if self.sampled else len(self._points)
+        sample = self.spec.sample
+        return sample.num_samples if sample is not None else len(self._points)
 
     @property
     def seed_budget(self) -> Optional[SeedBudget]:
@@ -283,7 +288,7 @@ class SearchSpace:
 
     def varying_keys(self) -> list[str]:
         """Config keys whose value differs between trials, in space order."""
-        if self.sampled:
+        if self.spec.sample is not None:
             return list(self.spec.sample.params)
         keys: list[str] = []
         for block in _grid_blocks(self.spec.grid):
@@ -327,7 +332,7 @@ def _display_names(points: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
     out: dict[str, dict[str, str]] = {}
     for kind, shown in (("attention", display), ("backbone", backbone_display)):
-        names = sorted({p.get(kind) for p in points if isinstance(p.get(kind), str)})
+        names = sorted({name for p in points if isinstance(name := p.get(kind), str)})
         seen: dict[str, str] = {}
         for name in names:
             label = shown(name)
@@ -392,7 +397,7 @@ def _grid_blocks(grid: Any, required: bool = True, base_attention: Any = "none")
         prefix = _block_path(grid, i)
         if not isinstance(block, dict) or not block:
             raise ConfigError(f"{prefix}: expected a non-empty mapping of key -> list of values")
-        attentions = block.get("attention") if isinstance(block.get("attention"), list) else [base_attention]
+        attentions = block["attention"] if isinstance(block.get("attention"), list) else [base_attention]
         options = _option_keys(attentions)
         for key, values in block.items():
             if key not in SPACE_KEYS and key not in options:
@@ -435,7 +440,7 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
         if len(spec.train.paths()) > 1:
             blocks = [{**block, "train_path": spec.train.paths()} for block in blocks]
         if spec.budget.seeds is not None:
-            blocks = _seed_budget_blocks(spec, blocks, paths)
+            blocks = _seed_budget_blocks(spec, spec.budget.seeds, blocks, paths)
     points: dict[str, dict[str, Any]] = {}
     for block, prefix in zip(blocks, paths):
         _check_values(base, base_paths, block, prefix)
@@ -452,7 +457,7 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     return found
 
 
-def _seed_budget_blocks(spec: SpaceFile, blocks: list[dict[str, list[Any]]],
+def _seed_budget_blocks(spec: SpaceFile, budget: SeedBudget, blocks: list[dict[str, list[Any]]],
                         paths: list[str]) -> list[dict[str, list[Any]]]:
     """Every grid block crossed with the seeds ``0 .. max - 1`` (the budget's most)."""
     if spec.sample is not None:
@@ -462,7 +467,7 @@ def _seed_budget_blocks(spec: SpaceFile, blocks: list[dict[str, list[Any]]],
     for block, prefix in zip(blocks, paths):
         if "seed" in block:
             raise ConfigError(f"{prefix}.seed: the seeds come from budget.seeds; remove seed from the grid")
-    seeds = list(range(spec.budget.seeds.max_))
+    seeds = list(range(budget.max_))
     return [{**block, "seed": seeds} for block in blocks]
 
 
@@ -509,9 +514,9 @@ def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], pre
         for j, value in enumerate(values):
             where = f"{prefix}.{key}[{j}]" if key in block else base_paths[key]
             for name in takers:
-                message = _option_error(name, key, value)
-                if message:
-                    raise ConfigError(f"{where}: {message}")
+                problem = _option_error(name, key, value)
+                if problem:
+                    raise ConfigError(f"{where}: {problem}")
 
 
 def _check_options_used(base: dict, base_paths: dict, block: dict[str, list[Any]], prefix: str) -> None:

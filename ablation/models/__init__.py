@@ -137,11 +137,12 @@ def build_model(
     else:
         model = resnet.build_resnet(backbone, num_classes, in_channels, small_input)
         insert = resnet.insert_resnet
-    if attention != "none" and by_stage is None:
-        insert(model, position, chosen, make)
-    elif attention != "none":
-        for stage, options in by_stage.items():
-            insert(model, position, [stage], partial(build_attention, attention, **options))
+    if attention != "none":
+        if by_stage is None:
+            insert(model, position, chosen, make)
+        else:
+            for stage, options in by_stage.items():
+                insert(model, position, [stage], partial(build_attention, attention, **options))
     return model
 
 

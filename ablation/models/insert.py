@@ -1,7 +1,7 @@
 """Helpers that put an attention module into an existing block without rewriting it."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from torch import nn
 
@@ -19,7 +19,7 @@ def allow_inplace(attention: nn.Module) -> nn.Module:
     """Let ``attention`` overwrite its input in inference (modules with an ``inplace`` attribute,
     such as SCA); only for inputs that nothing reads afterwards."""
     if hasattr(attention, "inplace"):
-        attention.inplace = True
+        cast(Any, attention).inplace = True  # a plain attribute, not a parameter or submodule
     return attention
 
 

@@ -14,7 +14,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def rng_state() -> dict[str, Any]:
     """Torch's CPU (and CUDA, where present) random states."""
-    state = {"cpu": torch.get_rng_state()}
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -205,7 +205,7 @@ def _threads(threads: Optional[int]) -> Iterator[int]:
 
 
 def _size(input_size: Union[int, tuple[int, int]]) -> tuple[int, int]:
-    return (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    return (input_size, input_size) if isinstance(input_size, int) else (input_size[0], input_size[1])
 
 
 def measure_latency(

@@ -54,7 +54,8 @@ class SeedSearcher(Searcher):
     def suggest(self, trial_id: str) -> Optional[dict]:
         pair = self.next_pair()
         if pair is None:
-            return None if self.live else Searcher.FINISHED
+            # Tune's protocol returns FINISHED (a str) here; Searcher.suggest is annotated Optional[Dict].
+            return None if self.live else Searcher.FINISHED  # type: ignore[return-value]
         self.live[trial_id] = pair
         return {"point": {**dict.fromkeys(self.columns), **self.cells[pair[0]], "seed": pair[1]}}
 
@@ -63,7 +64,7 @@ class SeedSearcher(Searcher):
         if pair is None:
             return
         finished = not error and result is not None and (result.get("epoch") or 0) >= self.epochs
-        self.values[pair] = value_of(result) if finished else None
+        self.values[pair] = value_of(result) if finished and result is not None else None
 
     # Tune saves this with its experiment state; the state itself is rebuilt on restore.
     def save(self, checkpoint_path: str) -> None:

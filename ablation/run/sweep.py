@@ -52,7 +52,9 @@ def make_trainable(trial_fn: Optional[TrialFn] = None) -> Callable[[dict], None]
     def ablation_trial(config: dict) -> None:
         fn = trial_fn
         if fn is None:
-            from .train import run_trial as fn
+            from .train import run_trial
+
+            fn = run_trial
         cfg = trial_config(config["point"])
 
         def report(metrics: dict, checkpoint_dir: str) -> None:
@@ -73,10 +75,10 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
 
     if space.seed_budget is not None:
         return {}  # the seed searcher suggests every point
-    if not space.sampled:
+    spec = space.spec
+    if spec.sample is None:
         columns = space.varying_keys()
         return {"point": tune.grid_search([_complete(p, columns) for p in space.points()])}
-    spec = space.spec
     fixed = {**spec.base, **spec.section_values()}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
 
@@ -105,11 +107,12 @@ def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
 
         return SeedSearcher(space.points(), seeds.plan(), space.spec.budget.epochs, run_dir, seeds.reference,
                             columns=space.varying_keys())
-    if not space.sampled:
+    sample = space.spec.sample
+    if sample is None:
         return None
     from ray.tune.search.optuna import OptunaSearch
 
-    return OptunaSearch(seed=space.spec.sample.seed)
+    return OptunaSearch(seed=sample.seed)
 
 
 def write_tables(run_dir: Path, records: list[TrialRecord]) -> None:
@@ -128,7 +131,8 @@ class ResultsCallback(tune.Callback):
         self.start, self.previous_s = time.time(), 0.0
         self.live: dict[str, dict[Any, dict]] = {}  # trial id -> epoch -> reports not yet in Tune's files
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: Optional[int] = None, total_num_samples: Optional[int] = None,
+              **info: Any) -> None:
         self.start, self.previous_s = time.time(), float(_sweep_info(self.run_dir).get("wall_time_s") or 0.0)
 
     def _record(self, t: Any, status: Optional[str]) -> TrialRecord:

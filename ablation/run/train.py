@@ -105,7 +105,8 @@ class TrainStep:
         self.setup = setup or train_setup(cfg.train_path, device, cfg.amp, cfg.channels_last)
         self.dtype = self.setup.dtype
         self.memory_format = torch.channels_last if self.setup.channels_last else torch.contiguous_format
-        self.model.to(device=device, memory_format=self.memory_format)
+        # Module.to takes device and memory_format together; torch's overloads list them apart.
+        self.model.to(device=device, memory_format=self.memory_format)  # type: ignore[call-overload]
         if self.setup.attention_fp32 and self.dtype is not None:
             attention_in_fp32(model)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = (
@@ -295,7 +296,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        metrics = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
+        metrics: dict[str, Any] = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
         metrics["epoch_time_s"] = time.perf_counter() - start - metrics["compile_time_s"]
         metrics["train_setup"] = step.setup.describe()
         metrics = {k: metrics[k] for k in METRIC_KEYS} | cost | about
