@@ -69,9 +69,9 @@ def load_digits_arrays(size: int = 32, test_fraction: float = 0.2) -> Arrays:
     images, y = load_digits_raw()
     x = torch.from_numpy(images).float().div(16).unsqueeze(1)
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    x = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     train, test = stratified_split(y, test_fraction, seed=0)
-    return Arrays(x[train], y[train], x[test], y[test], 10)
+    return Arrays(pixels[train], y[train], pixels[test], y[test], 10)
 
 
 # --- Fashion-MNIST (idx files) ----------------------------------------------------------------

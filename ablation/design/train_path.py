@@ -82,7 +82,7 @@ class TrainSetup:
 
     def describe(self) -> str:
         """One line for results and reports, e.g. ``fast: bf16 autocast, channels_last, compiled``."""
-        precision = {None: "fp32"}.get(self.dtype) or f"{str(self.dtype).removeprefix('torch.')} autocast"
+        precision = "fp32" if self.dtype is None else f"{str(self.dtype).removeprefix('torch.')} autocast"
         if self.dtype is not None and self.attention_fp32:
             precision += " (attention in fp32)"
         compiled = ["compiled, CUDA graphs" if self.cuda_graphs else "compiled"] if self.compiled else []
@@ -121,7 +121,7 @@ def _fp32_class(cls: type) -> type:
     import torch
 
     if cls not in _FP32_CLASSES:
-        def forward(self, x, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def forward(self, x, *args, **kwargs):
             device = x.device.type
             if not torch.is_autocast_enabled(device):
                 return cls.forward(self, x, *args, **kwargs)
