@@ -1,4 +1,5 @@
 """ablation: attention-block ablation studies (SCA and peers) with Ray Tune, fvcore and Optuna."""
+
 from __future__ import annotations
 
 from .design.config import TrialConfig

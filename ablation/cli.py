@@ -3,6 +3,7 @@
 Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 User errors (bad config, missing files) print one clear line and exit 2, with no traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Errors a user can cause and fix; the CLI prints them as one line, without a traceback."""
+
 from __future__ import annotations
 
 

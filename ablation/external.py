@@ -27,6 +27,7 @@ to every Ray worker with Ray's runtime environment (``py_modules``: its package 
 file for a single-file module; :func:`local_modules`). An installed package is expected to be
 installed on every node, like this package itself.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -63,17 +64,21 @@ def load_callable(path: str, kind: str = "attention") -> Callable[..., Any]:
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # the user's module may raise anything while importing
-        raise ConfigError(f"{kind} {path!r}: cannot import module {module_name!r} "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"{kind} {path!r}: cannot import module {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from None
     for part in attribute.split("."):
         if not hasattr(target, part):
             names = sorted(n for n in dir(target) if not n.startswith("_"))
-            raise ConfigError(f"{kind} {path!r}: {module_name!r} has no attribute {attribute!r}; "
-                              f"it has: {', '.join(names[:30]) or 'nothing public'}")
+            raise ConfigError(
+                f"{kind} {path!r}: {module_name!r} has no attribute {attribute!r}; "
+                f"it has: {', '.join(names[:30]) or 'nothing public'}"
+            )
         target = getattr(target, part)
     if not callable(target):
-        raise ConfigError(f"{kind} {path!r}: {type(target).__name__} object is not callable; give a class "
-                          f"or a function")
+        raise ConfigError(
+            f"{kind} {path!r}: {type(target).__name__} object is not callable; give a class or a function"
+        )
     return target
 
 
@@ -84,11 +89,14 @@ def signature_options(factory: Callable[..., Any], skip: int = 1) -> frozenset[s
     except (TypeError, ValueError):
         return frozenset()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
     if len(positional) < skip and not any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params):
-        raise ConfigError(f"{getattr(factory, '__qualname__', factory)!r} takes no channels argument; an attention "
-                          f"module is called as (channels, **options)")
+        raise ConfigError(
+            f"{getattr(factory, '__qualname__', factory)!r} takes no channels argument; an attention "
+            f"module is called as (channels, **options)"
+        )
     return frozenset(p.name for p in params[skip:] if p.kind in kinds)
 
 
@@ -103,9 +111,11 @@ def load_entry_point(name: str, group: str = ENTRY_POINT_GROUP, kind: str = "att
     try:
         factory = point.load()
     except Exception as exc:
-        raise ConfigError(f"{kind} {name!r} (entry point {point.value!r} of "
-                          f"{point.dist.name if point.dist else 'an installed package'}): cannot load it "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"{kind} {name!r} (entry point {point.value!r} of "
+            f"{point.dist.name if point.dist else 'an installed package'}): cannot load it "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if not callable(factory):
         raise ConfigError(f"{kind} {name!r} (entry point {point.value!r}): not callable")
     return factory
@@ -123,14 +133,16 @@ def origin(name: str, group: str = ENTRY_POINT_GROUP) -> str:
 def is_user_backbone(name: Any, shipped: tuple[str, ...] = ()) -> bool:
     """A backbone named by import path, or registered by an installed package (``shipped``
     names, this package's own, come first)."""
-    return isinstance(name, str) and name not in shipped and (
-        is_import_path(name) or name in entry_points(BACKBONE_GROUP))
+    return (
+        isinstance(name, str) and name not in shipped and (is_import_path(name) or name in entry_points(BACKBONE_GROUP))
+    )
 
 
 def load_backbone(name: str) -> Callable[..., Any]:
     """A user's backbone callable: by import path, or by entry point in ``ablation.backbones``."""
-    return load_callable(name, "backbone") if is_import_path(name) else load_entry_point(name, BACKBONE_GROUP,
-                                                                                        "backbone")
+    return (
+        load_callable(name, "backbone") if is_import_path(name) else load_entry_point(name, BACKBONE_GROUP, "backbone")
+    )
 
 
 def display_name(factory: Any, name: str) -> str:
@@ -153,8 +165,11 @@ def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter]:
 
 def required_options(factory: Callable[..., Any], skip: int = 1) -> frozenset[str]:
     """Options of ``factory`` (after ``channels``) that have no default: a trial must give them."""
-    return frozenset(p.name for p in _parameters(factory)[skip:] if p.default is inspect.Parameter.empty
-                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return frozenset(
+        p.name
+        for p in _parameters(factory)[skip:]
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
 
 
 def option_types(factory: Callable[..., Any], skip: int = 1) -> dict[str, type]:
@@ -194,8 +209,10 @@ def coerce_option(owner: str, key: str, value: Any, wanted: Optional[type]) -> A
             return wanted(value.strip())
         except ValueError:
             pass
-    raise ConfigError(f"attention {owner!r}: option {key} wants {wanted.__name__}, got {value!r} "
-                      f"({type(value).__name__})" + (" (quote it to pass text)" if wanted is str else ""))
+    raise ConfigError(
+        f"attention {owner!r}: option {key} wants {wanted.__name__}, got {value!r} "
+        f"({type(value).__name__})" + (" (quote it to pass text)" if wanted is str else "")
+    )
 
 
 # Backbones: how a user's backbone is called (formerly models/external.py).
@@ -230,16 +247,31 @@ def check_arguments(path: str, given: dict[str, Any]) -> frozenset[str]:
     unused = [k for k, v in given.items() if k not in params and v != OPTIONAL[k] and k != "small_input"]
     if unused:
         takes = sorted(p for p in params if p in OPTIONAL)
-        raise ConfigError(f"backbone {path!r} does not take {unused}; of the trial-config keys it takes "
-                          f"{takes or 'none'} (besides {list(REQUIRED)})")
+        raise ConfigError(
+            f"backbone {path!r} does not take {unused}; of the trial-config keys it takes "
+            f"{takes or 'none'} (besides {list(REQUIRED)})"
+        )
     return params
 
 
-def build_external(path: str, make: Callable[[int], nn.Module], num_classes: int, in_channels: int,
-                   small_input: bool, width_mult: float, position: str, stages: Optional[Sequence[int]]) -> nn.Module:
+def build_external(
+    path: str,
+    make: Callable[[int], nn.Module],
+    num_classes: int,
+    in_channels: int,
+    small_input: bool,
+    width_mult: float,
+    position: str,
+    stages: Optional[Sequence[int]],
+) -> nn.Module:
     """The user's backbone with the attention factory ``make``."""
-    given = {"in_channels": in_channels, "small_input": small_input, "width_mult": width_mult,
-             "position": position, "stages": list(stages) if stages is not None else None}
+    given = {
+        "in_channels": in_channels,
+        "small_input": small_input,
+        "width_mult": width_mult,
+        "position": position,
+        "stages": list(stages) if stages is not None else None,
+    }
     params = check_arguments(path, given)
     kwargs = {k: v for k, v in given.items() if k in params}
     try:
@@ -254,6 +286,7 @@ def build_external(path: str, make: Callable[[int], nn.Module], num_classes: int
 
 
 # Users' modules on a Ray cluster (formerly user_code.py).
+
 
 def import_paths(space_dump: dict[str, Any]) -> list[str]:
     """Every ``module:attribute`` attention or backbone a space names (base, grid, sample)."""

@@ -8,6 +8,7 @@ torch, MKL and oneDNN pick does, and that follows the CPU's instruction sets and
 versions, so those are recorded too (:func:`cpu_fingerprint`). torch is imported by the functions
 that ask it, not here: the keys alone (``results.py``) need no torch.
 """
+
 from __future__ import annotations
 
 import platform
@@ -24,18 +25,47 @@ if TYPE_CHECKING:
 #: What decides CPU numerics besides torch's version: see :func:`cpu_fingerprint`.
 CPU_NUMERICS_KEYS: tuple[str, ...] = ("cpu_capability", "cpu_isa", "mkl_version", "onednn_version")
 #: Keys of :func:`environment`, in ``results.csv`` order.
-PROVENANCE_KEYS: tuple[str, ...] = ("host", "ray_node", "cpu_model", *CPU_NUMERICS_KEYS, "gpu", "torch_version",
-                                    "cuda_version", "torch_threads")
+PROVENANCE_KEYS: tuple[str, ...] = (
+    "host",
+    "ray_node",
+    "cpu_model",
+    *CPU_NUMERICS_KEYS,
+    "gpu",
+    "torch_version",
+    "cuda_version",
+    "torch_threads",
+)
 #: The keys that say which hardware and software produced a number (host and node may differ freely).
-HARDWARE_KEYS: tuple[str, ...] = ("cpu_model", *CPU_NUMERICS_KEYS, "gpu", "torch_version", "cuda_version",
-                                  "torch_threads")
+HARDWARE_KEYS: tuple[str, ...] = (
+    "cpu_model",
+    *CPU_NUMERICS_KEYS,
+    "gpu",
+    "torch_version",
+    "cuda_version",
+    "torch_threads",
+)
 #: The keys a machine is told apart by (its fingerprint): the same values, the same CPU numerics.
 FINGERPRINT_KEYS: tuple[str, ...] = ("cpu_model", *CPU_NUMERICS_KEYS, "torch_version")
 #: CPU flags (``/proc/cpuinfo``; x86 and Arm) that select different float kernels in torch,
 #: MKL or oneDNN: vector width, fused multiply-add, bf16/fp16 and matrix units.
 NUMERICS_FLAGS: tuple[str, ...] = (
-    "fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
-    "amx_fp16", "amx_int8", "asimd", "asimdhp", "sve", "sve2", "bf16", "i8mm",
+    "fma",
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+    "amx_int8",
+    "asimd",
+    "asimdhp",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
 )
 
 
@@ -89,8 +119,12 @@ def cpu_fingerprint() -> dict[str, str]:
     ``ATEN_CPU_CAPABILITY``), the CPU's :data:`NUMERICS_FLAGS`, and MKL's and oneDNN's versions."""
     import torch
 
-    return {"cpu_model": cpu_model(), "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
-            "cpu_isa": cpu_isa(), **library_versions()}
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_isa": cpu_isa(),
+        **library_versions(),
+    }
 
 
 def fingerprint_here() -> dict[str, str]:
@@ -118,8 +152,12 @@ def environment(device: torch.device) -> dict[str, Any]:
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     return {
-        "host": socket.gethostname(), "ray_node": ray_node(), **cpu_fingerprint(), "gpu": gpu,
-        "torch_version": str(torch.__version__), "cuda_version": str(torch.version.cuda or "none"),
+        "host": socket.gethostname(),
+        "ray_node": ray_node(),
+        **cpu_fingerprint(),
+        "gpu": gpu,
+        "torch_version": str(torch.__version__),
+        "cuda_version": str(torch.version.cuda or "none"),
         "torch_threads": torch.get_num_threads(),
     }
 

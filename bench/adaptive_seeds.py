@@ -14,6 +14,7 @@ comparison) over the trials of every variant at ``max_seeds``.
 
     python bench/adaptive_seeds.py [--studies 4000] [--out reports/benchmarks]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,21 +65,40 @@ def main() -> None:
     parser.add_argument("--equivalence", type=float, default=0.5)
     parser.add_argument("--min-seeds", type=int, default=2)
     parser.add_argument("--max-seeds", type=int, default=10)
-    parser.add_argument("--futility", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3],
-                        help="conditional-power thresholds to compare (besides 0: no futility stop)")
-    parser.add_argument("--futility-from", type=int, nargs="+", default=[3, 5, 7],
-                        help="first looks at which a comparison may stop as futile")
+    parser.add_argument(
+        "--futility",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.1, 0.2, 0.3],
+        help="conditional-power thresholds to compare (besides 0: no futility stop)",
+    )
+    parser.add_argument(
+        "--futility-from",
+        type=int,
+        nargs="+",
+        default=[3, 5, 7],
+        help="first looks at which a comparison may stop as futile",
+    )
     parser.add_argument("--out", default="reports/benchmarks")
     args = parser.parse_args()
     started = time.time()
 
     def plan(futility: float, start: int | None = None) -> Plan:
-        return Plan(args.alpha, args.equivalence, args.min_seeds, args.max_seeds, futility=futility,
-                    futility_from=start)
+        return Plan(
+            args.alpha, args.equivalence, args.min_seeds, args.max_seeds, futility=futility, futility_from=start
+        )
 
     rules = [(0.0, None)] + [(f, s) for s in args.futility_from for f in args.futility]
-    choice = pd.DataFrame([{"futility": f, "from seeds": "-" if s is None else s,
-                            **measure(plan(f, s), "normal", args.sd, args.studies, False)} for f, s in rules])
+    choice = pd.DataFrame(
+        [
+            {
+                "futility": f,
+                "from seeds": "-" if s is None else s,
+                **measure(plan(f, s), "normal", args.sd, args.studies, False),
+            }
+            for f, s in rules
+        ]
+    )
     off = choice.loc[0, "power 1 SD"]
     keeps = choice[off - choice["power 1 SD"] <= POWER_LOSS]
     best = keeps.loc[keeps["compute, no difference"].idxmin()]
@@ -89,13 +109,19 @@ def main() -> None:
     for shaped in (False, True):
         for noise in NOISES:
             for f, s in ((0.0, None), shipped):
-                rows.append({"design": "11-comparison study (familywise)" if shaped else "one comparison",
-                             "noise": noise, "futility": f"{f:g} from {plan(f, s).futility_start}" if f else "off",
-                             **measure(plan(f, s), noise, args.sd, args.studies, shaped)})
+                rows.append(
+                    {
+                        "design": "11-comparison study (familywise)" if shaped else "one comparison",
+                        "noise": noise,
+                        "futility": f"{f:g} from {plan(f, s).futility_start}" if f else "off",
+                        **measure(plan(f, s), noise, args.sd, args.studies, shaped),
+                    }
+                )
     table = pd.DataFrame(rows)
     mc = np.sqrt(args.alpha * (1 - args.alpha) / args.studies)
     lines = [
-        "# Seeds as a budget against a fixed grid (simulated)", "",
+        "# Seeds as a budget against a fixed grid (simulated)",
+        "",
         f"Command: `python bench/adaptive_seeds.py {' '.join(sys.argv[1:])}` ({time.time() - started:.0f} s); "
         f"{args.studies} simulated studies per row and case (seeded).  ",
         f"Method: {METHOD}; {FUTILITY}. Plan: alpha {args.alpha} (one comparison: for it alone; the study: "
@@ -105,16 +131,22 @@ def main() -> None:
         f"collapsing {COLLAPSE_DROP:g} points below with chance {COLLAPSE_RATE:g}). Error: a better/worse decision "
         f"with no true difference (or equivalent beyond the margin); per study: at least one in the study (Monte "
         f"Carlo standard error at {args.alpha}: {mc:.4f}). Power: decided with the right sign. Compute: trials "
-        f"against every variant at {args.max_seeds} seeds, with no true difference and at 1 SD.", "",
-        "## Futility rules (one comparison, normal noise)", "",
-        choice.to_markdown(index=False, floatfmt=".4f"), "",
+        f"against every variant at {args.max_seeds} seeds, with no true difference and at 1 SD.",
+        "",
+        "## Futility rules (one comparison, normal noise)",
+        "",
+        choice.to_markdown(index=False, floatfmt=".4f"),
+        "",
         f"Criterion: among the rules that lose at most {POWER_LOSS * 100:g} points of power at a true 1 SD "
         f"difference against no futility stop ({off:.4f}), the one that spends the least compute with no true "
         f"difference: futility {chosen[0]:g} from {plan(*chosen).futility_start} seeds (power "
         f"{best['power 1 SD']:.4f}, compute with no difference {best['compute, no difference']:.4f}). "
-        f"Shipped default (`budget.seeds.futility`, from half of max seeds): {shipped[0]:g} from {shipped[1]}.", "",
-        "## Error, power and compute, by noise and design (futility off and the shipped default)", "",
-        table.to_markdown(index=False, floatfmt=".4f"), "",
+        f"Shipped default (`budget.seeds.futility`, from half of max seeds): {shipped[0]:g} from {shipped[1]}.",
+        "",
+        "## Error, power and compute, by noise and design (futility off and the shipped default)",
+        "",
+        table.to_markdown(index=False, floatfmt=".4f"),
+        "",
         "Simulated, not measured: real seed noise is what the three models try to bracket.",
     ]
     out = Path(args.out)

@@ -12,6 +12,7 @@ trials at rungs. Reported:
 
     python bench/asha_savings.py --out reports/benchmarks/asha_savings.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,24 @@ from pathlib import Path
 def space_dict(name: str, scheduler: str, epochs: int, subset: int, data_dir: str | None) -> dict:
     return {
         "name": name,
-        "base": {"dataset": "fashion-mnist", "data_dir": data_dir, "backbone": "resnet20", "subset": subset,
-                 "eval_subset": subset, "threads": 1, "device": "cpu", "latency_runs": 5},
+        "base": {
+            "dataset": "fashion-mnist",
+            "data_dir": data_dir,
+            "backbone": "resnet20",
+            "subset": subset,
+            "eval_subset": subset,
+            "threads": 1,
+            "device": "cpu",
+            "latency_runs": 5,
+        },
         "grid": [{"attention": ["none", "se", "eca", "cbam"]}, {"attention": ["sca"], "kernel_size": [3, 5, 7]}],
-        "budget": {"epochs": epochs, "scheduler": scheduler, "grace_period": 1, "reduction_factor": 2,
-                   "max_failures": 0},
+        "budget": {
+            "epochs": epochs,
+            "scheduler": scheduler,
+            "grace_period": 1,
+            "reduction_factor": 2,
+            "max_failures": 0,
+        },
         "resources": {"cpu": 1},
     }
 
@@ -57,19 +71,27 @@ def main() -> None:
     tables = {}
     try:
         for scheduler in ("none", "asha"):
-            space = parse_space(space_dict(f"asha_savings_{scheduler}", scheduler, args.epochs, args.subset, args.data_dir))
+            space = parse_space(
+                space_dict(f"asha_savings_{scheduler}", scheduler, args.epochs, args.subset, args.data_dir)
+            )
             outcome = run_sweep(space, storage=args.storage, resume=True, verbose=0)
             tables[scheduler] = read_results(outcome.run_dir)
     finally:
         ray.shutdown()
 
     key = ["attention", "kernel_size"]
-    full, asha = (tables[s].assign(kernel_size=tables[s]["kernel_size"].fillna(0)).set_index(key) for s in ("none", "asha"))
+    full, asha = (
+        tables[s].assign(kernel_size=tables[s]["kernel_size"].fillna(0)).set_index(key) for s in ("none", "asha")
+    )
     images = _train_images(args.subset, args.data_dir)
     spent = {s: float((t["flops"] * 3 * t["epochs_done"] * images).sum()) for s, t in (("none", full), ("asha", asha))}
     epochs = {s: int(t["epochs_done"].sum()) for s, t in (("none", full), ("asha", asha))}
     survivors = asha[asha["status"] == "completed"].index
-    rho = spearmanr(asha.loc[survivors, "top1"], full.loc[survivors, "top1"]).statistic if len(survivors) > 1 else float("nan")
+    rho = (
+        spearmanr(asha.loc[survivors, "top1"], full.loc[survivors, "top1"]).statistic
+        if len(survivors) > 1
+        else float("nan")
+    )
     k = len(survivors)
     top_full = set(full["top1"].nlargest(k).index)
     overlap = len(top_full & set(survivors))

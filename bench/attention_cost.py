@@ -11,6 +11,7 @@ Writes ``attention_cost.csv``/``.md`` and every round's times to ``attention_cos
 
     nice -n 10 python bench/attention_cost.py [--threads 1] [--rounds 30] [--out reports/benchmarks]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,15 @@ from ablation.run.profile import profile_model
 #: the kernel writing a new tensor, to show what each part of that path saves. Only the eager
 #: rows compare like with like.
 VARIANTS: list[tuple[str, dict, str]] = [
-    ("none", {}, ""), ("se", {}, ""), ("eca", {}, ""), ("cbam", {}, ""), ("coord", {}, ""),
-    ("triplet", {}, ""), ("sca", {}, ""), ("sca", {"pool": "avgmax"}, ""), ("sca", {}, "fused kernel"),
+    ("none", {}, ""),
+    ("se", {}, ""),
+    ("eca", {}, ""),
+    ("cbam", {}, ""),
+    ("coord", {}, ""),
+    ("triplet", {}, ""),
+    ("sca", {}, ""),
+    ("sca", {"pool": "avgmax"}, ""),
+    ("sca", {}, "fused kernel"),
     ("sca", {}, "fused kernel, new output"),
 ]
 #: The variants of the batch-1 verdict, measured again in rounds of their own.
@@ -51,7 +59,11 @@ MAX_PARAMS_INCREASE, MAX_FLOPS_INCREASE = 0.0001, 0.01
 
 
 def label(attention: str, options: dict, implementation: str) -> str:
-    return attention + "".join(f" {k}={v}" for k, v in options.items()) + (f" ({implementation})" if implementation else "")
+    return (
+        attention
+        + "".join(f" {k}={v}" for k, v in options.items())
+        + (f" ({implementation})" if implementation else "")
+    )
 
 
 def build(backbone: str, attention: str, options: dict, implementation: str) -> torch.nn.Module:
@@ -79,8 +91,10 @@ def summarize(records: list[dict], base: str) -> dict[str, dict[str, float]]:
     divided by ``base``'s in the same round (paired, so slow spells of the machine cancel)."""
     base_of = {r["variant"]: base for r in records}
     clocks = {kind: summarize_clock(records, base_of, kind) for kind in ("wall", "cpu")}
-    return {v: {k: f for kind, by in clocks.items() for k, f in ((kind, by[v]["ms"]), (f"{kind}_ratio", by[v]["ratio"]))}
-            for v in base_of}
+    return {
+        v: {k: f for kind, by in clocks.items() for k, f in ((kind, by[v]["ms"]), (f"{kind}_ratio", by[v]["ratio"]))}
+        for v in base_of
+    }
 
 
 def sign_test(records: list[dict], a: str, b: str) -> tuple[int, int, float]:
@@ -90,7 +104,7 @@ def sign_test(records: list[dict], a: str, b: str) -> tuple[int, int, float]:
     rounds = sorted({r["round"] for r in records})
     wins = sum(cpu[(i, a)] < cpu[(i, b)] for i in rounds)
     n = len(rounds)
-    tail = sum(math.comb(n, k) for k in range(0, min(wins, n - wins) + 1)) / 2 ** n
+    tail = sum(math.comb(n, k) for k in range(0, min(wins, n - wins) + 1)) / 2**n
     return wins, n, min(1.0, 2 * tail)
 
 
@@ -100,15 +114,26 @@ def run_backbone(backbone: str, args: argparse.Namespace) -> tuple[list[dict], l
     rows = []
     for key, model in models.items():
         report = profile_model(model, args.size, latency=False)
-        rows.append({"backbone": backbone, "variant": key, **{k: v for k, v in report.as_dict().items()
-                                                               if not k.startswith("latency")}})
-    records = [{"backbone": backbone, **r} for b in args.batches
-               for r in latencies(models, b, args.size, args.rounds if b == 1 else args.rounds_large,
-                                  args.runs if b == 1 else 1)]
+        rows.append(
+            {
+                "backbone": backbone,
+                "variant": key,
+                **{k: v for k, v in report.as_dict().items() if not k.startswith("latency")},
+            }
+        )
+    records = [
+        {"backbone": backbone, **r}
+        for b in args.batches
+        for r in latencies(
+            models, b, args.size, args.rounds if b == 1 else args.rounds_large, args.runs if b == 1 else 1
+        )
+    ]
     if 1 in args.batches and args.duel_rounds:
         duel = {k: models[k] for k in DUEL}
-        records += [{"backbone": backbone, **r, "batch": "1 duel"}
-                    for r in latencies(duel, 1, args.size, args.duel_rounds, args.runs)]
+        records += [
+            {"backbone": backbone, **r, "batch": "1 duel"}
+            for r in latencies(duel, 1, args.size, args.duel_rounds, args.runs)
+        ]
     del models
     base = rows[0]
     lat = {b: summarize([r for r in records if r["batch"] == b], base["variant"]) for b in args.batches}
@@ -120,10 +145,15 @@ def run_backbone(backbone: str, args: argparse.Namespace) -> tuple[list[dict], l
                 row[f"latency_b{b}_{suffix}"] = lat[b][row["variant"]][kind]
                 row[f"latency_b{b}_{suffix}_ratio"] = lat[b][row["variant"]][f"{kind}_ratio"]
         row["threads"] = torch.get_num_threads()
-        print(f"{backbone:13s} {row['variant']:18s} params x{row['params_ratio']:.5f} flops x{row['flops_ratio']:.4f} "
-              + " ".join(f"b{b} {row[f'latency_b{b}_ms']:.1f} ms x{row[f'latency_b{b}_ms_ratio']:.3f} "
-                         f"cpu x{row[f'latency_b{b}_cpu_ms_ratio']:.3f}" for b in args.batches),
-              flush=True)
+        print(
+            f"{backbone:13s} {row['variant']:18s} params x{row['params_ratio']:.5f} flops x{row['flops_ratio']:.4f} "
+            + " ".join(
+                f"b{b} {row[f'latency_b{b}_ms']:.1f} ms x{row[f'latency_b{b}_ms_ratio']:.3f} "
+                f"cpu x{row[f'latency_b{b}_cpu_ms_ratio']:.3f}"
+                for b in args.batches
+            ),
+            flush=True,
+        )
     return rows, records
 
 
@@ -138,23 +168,33 @@ def verdict(rows: list[dict], records: list[dict], batches: list[int]) -> list[s
     ]
     if 1 in batches:
         s, e = sca["latency_b1_cpu_ms_ratio"], eca["latency_b1_cpu_ms_ratio"]
-        lines.append(f"- CPU latency ratio at batch 1 (thread CPU time, median of per-round ratios), all "
-                     f"variants' rounds: sca x{s:.3f} vs eca x{e:.3f}")
+        lines.append(
+            f"- CPU latency ratio at batch 1 (thread CPU time, median of per-round ratios), all "
+            f"variants' rounds: sca x{s:.3f} vs eca x{e:.3f}"
+        )
         duel = [r for r in records if r["backbone"] == "resnet50" and r["batch"] == "1 duel"]
         if duel:
             ratio = summarize(duel, "none")
             s, e = ratio["sca"]["cpu_ratio"], ratio["eca"]["cpu_ratio"]
             wins, n, p = sign_test(duel, "sca", "eca")
-            lines.append(f"- the same in {n} rounds of none/eca/sca only: sca x{s:.3f} vs eca x{e:.3f} (target: "
-                         f"sca <= eca): {'met' if s <= e else 'MISSED'}; sca took less CPU time than eca in "
-                         f"{wins} of {n} rounds (two-sided sign test p = {p:.3f})")
-        for impl, what in (("fused kernel", "its hand-fused C kernel (the fused-sca path; peers have no such kernel)"),
-                           ("fused kernel, new output", "the fused kernel writing a new output instead of gating in place")):
-            lines.append(f"- for information, SCA with {what}: "
-                         f"x{get[('resnet50', f'sca ({impl})')]['latency_b1_cpu_ms_ratio']:.3f}")
+            lines.append(
+                f"- the same in {n} rounds of none/eca/sca only: sca x{s:.3f} vs eca x{e:.3f} (target: "
+                f"sca <= eca): {'met' if s <= e else 'MISSED'}; sca took less CPU time than eca in "
+                f"{wins} of {n} rounds (two-sided sign test p = {p:.3f})"
+            )
+        for impl, what in (
+            ("fused kernel", "its hand-fused C kernel (the fused-sca path; peers have no such kernel)"),
+            ("fused kernel, new output", "the fused kernel writing a new output instead of gating in place"),
+        ):
+            lines.append(
+                f"- for information, SCA with {what}: "
+                f"x{get[('resnet50', f'sca ({impl})')]['latency_b1_cpu_ms_ratio']:.3f}"
+            )
         s, e = sca["latency_b1_ms_ratio"], eca["latency_b1_ms_ratio"]
-        lines.append(f"- for information, wall-clock at batch 1: sca x{s:.3f} vs eca x{e:.3f} (waits for a "
-                     "core on a loaded machine make these noisy; the verdict uses CPU time)")
+        lines.append(
+            f"- for information, wall-clock at batch 1: sca x{s:.3f} vs eca x{e:.3f} (waits for a "
+            "core on a loaded machine make these noisy; the verdict uses CPU time)"
+        )
     return lines
 
 
@@ -171,11 +211,25 @@ def write(rows: list[dict], records: list[dict], args: argparse.Namespace, start
     write_csv(out / "attention_cost.csv", rows)
     write_csv(out / "attention_cost_rounds.csv", records)
     lat_cols = [f"latency_b{b}_{s}" for b in args.batches for s in ("ms", "ms_ratio", "cpu_ms", "cpu_ms_ratio")]
-    head = ["backbone", "variant", "params", "params_ratio", "flops", "flops_ratio", "attention_params",
-            "attention_flops", *lat_cols]
-    fmt = {"params_ratio": "{:.5f}", "flops_ratio": "{:.4f}", **{c: "{:.3f}" if c.endswith("ratio") else "{:.1f}" for c in lat_cols}}
+    head = [
+        "backbone",
+        "variant",
+        "params",
+        "params_ratio",
+        "flops",
+        "flops_ratio",
+        "attention_params",
+        "attention_flops",
+        *lat_cols,
+    ]
+    fmt = {
+        "params_ratio": "{:.5f}",
+        "flops_ratio": "{:.4f}",
+        **{c: "{:.3f}" if c.endswith("ratio") else "{:.1f}" for c in lat_cols},
+    }
     lines = [
-        f"# Attention cost: params, FLOPs and CPU latency at {args.size} px", "",
+        f"# Attention cost: params, FLOPs and CPU latency at {args.size} px",
+        "",
         f"Command: `nice -n 10 python bench/attention_cost.py {' '.join(sys.argv[1:])}`  ",
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{torch.get_num_threads()} torch thread(s); wall time {time.time() - started:.0f} s; "
@@ -192,15 +246,30 @@ def write(rows: list[dict], records: list[dict], args: argparse.Namespace, start
         "`sca (fused kernel)` and `sca (fused kernel, new output)` are for information only: SCA on its "
         "hand-fused C kernel (`ablation/attention/sca_kernel.c`, "
         f"{'built and used' if sca_kernel.library() is not None else 'NOT available: eager ops'} in this run), "
-        "gating in place where `build_model` allows it, or writing a new tensor.", "",
-        "## SCA (default options: " + ", ".join(f"{k}={v}" for k, v in option_defaults("sca").items())
-        + ") in ResNet-50", "",
-        *verdict(rows, records, args.batches), "",
-        "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+        "gating in place where `build_model` allows it, or writing a new tensor.",
+        "",
+        "## SCA (default options: "
+        + ", ".join(f"{k}={v}" for k, v in option_defaults("sca").items())
+        + ") in ResNet-50",
+        "",
+        *verdict(rows, records, args.batches),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(fmt.get(c, "{}").format(row[c]) if c in fmt else f"{row[c]:,}"
-                                       if isinstance(row[c], int) else str(row[c]) for c in head) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                fmt.get(c, "{}").format(row[c])
+                if c in fmt
+                else f"{row[c]:,}"
+                if isinstance(row[c], int)
+                else str(row[c])
+                for c in head
+            )
+            + " |"
+        )
     (out / "attention_cost.md").write_text("\n".join(lines) + "\n")
 
 
@@ -211,8 +280,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds at batch 1")
     parser.add_argument("--runs", type=int, default=2, help="passes per round at batch 1")
-    parser.add_argument("--duel-rounds", type=int, default=60,
-                        help="rounds of none/eca/sca only at batch 1, for the verdict (0: skip)")
+    parser.add_argument(
+        "--duel-rounds", type=int, default=60, help="rounds of none/eca/sca only at batch 1, for the verdict (0: skip)"
+    )
     parser.add_argument("--rounds-large", type=int, default=4, help="interleaved rounds at larger batches")
     parser.add_argument("--out", default="reports/benchmarks")
     args = parser.parse_args()

@@ -19,6 +19,7 @@ batches in every setup: the training loss per step, and the largest loss seen.
 
     ABLATION_DATA_DIR=/work/shared/data python bench/fast_path_numerics.py --attention sca --steps 80
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,14 @@ class GateProbe:
             if torch.compiler.is_compiling():  # compiled setups are not probed
                 return g
             s = torch.sigmoid(z.detach().float())
-            probe.stats.append({"dtype": str(g.dtype).removeprefix("torch."), "near0": (s < 0.01).float().mean().item(),
-                                "near1": (s > 0.99).float().mean().item(), "mean": s.mean().item()})
+            probe.stats.append(
+                {
+                    "dtype": str(g.dtype).removeprefix("torch."),
+                    "near0": (s < 0.01).float().mean().item(),
+                    "near1": (s > 0.99).float().mean().item(),
+                    "mean": s.mean().item(),
+                }
+            )
             return g
 
         SCA._activate = activate  # type: ignore[method-assign]
@@ -96,20 +103,23 @@ def bn_variances(model: nn.Module) -> tuple[dict[str, torch.Tensor], list[Any]]:
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, nn.BatchNorm2d):
+
             def hook(mod: nn.Module, args: tuple, _out: Any, name: str = name) -> None:
                 x = args[0].detach().float()
                 out[name] = x.var(dim=(0, 2, 3), unbiased=False)
                 out[name + ":dtype"] = args[0].dtype  # type: ignore[assignment]
+
             handles.append(m.register_forward_hook(hook))
     return out, handles
 
 
-def one_step(name: str, setup: TrainSetup, init: dict, cfg: Any, x: torch.Tensor, y: torch.Tensor,
-             build: Any) -> dict[str, Any]:
+def one_step(
+    name: str, setup: TrainSetup, init: dict, cfg: Any, x: torch.Tensor, y: torch.Tensor, build: Any
+) -> dict[str, Any]:
     """One training step from ``init``: loss, gradients by parameter, gate and BN records."""
     model = build()
     model.load_state_dict(init)
-    step = TrainStep(model, cfg, torch.device("cpu"), total_steps=10 ** 6, warmup_steps=0, setup=setup)
+    step = TrainStep(model, cfg, torch.device("cpu"), total_steps=10**6, warmup_steps=0, setup=setup)
     step.model.train()
     for m in model.modules():  # no dropout: one batch's gradients compare only if every setup drops nothing
         if isinstance(m, nn.Dropout):
@@ -125,13 +135,15 @@ def one_step(name: str, setup: TrainSetup, init: dict, cfg: Any, x: torch.Tensor
     return {"loss": loss.item(), "grads": grads, "gates": probe.stats, "bn": bn}
 
 
-def train_curve(setup: TrainSetup, init: dict, cfg: Any, batches: list, steps_per_epoch: int, epochs: int,
-                build: Any) -> tuple[list[float], float, float]:
+def train_curve(
+    setup: TrainSetup, init: dict, cfg: Any, batches: list, steps_per_epoch: int, epochs: int, build: Any
+) -> tuple[list[float], float, float]:
     """Training losses of ``len(batches)`` steps on the real schedule; seconds with and without compile."""
     model = build()
     model.load_state_dict(init)
-    step = TrainStep(model, cfg, torch.device("cpu"), total_steps=epochs * steps_per_epoch,
-                     warmup_steps=steps_per_epoch, setup=setup)
+    step = TrainStep(
+        model, cfg, torch.device("cpu"), total_steps=epochs * steps_per_epoch, warmup_steps=steps_per_epoch, setup=setup
+    )
     step.model.train()
     losses, start, first = [], time.perf_counter(), 0.0
     for i, (x, y) in enumerate(batches):
@@ -155,12 +167,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     names = args.setups.split(",")
     cfg = as_config({"backbone": "mobilenet_v2", "attention": args.attention, "width_mult": 0.5, "device": "cpu"})
-    data = build_data("fashion-mnist", args.data_dir, batch_size=128, subset=args.subset, seed=args.seed,
-                      val_split=0.1)
+    data = build_data("fashion-mnist", args.data_dir, batch_size=128, subset=args.subset, seed=args.seed, val_split=0.1)
 
     def build() -> nn.Module:
-        return build_model("mobilenet_v2", args.attention, num_classes=10, in_channels=1, small_input=True,
-                           width_mult=0.5)
+        return build_model(
+            "mobilenet_v2", args.attention, num_classes=10, in_channels=1, small_input=True, width_mult=0.5
+        )
 
     torch.manual_seed(args.seed)
     model = build()
@@ -173,8 +185,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if len(batches) >= max(1, args.steps):
             break
     steps_per_epoch = len(data.train)
-    print(f"# MobileNetV2-0.5 + {args.attention}, Fashion-MNIST {data.train.num_images} training images "
-          f"({steps_per_epoch} steps/epoch), seed {args.seed}, {args.threads} thread(s), torch {torch.__version__}")
+    print(
+        f"# MobileNetV2-0.5 + {args.attention}, Fashion-MNIST {data.train.num_images} training images "
+        f"({steps_per_epoch} steps/epoch), seed {args.seed}, {args.threads} thread(s), torch {torch.__version__}"
+    )
 
     print("\n## Part 1: one step on one batch from the same initialisation")
     x, y = batches[0]
@@ -191,22 +205,43 @@ def main(argv: Optional[list[str]] = None) -> int:
             norm[groups.get(pname, "?")] += gr.square().sum().item()
         err = {k: [(diff[k] / max(norm[k], 1e-30)) ** 0.5] for k in diff}  # the group's gradient as one vector
         gates = r["gates"]
-        bn_err = [((r["bn"][k] - ref["bn"][k]).abs() / ref["bn"][k].clamp_min(1e-12)).max().item()
-                  for k in r["bn"] if not k.endswith(":dtype") and k in ref["bn"]]
+        bn_err = [
+            ((r["bn"][k] - ref["bn"][k]).abs() / ref["bn"][k].clamp_min(1e-12)).max().item()
+            for k in r["bn"]
+            if not k.endswith(":dtype") and k in ref["bn"]
+        ]
         bn_dtypes = sorted({str(v).removeprefix("torch.") for k, v in r["bn"].items() if k.endswith(":dtype")})
-        rows.append((name, r["loss"], {k: max(v) for k, v in err.items()},
-                     (gates and {"dtype": gates[0]["dtype"], "near0": max(s["near0"] for s in gates),
-                                 "near1": max(s["near1"] for s in gates)}),
-                     max(bn_err) if bn_err else None, bn_dtypes))
+        rows.append(
+            (
+                name,
+                r["loss"],
+                {k: max(v) for k, v in err.items()},
+                (
+                    gates
+                    and {
+                        "dtype": gates[0]["dtype"],
+                        "near0": max(s["near0"] for s in gates),
+                        "near1": max(s["near1"] for s in gates),
+                    }
+                ),
+                max(bn_err) if bn_err else None,
+                bn_dtypes,
+            )
+        )
     kinds = sorted({k for row in rows for k in row[2]})
-    print("| setup | loss | " + " | ".join(f"grad rel. err. {k}" for k in kinds)
-          + " | gate dtype | max share of gates < 0.01 / > 0.99 | BN input dtype | max BN batch-var rel. err. |")
+    print(
+        "| setup | loss | "
+        + " | ".join(f"grad rel. err. {k}" for k in kinds)
+        + " | gate dtype | max share of gates < 0.01 / > 0.99 | BN input dtype | max BN batch-var rel. err. |"
+    )
     print("|---" * (len(kinds) + 6) + "|")
     for name, loss, err, gates, bn_err, bn_dtypes in rows:
         cells = " | ".join(f"{err.get(k, float('nan')):.2e}" for k in kinds)
         gate = f"{gates['dtype']} | {gates['near0']:.3f} / {gates['near1']:.3f}" if gates else "- | -"
-        print(f"| {name} | {loss:.5f} | {cells} | {gate} | {', '.join(bn_dtypes) or '-'} | "
-              f"{'-' if bn_err is None else f'{bn_err:.2e}'} |")
+        print(
+            f"| {name} | {loss:.5f} | {cells} | {gate} | {', '.join(bn_dtypes) or '-'} | "
+            f"{'-' if bn_err is None else f'{bn_err:.2e}'} |"
+        )
 
     if args.steps <= 0:
         return 0
@@ -215,8 +250,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in names:
         losses, seconds, first = train_curve(SETUPS[name], init, cfg, batches, steps_per_epoch, args.epochs, build)
         curves[name] = losses
-        print(f"- {name}: {seconds:.0f} s ({first:.0f} s first step); max loss {max(losses):.3f} at step "
-              f"{losses.index(max(losses)) + 1}; mean of the last 10 {sum(losses[-10:]) / 10:.3f}")
+        print(
+            f"- {name}: {seconds:.0f} s ({first:.0f} s first step); max loss {max(losses):.3f} at step "
+            f"{losses.index(max(losses)) + 1}; mean of the last 10 {sum(losses[-10:]) / 10:.3f}"
+        )
     every = max(1, len(batches) // 16)
     print("\n| step | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")

@@ -21,6 +21,7 @@ say nothing about a GPU, only that the script works.
 
     python bench/gpu_check.py [--tiny] [--out reports/benchmarks]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,12 @@ from ablation.models import build_model
 from ablation.run.train import run_trial
 
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
-SCA_READINGS = ({}, {"branches": "hws", "fuse": "mean"}, {"branches": "hws", "norm": "bn", "gate": "2sigmoid"},
-                {"pool": "avgmax", "kernel_size": 5})
+SCA_READINGS = (
+    {},
+    {"branches": "hws", "fuse": "mean"},
+    {"branches": "hws", "norm": "bn", "gate": "2sigmoid"},
+    {"pool": "avgmax", "kernel_size": 5},
+)
 
 
 class Setup:
@@ -103,9 +108,19 @@ def bare_amp_images_per_s(s: Setup, attention: str) -> float:
 def harness_images_per_s(s: Setup, attention: str) -> float:
     """``run_trial``'s own training images/s (its second epoch) on synthetic data of the same size."""
     dataset = f"synthetic:size={s.size},channels=3,classes=1000,train={s.images},val={s.batch}"
-    result = run_trial({"backbone": s.backbone, "attention": attention, "dataset": dataset, "epochs": 2,
-                        "batch_size": s.batch, "val_split": 0, "latency_runs": 1, "device": s.device,
-                        "small_input": s.tiny})
+    result = run_trial(
+        {
+            "backbone": s.backbone,
+            "attention": attention,
+            "dataset": dataset,
+            "epochs": 2,
+            "batch_size": s.batch,
+            "val_split": 0,
+            "latency_runs": 1,
+            "device": s.device,
+            "small_input": s.tiny,
+        }
+    )
     return result["history"][-1]["images_per_s"]
 
 
@@ -114,13 +129,16 @@ def throughput(s: Setup) -> list[dict]:
     for attention in s.modules:
         bare, harness = bare_amp_images_per_s(s, attention), harness_images_per_s(s, attention)
         rows.append({"attention": attention, "bare img/s": bare, "run_trial img/s": harness, "ratio": harness / bare})
-        print(f"throughput {attention:8s} bare {bare:8.1f}  run_trial {harness:8.1f}  x{harness / bare:.3f}", flush=True)
+        print(
+            f"throughput {attention:8s} bare {bare:8.1f}  run_trial {harness:8.1f}  x{harness / bare:.3f}", flush=True
+        )
     return rows
 
 
 def latency(s: Setup) -> list[dict]:
-    models = {a: build_model(s.backbone, a, num_classes=1000, small_input=s.tiny).to(s.device).eval()
-              for a in s.modules}
+    models = {
+        a: build_model(s.backbone, a, num_classes=1000, small_input=s.tiny).to(s.device).eval() for a in s.modules
+    }
     if s.device == "cuda":
         models = {a: m.to(memory_format=torch.channels_last) for a, m in models.items()}
     rows = {a: {"attention": a} for a in s.modules}
@@ -141,10 +159,19 @@ def fractional_sweep(s: Setup) -> dict:
     from ablation.run.sweep import run_sweep
 
     gpu = 0.25 if s.device == "cuda" else 0
-    spec = {"name": "gpu_check", "base": {"dataset": "synthetic:size=32,channels=3,classes=10,train=256,val=64",
-                                          "backbone": "resnet20", "batch_size": 64, "latency_runs": 1},
-            "grid": {"attention": ["none", "sca"], "seed": [0, 1]}, "budget": {"epochs": 1},
-            "resources": {"cpu": 1, "gpu": gpu}, "latency": {"calibrate": False}}
+    spec = {
+        "name": "gpu_check",
+        "base": {
+            "dataset": "synthetic:size=32,channels=3,classes=10,train=256,val=64",
+            "backbone": "resnet20",
+            "batch_size": 64,
+            "latency_runs": 1,
+        },
+        "grid": {"attention": ["none", "sca"], "seed": [0, 1]},
+        "budget": {"epochs": 1},
+        "resources": {"cpu": 1, "gpu": gpu},
+        "latency": {"calibrate": False},
+    }
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()
         outcome = run_sweep(parse_space(spec), storage=storage, verbose=0)
@@ -164,7 +191,7 @@ def bf16_peak_tflops(s: Setup) -> float:
         torch.mm(a, b)
         _sync(s.device)
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e12
+    return 2 * n**3 / best / 1e12
 
 
 def packed_trials(s: Setup) -> tuple[list[dict], float]:
@@ -178,17 +205,27 @@ def packed_trials(s: Setup) -> tuple[list[dict], float]:
     from ablation.run.sweep import run_sweep
 
     peak = bf16_peak_tflops(s)
-    macs = profile_model(build_model("resnet20", num_classes=10, in_channels=3, small_input=True), 32, 3,
-                         latency=False).flops
+    macs = profile_model(
+        build_model("resnet20", num_classes=10, in_channels=3, small_input=True), 32, 3, latency=False
+    ).flops
     rows = []
     for k in s.trials_per_gpu:
-        spec = {"name": f"packed_{k}",
-                "base": {"dataset": f"synthetic:size=32,channels=3,classes=10,train={s.packed_images},val=256",
-                         "backbone": "resnet20", "batch_size": 128, "latency_runs": 1, "val_split": 0,
-                         "device": s.device},
-                "grid": {"seed": list(range(k))}, "budget": {"epochs": 3, "max_concurrent": k},
-                "resources": {"cpu": 1, "gpu": 1 / k if s.device == "cuda" else 0},
-                "latency": {"calibrate": False}, "train": {"path": s.packed_path}}
+        spec = {
+            "name": f"packed_{k}",
+            "base": {
+                "dataset": f"synthetic:size=32,channels=3,classes=10,train={s.packed_images},val=256",
+                "backbone": "resnet20",
+                "batch_size": 128,
+                "latency_runs": 1,
+                "val_split": 0,
+                "device": s.device,
+            },
+            "grid": {"seed": list(range(k))},
+            "budget": {"epochs": 3, "max_concurrent": k},
+            "resources": {"cpu": 1, "gpu": 1 / k if s.device == "cuda" else 0},
+            "latency": {"calibrate": False},
+            "train": {"path": s.packed_path},
+        }
         with tempfile.TemporaryDirectory() as storage:
             start = time.perf_counter()
             outcome = run_sweep(parse_space(spec), storage=storage, verbose=0)
@@ -196,12 +233,17 @@ def packed_trials(s: Setup) -> tuple[list[dict], float]:
             results = read_results(outcome.run_dir)
         rates = results["images_per_s"].astype(float)
         aggregate = float(rates.sum())
-        row = {"trials per GPU": k, "GPU per trial": round(1 / k, 3), "completed": outcome.counts.get("completed", 0),
-               "per-trial img/s (median)": float(rates.median()), "aggregate img/s": aggregate,
-               "aggregate x 1 trial": aggregate / rows[0]["aggregate img/s"] if rows else 1.0,
-               "of bf16 peak": aggregate * 6 * macs / (peak * 1e12),
-               "sweep wall s (incl. start-up, compile)": wall,
-               "setup": str(results["train_setup"].iloc[0]) if "train_setup" in results else ""}
+        row = {
+            "trials per GPU": k,
+            "GPU per trial": round(1 / k, 3),
+            "completed": outcome.counts.get("completed", 0),
+            "per-trial img/s (median)": float(rates.median()),
+            "aggregate img/s": aggregate,
+            "aggregate x 1 trial": aggregate / rows[0]["aggregate img/s"] if rows else 1.0,
+            "of bf16 peak": aggregate * 6 * macs / (peak * 1e12),
+            "sweep wall s (incl. start-up, compile)": wall,
+            "setup": str(results["train_setup"].iloc[0]) if "train_setup" in results else "",
+        }
         rows.append(row)
         print(f"packed {k}: {row}", flush=True)
     return rows, peak
@@ -224,12 +266,19 @@ def sca_parity(s: Setup) -> list[dict]:
             out.square().sum().backward()
             outs[device] = (out.detach().cpu(), xi.grad.cpu())
         if s.device == "cpu":
-            rows.append({"options": options or "defaults", "forward max abs diff": "no CUDA", "backward max abs diff": "-"})
+            rows.append(
+                {"options": options or "defaults", "forward max abs diff": "no CUDA", "backward max abs diff": "-"}
+            )
             continue
         (a, ga), (b, gb) = outs["cpu"], outs["cuda"]
-        rows.append({"options": options or "defaults", "forward max abs diff": float((a - b).abs().max()),
-                     "backward max abs diff": float((ga - gb).abs().max()),
-                     "within 1e-4": bool(torch.allclose(a, b, atol=1e-4) and torch.allclose(ga, gb, atol=1e-4))})
+        rows.append(
+            {
+                "options": options or "defaults",
+                "forward max abs diff": float((a - b).abs().max()),
+                "backward max abs diff": float((ga - gb).abs().max()),
+                "within 1e-4": bool(torch.allclose(a, b, atol=1e-4) and torch.allclose(ga, gb, atol=1e-4)),
+            }
+        )
     return rows
 
 
@@ -280,35 +329,55 @@ def main() -> None:
     import pandas as pd
 
     lines = [
-        f"# GPU check{' (--tiny: CPU, small sizes; says nothing about a GPU)' if s.tiny else ''}", "",
+        f"# GPU check{' (--tiny: CPU, small sizes; says nothing about a GPU)' if s.tiny else ''}",
+        "",
         f"Command: `python bench/gpu_check.py{' --tiny' if s.tiny else ''}`; {time.time() - started:.0f} s; device "
         f"{s.device} ({gpu}); torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}; "
-        f"{platform.processor() or platform.machine()}.", "",
+        f"{platform.processor() or platform.machine()}.",
+        "",
         f"## Training throughput: {s.backbone} at {s.size} px, batch {s.batch}"
-        + (", bf16 autocast, channels_last" if s.device == "cuda" else ""), "",
+        + (", bf16 autocast, channels_last" if s.device == "cuda" else ""),
+        "",
         "`run_trial` images/s (its second epoch, synthetic data held on the device) against a bare AMP loop "
         f"({s.steps} steps on random device batches) on the same model. Target: ratio >= 0.9 for every module: "
-        + ("met" if all(r["ratio"] >= 0.9 for r in train) else "MISSED") + ".", "",
-        pd.DataFrame(train).to_markdown(index=False, floatfmt=".3f"), "",
-        f"## Eval latency ({s.rounds} interleaved rounds, wall clock, CUDA synchronised; ratio to the plain net)", "",
-        pd.DataFrame(lat).to_markdown(index=False, floatfmt=".3f"), "",
-        "## Fractional GPUs", "",
-        f"4 trials with {sweep['gpu per trial']} GPU each: {sweep['counts']} in {sweep['wall s']:.0f} s.", "",
-        "## Trials per GPU", "",
+        + ("met" if all(r["ratio"] >= 0.9 for r in train) else "MISSED")
+        + ".",
+        "",
+        pd.DataFrame(train).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        f"## Eval latency ({s.rounds} interleaved rounds, wall clock, CUDA synchronised; ratio to the plain net)",
+        "",
+        pd.DataFrame(lat).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## Fractional GPUs",
+        "",
+        f"4 trials with {sweep['gpu per trial']} GPU each: {sweep['counts']} in {sweep['wall s']:.0f} s.",
+        "",
+        "## Trials per GPU",
+        "",
         f"resnet20 at 32 px, batch 128, synthetic data held on the {s.device}, {s.packed_images} training images, "
         f"3 epochs, training path `{s.packed_path}`; k trials with 1/k GPU each, run together. Per-trial images/s: "
         "each trial's mean over its epochs (compilation excluded); aggregate: their sum. Fraction of peak: aggregate "
-        f"x 3 x 2 x the forward's multiply-adds per image (fvcore) against this device's bf16 GEMM peak, {peak:.1f} TFLOP/s (best `torch.mm`).", "",
-        pd.DataFrame(packed).to_markdown(index=False, floatfmt=".3f"), "",
-        "## SCA on CUDA against the CPU (float32, training mode, forward and input gradient)", "",
-        pd.DataFrame(parity).to_markdown(index=False), "",
-        "## Would an ImageNet trial wait for data?", "",
+        f"x 3 x 2 x the forward's multiply-adds per image (fvcore) against this device's bf16 GEMM peak, {peak:.1f} TFLOP/s (best `torch.mm`).",
+        "",
+        pd.DataFrame(packed).to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## SCA on CUDA against the CPU (float32, training mode, forward and input gradient)",
+        "",
+        pd.DataFrame(parity).to_markdown(index=False),
+        "",
+        "## Would an ImageNet trial wait for data?",
+        "",
         f"ImageFolder loader as `imagenet_paper.yaml` runs it ({s.workers} workers, pinned memory where CUDA is "
         f"present, workers restarted every epoch) on {s.jpegs} JPEGs of about 500 x 375: {loader:.0f} images/s on "
         f"this machine's {os.cpu_count()} cores, against {gpu_rate:.0f} images/s of {s.backbone} "
-        f"training on the {s.device}: " + (f"the loader keeps up ({loader / gpu_rate:.2f}x)." if loader >= gpu_rate
-                                           else f"a trial would wait for data: the loader gives "
-                                                f"{loader / gpu_rate:.2f}x of what the GPU trains."), "",
+        f"training on the {s.device}: "
+        + (
+            f"the loader keeps up ({loader / gpu_rate:.2f}x)."
+            if loader >= gpu_rate
+            else f"a trial would wait for data: the loader gives {loader / gpu_rate:.2f}x of what the GPU trains."
+        ),
+        "",
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

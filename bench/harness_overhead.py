@@ -23,6 +23,7 @@ its time shown apart). The load average is printed with the figures.
 
     python bench/harness_overhead.py --data-dir /work/shared/data/fashion-mnist --out reports/benchmarks/harness_overhead.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,17 +43,34 @@ from ablation.run.train import TrainStep, _check_finite, as_config, evaluate, me
 
 
 def trial_config(args: argparse.Namespace) -> dict:
-    return dict(backbone=args.backbone, dataset=args.dataset, data_dir=args.data_dir, subset=args.subset,
-                eval_subset=args.eval_subset, batch_size=args.batch_size, lr=0.1, seed=0, threads=1, device="cpu",
-                latency_runs=10, epochs=args.epochs)
+    return dict(
+        backbone=args.backbone,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        subset=args.subset,
+        eval_subset=args.eval_subset,
+        batch_size=args.batch_size,
+        lr=0.1,
+        seed=0,
+        threads=1,
+        device="cpu",
+        latency_runs=10,
+        epochs=args.epochs,
+    )
 
 
 def _data_and_model(cfg: dict):
-    data = build_data(cfg["dataset"], cfg["data_dir"], batch_size=cfg["batch_size"], subset=cfg["subset"],
-                      eval_subset=cfg["eval_subset"], seed=cfg["seed"], val_split=0.1)
+    data = build_data(
+        cfg["dataset"],
+        cfg["data_dir"],
+        batch_size=cfg["batch_size"],
+        subset=cfg["subset"],
+        eval_subset=cfg["eval_subset"],
+        seed=cfg["seed"],
+        val_split=0.1,
+    )
     torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["backbone"], num_classes=data.num_classes, in_channels=data.in_channels,
-                        small_input=True)
+    model = build_model(cfg["backbone"], num_classes=data.num_classes, in_channels=data.in_channels, small_input=True)
     return data, model
 
 
@@ -83,10 +101,13 @@ def harness(cfg: dict) -> dict:
     start = time.perf_counter()
     result = run_trial(cfg)
     wall = time.perf_counter() - start
-    return {"rates": [m["images_per_s"] for m in result["history"]],
-            "epoch_s": [m["epoch_time_s"] for m in result["history"]], "wall_s": wall,
-            "images": result["train_images"] * cfg["epochs"],
-            "splits": (result["train_images"], result["val_images"], result["test_images"])}
+    return {
+        "rates": [m["images_per_s"] for m in result["history"]],
+        "epoch_s": [m["epoch_time_s"] for m in result["history"]],
+        "wall_s": wall,
+        "images": result["train_images"] * cfg["epochs"],
+        "splits": (result["train_images"], result["val_images"], result["test_images"]),
+    }
 
 
 def parts(cfg: dict) -> dict[str, float]:
@@ -123,8 +144,13 @@ def parts(cfg: dict) -> dict[str, float]:
     start = time.perf_counter()
     measure_cost(model, conf, data, torch.device("cpu"))
     cost_s = time.perf_counter() - start
-    return {"bare steps": bare_s, "train steps": train_s, "loader": loader_s, "validation": eval_s,
-            "cost (once)": cost_s}
+    return {
+        "bare steps": bare_s,
+        "train steps": train_s,
+        "loader": loader_s,
+        "validation": eval_s,
+        "cost (once)": cost_s,
+    }
 
 
 def load() -> str:
@@ -150,8 +176,9 @@ def validation_by_path(cfg: dict, paths: list[str]) -> dict[str, dict[str, float
     for path in paths:
         data, model = _data_and_model(cfg)
         conf = as_config({**cfg, "train_path": path})
-        steps[path] = TrainStep(model, conf, torch.device("cpu"), total_steps=len(data.train) * cfg["epochs"],
-                                warmup_steps=30)
+        steps[path] = TrainStep(
+            model, conf, torch.device("cpu"), total_steps=len(data.train) * cfg["epochs"], warmup_steps=30
+        )
         if batches is None:
             data.train.set_epoch(2)
             batches = [(x, y) for x, y in data.train]
@@ -194,8 +221,11 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=5000, help="training images")
     parser.add_argument("--eval-subset", type=int, default=None, help="validation and test images each (default all)")
     parser.add_argument("--paths", default="eager,fast", help="training paths whose validation cost is measured")
-    parser.add_argument("--validation-only", action="store_true",
-                        help="measure only the validation cost by path (no bare loop, no run_trial)")
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="measure only the validation cost by path (no bare loop, no run_trial)",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3, help="per measurement; the first is warm-up")
     parser.add_argument("--rounds", type=int, default=2)
@@ -219,8 +249,11 @@ def main() -> None:
         whole = ours["images"] / ours["wall_s"]
         rows.append((r, ref, rate, rate / ref, whole, whole / ref))
         split.append(parts(cfg))
-        print(f"round {r}: bare {ref:.1f} img/s; run_trial training {rate:.1f} img/s (x{rate / ref:.3f}), "
-              f"whole trial {whole:.1f} img/s (x{whole / ref:.3f}); parts {split[-1]}", flush=True)
+        print(
+            f"round {r}: bare {ref:.1f} img/s; run_trial training {rate:.1f} img/s (x{rate / ref:.3f}), "
+            f"whole trial {whole:.1f} img/s (x{whole / ref:.3f}); parts {split[-1]}",
+            flush=True,
+        )
     if args.validation_only:
         if args.out:  # replace (or add) the report's validation section, keep the rest as it was run
             old = args.out.read_text() if args.out.is_file() else ""
@@ -242,8 +275,13 @@ VALIDATION_HEADING = "## What validation costs, by training path"
 def validation_section(args: argparse.Namespace, by_path: list[dict], paths: list[str]) -> list[str]:
     """The report's section on what validation costs per path, every round side by side."""
     images = by_path[0]["images"]
-    keys = ["train steps", "validation", "validation again", "compiled validation, first pass (compiles)",
-            "compiled validation"]
+    keys = [
+        "train steps",
+        "validation",
+        "validation again",
+        "compiled validation, first pass (compiles)",
+        "compiled validation",
+    ]
     lines = [
         VALIDATION_HEADING,
         "",
@@ -261,17 +299,20 @@ def validation_section(args: argparse.Namespace, by_path: list[dict], paths: lis
         + "; ".join(f"round {i + 1}: {r['load']['before']} -> {r['load']['after']}" for i, r in enumerate(by_path))
         + " (2 cores, shared).",
         "",
-        "| round | path | setup | first step (compiles) s | " + " | ".join(f"{k} s" for k in keys)
+        "| round | path | setup | first step (compiles) s | "
+        + " | ".join(f"{k} s" for k in keys)
         + " | validation / train steps | compiled validation / train steps |",
         "|---" * (len(keys) + 6) + "|",
     ]
     for i, r in enumerate(by_path):
         for path in paths:
             p = r[path]
-            lines.append(f"| {i + 1} | {path} | {p['setup']} | {p['first step (compiles)']:.1f} | "
-                         + " | ".join(f"{p[k]:.1f}" for k in keys)
-                         + f" | {min(p['validation'], p['validation again']) / p['train steps']:.3f} | "
-                         f"{p['compiled validation'] / p['train steps']:.3f} |")
+            lines.append(
+                f"| {i + 1} | {path} | {p['setup']} | {p['first step (compiles)']:.1f} | "
+                + " | ".join(f"{p[k]:.1f}" for k in keys)
+                + f" | {min(p['validation'], p['validation again']) / p['train steps']:.3f} | "
+                f"{p['compiled validation'] / p['train steps']:.3f} |"
+            )
     train_n, val_n = STUDY_EPOCH
     lines += [
         "",
@@ -288,8 +329,10 @@ def validation_section(args: argparse.Namespace, by_path: list[dict], paths: lis
             train = 1000 * p["train steps"] / images["train"]
             val = 1000 * min(p["validation"], p["validation again"]) / images["val"]
             compiled = 1000 * p["compiled validation"] / images["val"]
-            lines.append(f"| {i + 1} | {path} | {train:.1f} | {val:.2f} | {compiled:.2f} | "
-                         f"{val * val_n / (train * train_n):.3f} | {compiled * val_n / (train * train_n):.3f} |")
+            lines.append(
+                f"| {i + 1} | {path} | {train:.1f} | {val:.2f} | {compiled:.2f} | "
+                f"{val * val_n / (train * train_n):.3f} | {compiled * val_n / (train * train_n):.3f} |"
+            )
     return lines + [""]
 
 
@@ -297,8 +340,16 @@ def validation_section(args: argparse.Namespace, by_path: list[dict], paths: lis
 STUDY_EPOCH = (5000, 6000)
 
 
-def write_report(args: argparse.Namespace, rows: list[tuple], ratio: float, whole_ratio: float,
-                 part: dict[str, float], splits: tuple[int, int, int], by_path: list[dict], paths: list[str]) -> None:
+def write_report(
+    args: argparse.Namespace,
+    rows: list[tuple],
+    ratio: float,
+    whole_ratio: float,
+    part: dict[str, float],
+    splits: tuple[int, int, int],
+    by_path: list[dict],
+    paths: list[str],
+) -> None:
     steps = part["train steps"]
     lines = [
         "# The harness against a bare loop on real data",
@@ -315,7 +366,10 @@ def write_report(args: argparse.Namespace, rows: list[tuple], ratio: float, whol
         "",
         "| round | bare img/s | run_trial training img/s | ratio | run_trial whole trial img/s | ratio |",
         "|---|---|---|---|---|---|",
-        *(f"| {r} | {ref:.1f} | {ours:.1f} | {q:.3f} | {whole:.1f} | {wq:.3f} |" for r, ref, ours, q, whole, wq in rows),
+        *(
+            f"| {r} | {ref:.1f} | {ours:.1f} | {q:.3f} | {whole:.1f} | {wq:.3f} |"
+            for r, ref, ours, q, whole, wq in rows
+        ),
         "",
         f"**Median ratio of the training loop: {ratio:.3f}** (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); "
         f"of the whole trial (every second `run_trial` takes, over the images it trains): {whole_ratio:.3f}.",

@@ -10,6 +10,7 @@ over the steps of each epoch. Writes ``sca_mechanism.csv`` and ``sca_mechanism.m
 
     python bench/sca_mechanism.py [--epochs 10] [--out docs]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,11 +61,13 @@ class Probe:
             if module.training:
                 with torch.no_grad():
                     self.ratios[name].append(float(output.norm() / inputs[0].norm().clamp_min(1e-12)))
+
         return hook
 
     def _grad(self, branch: str):
         def hook(grad):
             self.grads[branch].append(float(grad.norm()))
+
         return hook
 
     def take(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -85,14 +88,29 @@ def measure(name: str, options: dict, epochs: int, seed: int) -> list[dict]:
     def report(metrics: dict, checkpoint_dir: str) -> None:
         ratios, grads = probe.take()
         for insertion, ratio in ratios.items():
-            rows.append({"reading": name, "epoch": metrics["epoch"], "insertion": insertion, "norm_ratio": ratio,
-                         **{f"grad_{k}": v for k, v in grads.items()}, "train_loss": metrics["train_loss"],
-                         "val_top1": metrics["top1"]})
+            rows.append(
+                {
+                    "reading": name,
+                    "epoch": metrics["epoch"],
+                    "insertion": insertion,
+                    "norm_ratio": ratio,
+                    **{f"grad_{k}": v for k, v in grads.items()},
+                    "train_loss": metrics["train_loss"],
+                    "val_top1": metrics["top1"],
+                }
+            )
 
     ablation.models.build_model = lambda *a, **k: probe.attach(real(*a, **k))
     try:
-        cfg = {"backbone": "resnet20", "attention": "sca", "dataset": "digits", "epochs": epochs, "seed": seed,
-               "latency_runs": 1, **options}
+        cfg = {
+            "backbone": "resnet20",
+            "attention": "sca",
+            "dataset": "digits",
+            "epochs": epochs,
+            "seed": seed,
+            "latency_runs": 1,
+            **options,
+        }
         result = run_trial(cfg, report=report)
     finally:
         ablation.models.build_model = real
@@ -116,16 +134,21 @@ def init_figures(name: str, options: dict, seed: int) -> list[dict]:
     x, y = next(iter(data.train))
     torch.nn.functional.cross_entropy(model(x), y).backward()
     ratios, grads = probe.take()
-    return [{"reading": name, "epoch": 0, "insertion": k, "norm_ratio": v, **{f"grad_{b}": g for b, g in grads.items()}}
-            for k, v in ratios.items()]
+    return [
+        {"reading": name, "epoch": 0, "insertion": k, "norm_ratio": v, **{f"grad_{b}": g for b, g in grads.items()}}
+        for k, v in ratios.items()
+    ]
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     grad_cols = sorted(c for c in rows if c.startswith("grad_"))
     table = rows.groupby(["reading", "epoch"], sort=False).agg(
-        norm_ratio_min=("norm_ratio", "min"), norm_ratio_median=("norm_ratio", "median"),
-        norm_ratio_max=("norm_ratio", "max"), **{c: (c, "first") for c in grad_cols},
-        **{c: (c, "first") for c in ("train_loss", "val_top1") if c in rows})
+        norm_ratio_min=("norm_ratio", "min"),
+        norm_ratio_median=("norm_ratio", "median"),
+        norm_ratio_max=("norm_ratio", "max"),
+        **{c: (c, "first") for c in grad_cols},
+        **{c: (c, "first") for c in ("train_loss", "val_top1") if c in rows},
+    )
     return table.reset_index()
 
 
@@ -144,8 +167,11 @@ def main() -> None:
     out = Path(args.out)
     frame.to_csv(out / "sca_mechanism.csv", index=False)
     table = summary(frame)
-    text = [f"Command: `python bench/sca_mechanism.py {' '.join(sys.argv[1:])}` ({time.time() - started:.0f} s)", "",
-            table.to_markdown(index=False, floatfmt=".4g")]
+    text = [
+        f"Command: `python bench/sca_mechanism.py {' '.join(sys.argv[1:])}` ({time.time() - started:.0f} s)",
+        "",
+        table.to_markdown(index=False, floatfmt=".4g"),
+    ]
     (out / "sca_mechanism_table.md").write_text("\n".join(text) + "\n")
     print(table.to_string())
 

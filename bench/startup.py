@@ -13,6 +13,7 @@ library that another on the list imports is counted again in each.
 
 Targets (issue 25): ``ablate --help`` <= 1.5 s, ``ablate validate search_spaces/quick.yaml`` <= 6 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,38 @@ COMMANDS: dict[str, list[str]] = {
     "`python -c pass`": ["-c", "pass"],
     "`ablate --help`": ["-m", "ablation.cli", "--help"],
     "`ablate list`": ["-m", "ablation.cli", "list"],
-    "`ablate validate --no-cost search_spaces/quick.yaml`": ["-m", "ablation.cli", "validate", "--no-cost",
-                                                             "search_spaces/quick.yaml"],
+    "`ablate validate --no-cost search_spaces/quick.yaml`": [
+        "-m",
+        "ablation.cli",
+        "validate",
+        "--no-cost",
+        "search_spaces/quick.yaml",
+    ],
     "`ablate validate search_spaces/quick.yaml`": ["-m", "ablation.cli", "validate", "search_spaces/quick.yaml"],
     "validate's libraries imported, no work": [
-        "-c", "import ablation.models, ablation.run.profile, ablation.data, torchvision.models, timm.layers"],
+        "-c",
+        "import ablation.models, ablation.run.profile, ablation.data, torchvision.models, timm.layers",
+    ],
 }
 #: Libraries whose import time is shown: those some `ablate` command needs.
-LIBRARIES = ("torch", "torchvision", "timm", "fvcore.nn", "sklearn.datasets", "pydantic", "pandas", "scipy.stats",
-             "ray.tune", "optuna", "mlflow", "matplotlib.pyplot")
-IMPORT = "import sys, time; t = time.perf_counter(); c = time.process_time(); import {0}; " \
-         "print(time.perf_counter() - t, time.process_time() - c)"
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "fvcore.nn",
+    "sklearn.datasets",
+    "pydantic",
+    "pandas",
+    "scipy.stats",
+    "ray.tune",
+    "optuna",
+    "mlflow",
+    "matplotlib.pyplot",
+)
+IMPORT = (
+    "import sys, time; t = time.perf_counter(); c = time.process_time(); import {0}; "
+    "print(time.perf_counter() - t, time.process_time() - c)"
+)
 
 
 def timed(argv: list[str], code_root: Path) -> tuple[float, float]:
@@ -110,9 +132,12 @@ def main() -> None:
         return statistics.median(v[i] for v in values)
 
     against = f", against: {args.against} at {commit(args.against)}" if args.against else ""
-    lines = [f"`python bench/startup.py {' '.join(sys.argv[1:])}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"{platform.node()}, {os.cpu_count()} CPUs, load average {load_before} before, {load_after} after; "
-             f"medians of {args.runs} runs; this code: {commit(ROOT)}{against})", ""]
+    lines = [
+        f"`python bench/startup.py {' '.join(sys.argv[1:])}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {os.cpu_count()} CPUs, load average {load_before} before, {load_after} after; "
+        f"medians of {args.runs} runs; this code: {commit(ROOT)}{against})",
+        "",
+    ]
     head = "| command | wall s | CPU s |" + (" against: wall s | CPU s | ratio wall | ratio CPU |" * bool(args.against))
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name in COMMANDS:

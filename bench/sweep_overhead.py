@@ -12,6 +12,7 @@ at a time so that both sides have the same CPUs. Two ratios (Tune / direct, targ
 
     python bench/sweep_overhead.py --epochs 3 --rounds 2 --out reports/benchmarks/sweep_overhead.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,9 @@ def direct(configs: list) -> tuple[float, list[float]]:
 def _train_images(cfg) -> int:
     from ablation.data import build_data
 
-    return build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset,
-                      seed=cfg.seed).train.num_images
+    return build_data(
+        cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset, seed=cfg.seed
+    ).train.num_images
 
 
 def under_tune(space, storage: Path) -> tuple[float, float, list[float]]:

@@ -18,6 +18,7 @@ up speeds every module up the same way.
 
     python bench/train_throughput.py --threads 1 --rounds 3 --out reports/benchmarks/train_throughput.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,11 @@ TARGETS = {"none fast / eager": 1.9, "sca fast / eager": 2.2, "sca / none on fas
 def setups(device: torch.device) -> dict[str, object]:
     """The setups compared: the two training paths and, between them, the fast path uncompiled."""
     fast = train_setup("fast", device)
-    return {"eager": train_setup("eager", device),
-            "eager bf16 CL": dataclasses.replace(fast, path="eager bf16 CL", compiled=False),
-            "fast": fast}
+    return {
+        "eager": train_setup("eager", device),
+        "eager bf16 CL": dataclasses.replace(fast, path="eager bf16 CL", compiled=False),
+        "fast": fast,
+    }
 
 
 def gemm_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
@@ -59,7 +62,7 @@ def gemm_gflops(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
         start = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 class Runner:
@@ -69,10 +72,11 @@ class Runner:
         torch.manual_seed(0)
         model = build_model("resnet20", attention, num_classes=10, in_channels=1, small_input=True)
         cfg = as_config({"backbone": "resnet20", "attention": attention, "batch_size": batch, "device": "cpu"})
-        self.step = TrainStep(model, cfg, device, total_steps=10 ** 6, warmup_steps=0, setup=setup)
+        self.step = TrainStep(model, cfg, device, total_steps=10**6, warmup_steps=0, setup=setup)
         gen = torch.Generator().manual_seed(0)
-        self.x, self.y = self.step.inputs(torch.randn(batch, 1, 28, 28, generator=gen),
-                                          torch.randint(0, 10, (batch,), generator=gen))
+        self.x, self.y = self.step.inputs(
+            torch.randn(batch, 1, 28, 28, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
+        )
         self.step.model.train()
         start = time.perf_counter()
         for _ in range(2):  # the first step compiles on the fast path; the second warms the caches
@@ -100,8 +104,12 @@ def main() -> None:
     device = torch.device("cpu")
     started = time.perf_counter()
     chosen = setups(device)
-    macs = {a: profile_model(build_model("resnet20", a, num_classes=10, in_channels=1, small_input=True), 28, 1,
-                             latency=False).flops for a in args.modules}
+    macs = {
+        a: profile_model(
+            build_model("resnet20", a, num_classes=10, in_channels=1, small_input=True), 28, 1, latency=False
+        ).flops
+        for a in args.modules
+    }
     runners = {}
     for a in args.modules:
         for name, setup in chosen.items():
@@ -126,6 +134,7 @@ def main() -> None:
     def ratio(a: tuple[str, str], b: tuple[str, str]) -> float:
         """Median over rounds of the per-round ratio (both measured in the same round)."""
         return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
+
     rows = []
     for a in args.modules:
         row: dict[str, object] = {"module": a, "MMACs/img": macs[a] / 1e6}
@@ -158,8 +167,9 @@ def _targets(ratio: Callable, modules: list[str]) -> dict[str, tuple[float, floa
     return {k: (v, TARGETS[k]) for k, v in found.items()}
 
 
-def _write(args: argparse.Namespace, chosen: dict, table: pd.DataFrame, peak: dict, checks: dict, runners: dict,
-           seconds: float) -> None:
+def _write(
+    args: argparse.Namespace, chosen: dict, table: pd.DataFrame, peak: dict, checks: dict, runners: dict, seconds: float
+) -> None:
     compile_s = [runners[k].warmup_s for k in runners if k[1] == "fast"]
     lines = [
         "# Training throughput per path and per module",
@@ -185,8 +195,9 @@ def _write(args: argparse.Namespace, chosen: dict, table: pd.DataFrame, peak: di
         "",
         table.to_markdown(index=False, floatfmt=".2f"),
         "",
-        "Targets (issue 26): " + "; ".join(f"{k} {v:.2f} (>= {t}: {'met' if v >= t else 'NOT met'})"
-                                            for k, (v, t) in checks.items()) + ".",
+        "Targets (issue 26): "
+        + "; ".join(f"{k} {v:.2f} (>= {t}: {'met' if v >= t else 'NOT met'})" for k, (v, t) in checks.items())
+        + ".",
         "",
         f"Compilation (first two steps of each `fast` model, Inductor's cache as found): median "
         f"{statistics.median(compile_s):.0f} s, range {min(compile_s):.0f}-{max(compile_s):.0f} s.",

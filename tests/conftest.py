@@ -1,4 +1,5 @@
 """One local Ray for the whole test session (its start-up is the slow part of every sweep)."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ The fakes keep ``run_trial``'s contract (``(config, report, resume_from) -> dict
 pickled by value into Ray's workers; they append every epoch they run to ``$FAKE_TRIAL_LOG``
 so that tests can prove what ran, and how often.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,23 @@ from ablation.provenance import environment
 from ablation.design.space import parse_space
 
 TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
-TINY_BASE = {"dataset": TINY_DATA, "backbone": "resnet20", "batch_size": 32, "latency_runs": 1,
-             "device": "cpu", "threads": 1}
+TINY_BASE = {
+    "dataset": TINY_DATA,
+    "backbone": "resnet20",
+    "batch_size": 32,
+    "latency_runs": 1,
+    "device": "cpu",
+    "threads": 1,
+}
 
 
 def space(name: str, grid=None, sample=None, **budget) -> "object":
-    data = {"name": name, "base": dict(TINY_BASE), "budget": {"epochs": 2, "max_failures": 0, **budget},
-            "resources": {"cpu": 1}}
+    data = {
+        "name": name,
+        "base": dict(TINY_BASE),
+        "budget": {"epochs": 2, "max_failures": 0, **budget},
+        "resources": {"cpu": 1},
+    }
     data.update({"grid": grid} if grid is not None else {"sample": sample})
     return parse_space(data)
 
@@ -79,11 +90,22 @@ def _fake(cfg, report, resume_from, top1, test: bool = False):
         if cfg.lr > 1:
             log_line(f"fail {cfg.seed} {epoch}")
             raise RuntimeError(f"diverged with lr={cfg.lr}")
-        metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
-                   "top1": top1(epoch), "top5": 100.0,
-                   "epoch_time_s": 0.01, "images_per_s": 1000.0, "lr": cfg.lr, "params": 1, "flops": 1,
-                   "attention_params": 0, "attention_flops": 0, "latency_ms": 0.1,
-                   **environment(torch.device("cpu"))}
+        metrics = {
+            "epoch": epoch,
+            "train_loss": 1.0 / epoch,
+            "val_loss": 1.0 / epoch,
+            "top1": top1(epoch),
+            "top5": 100.0,
+            "epoch_time_s": 0.01,
+            "images_per_s": 1000.0,
+            "lr": cfg.lr,
+            "params": 1,
+            "flops": 1,
+            "attention_params": 0,
+            "attention_flops": 0,
+            "latency_ms": 0.1,
+            **environment(torch.device("cpu")),
+        }
         if test and epoch == cfg.epochs:
             metrics |= {"test_top1": top1(epoch) - 1.0, "test_top5": 100.0, "test_loss": 1.0 / epoch}
         with tempfile.TemporaryDirectory() as d:

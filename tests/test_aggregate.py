@@ -1,4 +1,5 @@
 """Seed aggregation against figures computed by hand from the raw numbers."""
+
 import math
 import statistics
 
@@ -14,10 +15,14 @@ SCA = dict(attention="sca", kernel_size=5, branches="hwc")
 
 
 def table() -> pd.DataFrame:
-    rows = [trial_row(i, seed=i, top1=t, top5=99.0, val_loss=0.3, params=100, flops=1000, latency_ms=1.0 + i)
-            for i, t in enumerate([90.0, 91.5, 89.0])]
-    rows += [trial_row(10 + i, seed=i, top1=t, top5=98.0, val_loss=0.4, params=121, flops=1100, latency_ms=2.0, **SCA)
-             for i, t in enumerate([92.0, 93.0])]
+    rows = [
+        trial_row(i, seed=i, top1=t, top5=99.0, val_loss=0.3, params=100, flops=1000, latency_ms=1.0 + i)
+        for i, t in enumerate([90.0, 91.5, 89.0])
+    ]
+    rows += [
+        trial_row(10 + i, seed=i, top1=t, top5=98.0, val_loss=0.4, params=121, flops=1100, latency_ms=2.0, **SCA)
+        for i, t in enumerate([92.0, 93.0])
+    ]
     rows.append(trial_row(20, status="failed", seed=2, error="boom", **SCA))
     rows.append(trial_row(21, status="running", seed=3, top1=10.0, **SCA))
     return pd.DataFrame(rows)
@@ -47,15 +52,19 @@ def test_factors_are_the_config_columns_that_vary():
     """An attention option varies only with two values among the modules that take it: SCA's
     options, recorded on every SCA row, do not vary because ``none`` has none."""
     assert set(factors(table())) == {"attention"}
-    more = pd.concat([table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1,
-                                                       **{**SCA, "branches": "hws"})])], ignore_index=True)
+    more = pd.concat(
+        [table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1, **{**SCA, "branches": "hws"})])],
+        ignore_index=True,
+    )
     assert set(factors(more)) == {"attention", "branches"}
 
 
 def test_labels_name_what_varies():
     assert set(aggregate(table())["label"]) == {"resnet20 none", "resnet20 sca"}
-    more = pd.concat([table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1,
-                                                       **{**SCA, "kernel_size": 3})])], ignore_index=True)
+    more = pd.concat(
+        [table(), pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1, **{**SCA, "kernel_size": 3})])],
+        ignore_index=True,
+    )
     assert set(aggregate(more)["label"]) == {"resnet20 none", "resnet20 sca k=5", "resnet20 sca k=3"}
 
 

@@ -1,6 +1,7 @@
 """The run directory's file system: a driver killed while Tune copies its files into the run
 directory leaves every file whole (as it was, or as it is now), and the trial records still
 say what the experiment state says when ``result.json`` lags it."""
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,14 @@ def _trial(tmp_path: Path, lines: list[str], last_result: dict) -> SimpleNamespa
     path = tmp_path / "trial_x"
     path.mkdir(exist_ok=True)
     (path / "result.json").write_text("".join(f"{line}\n" for line in lines))
-    return SimpleNamespace(trial_id="x", config={"point": {"seed": 0, "epochs": 3}}, status="TERMINATED",
-                           last_result=last_result, local_path=None, path=str(path))
+    return SimpleNamespace(
+        trial_id="x",
+        config={"point": {"seed": 0, "epochs": 3}},
+        status="TERMINATED",
+        last_result=last_result,
+        local_path=None,
+        path=str(path),
+    )
 
 
 def test_a_result_file_behind_the_experiment_state_gets_the_states_last_result(tmp_path):

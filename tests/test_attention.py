@@ -1,4 +1,5 @@
 """Attention modules: shapes, gradients, SCA's parameter count and semantics, option errors."""
+
 from __future__ import annotations
 
 import itertools
@@ -164,8 +165,12 @@ def test_sca_h_branch_mixes_neighbouring_channels():
 
 
 def test_sca_gradcheck_all_fusions():
-    for fuse, branches, gate in (("mul", "hwc", "sigmoid"), ("mean", "hwc", "sigmoid"), ("mul", "hwcs", "2sigmoid"),
-                                 ("mean", "hws", "2sigmoid")):
+    for fuse, branches, gate in (
+        ("mul", "hwc", "sigmoid"),
+        ("mean", "hwc", "sigmoid"),
+        ("mul", "hwcs", "2sigmoid"),
+        ("mean", "hws", "2sigmoid"),
+    ):
         module = build_attention("sca", 6, fuse=fuse, pool="avgmax", branches=branches, gate=gate).double()
         x = torch.randn(1, 6, 3, 4, dtype=torch.double, requires_grad=True)
         assert torch.autograd.gradcheck(module, (x,))

@@ -7,6 +7,7 @@ the variants of a kind call ``ablation.cli.main`` in this process, which is what
 (its start-up, ~4 s of importing torch, is what makes processes dear). Each process has 120 s: an
 address that hangs (Ray retries for minutes) fails the test instead of stalling the suite.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,13 @@ from ablation.cli import main
 # Every case in one module-scoped fixture that starts a Python process per kind (194 s here at load 17).
 pytestmark = pytest.mark.slow
 
-TINY_BASE = {"dataset": "synthetic:size=8,channels=1,classes=2,train=64,val=32", "batch_size": 32,
-             "latency_runs": 1, "device": "cpu", "threads": 1}
+TINY_BASE = {
+    "dataset": "synthetic:size=8,channels=1,classes=2,train=64,val=32",
+    "batch_size": 32,
+    "latency_runs": 1,
+    "device": "cpu",
+    "threads": 1,
+}
 ROOT = os.geteuid() == 0
 GOOD = {"name": "bad", "base": TINY_BASE, "grid": {"seed": [0]}, "budget": {"epochs": 1}}
 
@@ -49,34 +55,89 @@ CASES: dict[str, tuple] = {
     "wrong_type_base": (with_(base={**TINY_BASE, "lr": "fast"}), [], ["base.lr", "valid number", "'fast'"], False),
     "wrong_type_budget": (with_(budget={"epochs": "ten"}), [], ["budget.epochs", "valid integer", "'ten'"], False),
     "wrong_type_grid": (with_(grid={"seed": "0, 1"}), [], ["grid.seed", "list of values"], False),
-    "unknown_attention": (with_(grid={"attention": ["se", "sab"]}), [],
-                          ["grid.attention[1]", "unknown attention 'sab'", "'sca'", "'cbam'"], True),
-    "unknown_backbone": (with_(grid={"backbone": ["resnet21"]}), [], ["grid.backbone[0]", "resnet21", "resnet20"], False),
-    "unknown_option": (with_(grid={"attention": ["sca"], "kernal_size": [3]}), [],
-                       ["grid.kernal_size", "unknown key", "kernel_size"], False),
-    "bad_option_value": (with_(grid={"attention": ["sca"], "branches": ["hw", "xy"]}), [],
-                         ["grid.branches[1]", "'xy'", "hw"], False),
-    "option_not_applicable": (with_(base={**TINY_BASE, "attention": "se", "kernel_size": 5}), [],
-                              ["base.kernel_size", "'se'", "sca"], False),
+    "unknown_attention": (
+        with_(grid={"attention": ["se", "sab"]}),
+        [],
+        ["grid.attention[1]", "unknown attention 'sab'", "'sca'", "'cbam'"],
+        True,
+    ),
+    "unknown_backbone": (
+        with_(grid={"backbone": ["resnet21"]}),
+        [],
+        ["grid.backbone[0]", "resnet21", "resnet20"],
+        False,
+    ),
+    "unknown_option": (
+        with_(grid={"attention": ["sca"], "kernal_size": [3]}),
+        [],
+        ["grid.kernal_size", "unknown key", "kernel_size"],
+        False,
+    ),
+    "bad_option_value": (
+        with_(grid={"attention": ["sca"], "branches": ["hw", "xy"]}),
+        [],
+        ["grid.branches[1]", "'xy'", "hw"],
+        False,
+    ),
+    "option_not_applicable": (
+        with_(base={**TINY_BASE, "attention": "se", "kernel_size": 5}),
+        [],
+        ["base.kernel_size", "'se'", "sca"],
+        False,
+    ),
     "empty_grid": (with_(grid={}), [], ["grid", "non-empty"], True),
     "empty_grid_list": (with_(grid=[]), [], ["grid", "empty"], False),
     "empty_axis": (with_(grid={"seed": []}), [], ["grid.seed", "empty list"], False),
-    "missing_data_dir": (with_(base={**TINY_BASE, "dataset": "fashion-mnist", "data_dir": "{tmp}/nowhere"}), [],
-                         ["fashion-mnist", "{tmp}/nowhere", "train-images-idx3-ubyte"], False),
-    "truncated_fashion": (with_(base={**TINY_BASE, "dataset": "fashion-mnist", "data_dir": "{tmp}/fashion"}), [],
-                          ["{tmp}/fashion/train-images-idx3-ubyte.gz", "cannot read idx file"], False),
-    "corrupt_cifar": (with_(base={**TINY_BASE, "dataset": "cifar10", "data_dir": "{tmp}/cifar"}), [],
-                      ["{tmp}/cifar/cifar-10-batches-py/data_batch_3", "damaged"], True),
-    "bad_latency_path": (with_(latency={"path": "fast"}), [], ["latency.path", "'eager'", "'fused-sca'", "'fast'"], False),
+    "missing_data_dir": (
+        with_(base={**TINY_BASE, "dataset": "fashion-mnist", "data_dir": "{tmp}/nowhere"}),
+        [],
+        ["fashion-mnist", "{tmp}/nowhere", "train-images-idx3-ubyte"],
+        False,
+    ),
+    "truncated_fashion": (
+        with_(base={**TINY_BASE, "dataset": "fashion-mnist", "data_dir": "{tmp}/fashion"}),
+        [],
+        ["{tmp}/fashion/train-images-idx3-ubyte.gz", "cannot read idx file"],
+        False,
+    ),
+    "corrupt_cifar": (
+        with_(base={**TINY_BASE, "dataset": "cifar10", "data_dir": "{tmp}/cifar"}),
+        [],
+        ["{tmp}/cifar/cifar-10-batches-py/data_batch_3", "damaged"],
+        True,
+    ),
+    "bad_latency_path": (
+        with_(latency={"path": "fast"}),
+        [],
+        ["latency.path", "'eager'", "'fused-sca'", "'fast'"],
+        False,
+    ),
     "bad_train_path": (with_(train={"path": "turbo"}), [], ["train.path", "'eager'", "'fast'", "turbo"], False),
-    "latency_path_in_base": (with_(base={**TINY_BASE, "latency_path": "compiled"}), [],
-                             ["base.latency_path", "set it in latency.path"], False),
+    "latency_path_in_base": (
+        with_(base={**TINY_BASE, "latency_path": "compiled"}),
+        [],
+        ["base.latency_path", "set it in latency.path"],
+        False,
+    ),
     "bad_val_split": (with_(base={**TINY_BASE, "val_split": 1.5}), [], ["base.val_split", "less than 1", "1.5"], False),
-    "refused_address": (GOOD, ["--address", "127.0.0.1:1"], ["--address 127.0.0.1:1", "no Ray cluster reachable"], False),
-    "silent_address": (GOOD, ["--address", "127.0.0.1:{port}"],
-                       ["--address 127.0.0.1:{port}", "no Ray head answered"], True),
-    "storage_under_a_file": (GOOD, ["--storage", "{tmp}/file.txt/runs"],
-                             ["{tmp}/file.txt/runs/bad", "not writable"], True),
+    "refused_address": (
+        GOOD,
+        ["--address", "127.0.0.1:1"],
+        ["--address 127.0.0.1:1", "no Ray cluster reachable"],
+        False,
+    ),
+    "silent_address": (
+        GOOD,
+        ["--address", "127.0.0.1:{port}"],
+        ["--address 127.0.0.1:{port}", "no Ray head answered"],
+        True,
+    ),
+    "storage_under_a_file": (
+        GOOD,
+        ["--storage", "{tmp}/file.txt/runs"],
+        ["{tmp}/file.txt/runs/bad", "not writable"],
+        True,
+    ),
     "read_only_storage": (GOOD, ["--storage", "{tmp}/readonly"], ["{tmp}/readonly/bad", "not writable"], False),
 }
 
@@ -89,8 +150,12 @@ def _idx(array: np.ndarray) -> bytes:
 def _fashion_with_truncated_file(folder: Path) -> None:
     folder.mkdir()
     rng = np.random.default_rng(0)
-    files = {"train-images-idx3-ubyte": rng.integers(0, 255, (20, 28, 28)), "train-labels-idx1-ubyte": np.arange(20) % 10,
-             "t10k-images-idx3-ubyte": rng.integers(0, 255, (10, 28, 28)), "t10k-labels-idx1-ubyte": np.arange(10)}
+    files = {
+        "train-images-idx3-ubyte": rng.integers(0, 255, (20, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(20) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 255, (10, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.arange(10),
+    }
     for name, array in files.items():
         data = gzip.compress(_idx(array))
         (folder / f"{name}.gz").write_bytes(data[: len(data) // 2] if name.startswith("train-images") else data)
@@ -110,7 +175,12 @@ def _argv(case: str, folder: Path, port: int) -> list[str]:
     text = content if isinstance(content, str) else yaml.safe_dump(content)
     (folder / "s.yaml").write_text(_fill(text, folder, port))
     args = [_fill(a, folder, port) for a in extra]
-    return ["sweep", str(folder / "s.yaml"), *args, *([] if "--storage" in args else ["--storage", str(folder / "runs")])]
+    return [
+        "sweep",
+        str(folder / "s.yaml"),
+        *args,
+        *([] if "--storage" in args else ["--storage", str(folder / "runs")]),
+    ]
 
 
 def _fill(text: str, folder: Path, port: int) -> str:
@@ -129,8 +199,9 @@ def _in_process(argv: list[str]) -> tuple[int, str]:
 
 
 def _as_process(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "ablation.cli", *argv], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ablation.cli", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
     return done.returncode, done.stderr
 
 
@@ -174,4 +245,3 @@ def test_bad_input_gives_one_clear_line_and_trains_nothing(outcomes, case):
         fragment = fragment.replace("{tmp}", str(folder)).replace("{port}", str(port))
         assert fragment in err, err
     assert not list(folder.rglob("sweep.json")) and not list(folder.rglob("trial_*"))
-

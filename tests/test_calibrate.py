@@ -1,4 +1,5 @@
 """Latency measured the same way for every variant: execution paths and the calibration pass."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,8 +35,10 @@ def test_ratios_are_paired_per_round():
     """A slow round slows every model in it: the per-round ratio cancels it, the median keeps it out."""
     records = []
     for r, slow in enumerate([1.0, 1.0, 5.0, 1.0]):
-        records += [{"round": r, "variant": "plain", "cpu_ms": 2.0 * slow, "wall_ms": 0.0},
-                    {"round": r, "variant": "a", "cpu_ms": 2.2 * slow + 0.01 * r, "wall_ms": 0.0}]
+        records += [
+            {"round": r, "variant": "plain", "cpu_ms": 2.0 * slow, "wall_ms": 0.0},
+            {"round": r, "variant": "a", "cpu_ms": 2.2 * slow + 0.01 * r, "wall_ms": 0.0},
+        ]
     out = summarize(records, {"plain": "plain", "a": "plain"})
     assert out["plain"]["ratio"] == 1.0
     assert out["a"]["ratio"] == pytest.approx((1.102 + 1.105) / 2)  # median of 1.1, 1.105, 1.102, 1.115
@@ -90,7 +93,9 @@ def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     real = sca_kernel.forward
     monkeypatch.setattr(sca_kernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
     kernel_reading = {"branches": "hwc", "gate": "sigmoid"}  # what the fused kernel computes
-    run = write_run(tmp_path / "run", [r | (kernel_reading if r["attention"] == "sca" else {}) for r in study_rows(seeds=(0,))])
+    run = write_run(
+        tmp_path / "run", [r | (kernel_reading if r["attention"] == "sca" else {}) for r in study_rows(seeds=(0,))]
+    )
     calibrate_run(run, rounds=3)
     assert not calls  # the default path never runs the fused kernel
     calibrate_run(run, rounds=3, path="fused-sca")
@@ -98,7 +103,9 @@ def test_fused_kernel_only_when_asked_and_labelled(tmp_path, monkeypatch):
     md = (write_report(run, tmp_path / "report") / "report.md").read_text()
     assert "ms (fused-sca)" in md and "hand-fused C kernel (the peers have none)" in md
     rows = [line for line in md.splitlines() if line.startswith("| resnet20 ") and "ms" in line]
-    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(" sca " in line for line in rows)
+    assert all(("(fused kernel)" in line) == (" sca " in line) for line in rows) and any(
+        " sca " in line for line in rows
+    )
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ Ray's GCS and raylets listen on 0.0.0.0 whatever the node IP, so every Ray proce
 in a private network namespace whose only interface is loopback: the nodes use 127.0.0.1 and
 nothing they open is reachable from another address.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,13 @@ outcome = run_sweep(parse_space({space!r}), storage=sys.argv[1], address=address
                     trial_fn=sweep_fixtures.fake_trial, verbose=0)
 print("COUNTS", outcome.counts)
 """
-SPEC = {"name": "beside", "base": dict(TINY_BASE), "grid": {"seed": [0, 1]}, "budget": {"epochs": 1},
-        "resources": {"cpu": 1}}
+SPEC = {
+    "name": "beside",
+    "base": dict(TINY_BASE),
+    "grid": {"seed": [0, 1]},
+    "budget": {"epochs": 1},
+    "resources": {"cpu": 1},
+}
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +68,12 @@ def _loopback_namespace() -> subprocess.Popen:
     of `unshare --net`, which root in this project's containers has)."""
     if not (shutil.which("unshare") and shutil.which("nsenter") and shutil.which("ip")):
         pytest.skip("needs unshare, nsenter and ip (util-linux, iproute2) to keep test clusters on loopback")
-    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 3600"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        ["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 3600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if holder.stdout.readline().strip() != "up":
         holder.wait(timeout=10)
         pytest.skip(f"no private network namespace (unshare --net): {holder.stderr.read().strip()}")
@@ -142,17 +152,34 @@ def test_without_address_a_dead_clusters_file_is_ignored(tmp_path, ray_tmp):
 def test_beside_a_running_ray_start_cluster_private_unless_asked(tmp_path, ray_tmp):
     port = _free_port()
     start = ray_tmp.run(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        env=_env(ray_tmp.folder), timeout=120)
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=_env(ray_tmp.folder),
+        timeout=120,
+    )
     assert start.returncode == 0, start.stderr[-3000:]
     assert (Path(ray_tmp.folder) / "ray" / "ray_current_cluster").is_file()
     private = _sweep(tmp_path, ray_tmp)  # no --address: its own Ray, not the cluster
     joined = _sweep(tmp_path, ray_tmp, f"127.0.0.1:{port}")  # asked: joins it
     head = ray_tmp.run(
-        [sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-                               "print(ray.get_runtime_context().get_node_id()[:12])", f"127.0.0.1:{port}"],
-        env=_env(ray_tmp.folder) | {"RAY_AUTH_MODE": "token"}, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(ray.get_runtime_context().get_node_id()[:12])",
+            f"127.0.0.1:{port}",
+        ],
+        env=_env(ray_tmp.folder) | {"RAY_AUTH_MODE": "token"},
+        timeout=120,
+    )
     assert head.returncode == 0, head.stderr[-3000:]
     head_node = head.stdout.strip().splitlines()[-1]
     assert set(joined["ray_node"]) == {head_node}
@@ -162,8 +189,17 @@ def test_beside_a_running_ray_start_cluster_private_unless_asked(tmp_path, ray_t
 def _ray_start(box: Sandbox, *args: str, role: str, **extra: str) -> None:
     """`ray start` on the loopback address; ``extra`` environment reaches the node's workers."""
     env = _env(box.folder) | {"RAY_AUTH_MODE": "token", "ABLATION_TEST_NODE": role, **extra}
-    done = box.run([str(Path(sys.executable).with_name("ray")), "start", "--node-ip-address=127.0.0.1",
-                    "--disable-usage-stats", *args], env=env, timeout=120)
+    done = box.run(
+        [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats",
+            *args,
+        ],
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -173,18 +209,29 @@ def _raylet_of(folder: str, socket_name: str) -> int:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if Path(cmdline[0].decode(errors="ignore")).name == "raylet" and \
-                f"--raylet_socket_name={socket_name}".encode() in cmdline:
+        if (
+            Path(cmdline[0].decode(errors="ignore")).name == "raylet"
+            and f"--raylet_socket_name={socket_name}".encode() in cmdline
+        ):
             return pid
     raise AssertionError(f"no raylet with socket {socket_name}")
 
 
-NODES = ("import json, ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-         "print(json.dumps({n['NodeID'][:12]: n['RayletSocketName'] for n in ray.nodes() if n['Alive']}))")
-PROBE = ("import socket, sys; print([name for _, name in socket.if_nameindex()]); "
-         "print(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5) is not None)")
-MULTI_SPEC = {"name": "nodes", "base": dict(TINY_BASE), "grid": {"seed": [0, 1, 2, 3]},
-              "budget": {"epochs": 3, "max_concurrent": 2, "max_failures": 1}, "resources": {"cpu": 1}}
+NODES = (
+    "import json, ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+    "print(json.dumps({n['NodeID'][:12]: n['RayletSocketName'] for n in ray.nodes() if n['Alive']}))"
+)
+PROBE = (
+    "import socket, sys; print([name for _, name in socket.if_nameindex()]); "
+    "print(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5) is not None)"
+)
+MULTI_SPEC = {
+    "name": "nodes",
+    "base": dict(TINY_BASE),
+    "grid": {"seed": [0, 1, 2, 3]},
+    "budget": {"epochs": 3, "max_concurrent": 2, "max_failures": 1},
+    "resources": {"cpu": 1},
+}
 
 
 def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_result(tmp_path, ray_tmp):
@@ -210,9 +257,13 @@ def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_re
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS), space=MULTI_SPEC))
-    driver = subprocess.Popen(ray_tmp.enter + [sys.executable, str(script), str(tmp_path / "killed"),
-                                               f"127.0.0.1:{port}"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        ray_tmp.enter + [sys.executable, str(script), str(tmp_path / "killed"), f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 240
         while not pause.exists():

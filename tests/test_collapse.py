@@ -1,4 +1,5 @@
 """The collapsed-trial rule, its flag in results.csv, and how reports show collapsed seeds."""
+
 from __future__ import annotations
 
 import math
@@ -12,16 +13,21 @@ from ablation.run.results import TrialRecord, row
 from report_fixtures import study_rows, write_run
 
 
-@pytest.mark.parametrize("top1, loss, classes, expected", [
-    (10.0, 2.3, 10, True),  # chance and a flat loss
-    (10.0 + CHANCE_MARGIN, 1.0, 10, True),  # within the margin of chance
-    (10.0 + CHANCE_MARGIN + 0.1, 1.0, 10, False),
-    (90.0, LOSS_FRACTION * math.log(10), 10, True),  # the loss did not fall
-    (90.0, 0.99 * LOSS_FRACTION * math.log(10), 10, False),
-    (90.0, float("nan"), 10, True),  # diverged
-    (55.1, 0.5, 2, False), (54.9, 0.5, 2, True),  # two classes: chance is 50%
-    (None, 0.5, 10, False), (90.0, 0.5, None, False),  # not recorded: no flag
-])
+@pytest.mark.parametrize(
+    "top1, loss, classes, expected",
+    [
+        (10.0, 2.3, 10, True),  # chance and a flat loss
+        (10.0 + CHANCE_MARGIN, 1.0, 10, True),  # within the margin of chance
+        (10.0 + CHANCE_MARGIN + 0.1, 1.0, 10, False),
+        (90.0, LOSS_FRACTION * math.log(10), 10, True),  # the loss did not fall
+        (90.0, 0.99 * LOSS_FRACTION * math.log(10), 10, False),
+        (90.0, float("nan"), 10, True),  # diverged
+        (55.1, 0.5, 2, False),
+        (54.9, 0.5, 2, True),  # two classes: chance is 50%
+        (None, 0.5, 10, False),
+        (90.0, 0.5, None, False),  # not recorded: no flag
+    ],
+)
 def test_rule(top1, loss, classes, expected):
     assert is_collapsed(top1, loss, classes) is expected
 
@@ -43,7 +49,7 @@ def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
     rows = study_rows(collapse=[("mobilenet_v2", 7, 1)])
     out = write_report(write_run(tmp_path / "run", rows), tmp_path / "report")
     md = (out / "report.md").read_text()
-    listed = md[md.index("## Collapsed trials"):md.index("## Failed trials")]
+    listed = md[md.index("## Collapsed trials") : md.index("## Failed trials")]
     assert "Rule: a trial is flagged collapsed" in listed
     collapsed = [r for r in rows if r["collapsed"]]
     assert len(collapsed) == 1 and collapsed[0]["trial_id"] in listed
@@ -62,5 +68,5 @@ def test_report_marks_lists_and_keeps_collapsed_seeds(tmp_path):
 def test_no_collapsed_trial_says_none(tmp_path):
     out = write_report(write_run(tmp_path / "run", study_rows()), tmp_path / "report")
     md = (out / "report.md").read_text()
-    assert md[md.index("## Collapsed trials"):md.index("## Failed trials")].rstrip().endswith("None.")
+    assert md[md.index("## Collapsed trials") : md.index("## Failed trials")].rstrip().endswith("None.")
     assert "†" not in md.split("## Collapsed trials")[0].split("## How to read")[1].split("Collapsed trials:")[0]

@@ -1,4 +1,5 @@
 """Data sets build from files in each format (written here), augment, subset and fail clearly."""
+
 from __future__ import annotations
 
 import gzip
@@ -54,8 +55,10 @@ def write_cifar(root: Path, name: str, n_per_batch: int = 6) -> dict:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(2)
     for fname, _ in cls.train_list + cls.test_list:
-        batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 key: list(rng.integers(0, 10 if name == "cifar10" else 100, n_per_batch))}
+        batch = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            key: list(rng.integers(0, 10 if name == "cifar10" else 100, n_per_batch)),
+        }
         with open(folder / fname, "wb") as f:
             pickle.dump(batch, f)
     return batch  # the test batch (written last)
@@ -107,8 +110,9 @@ def test_digits_arrays_are_pinned_without_scikit_learn():
 def test_digits_match_scikit_learn():
     """Same file, same images and labels, same stratified split as scikit-learn's, for several
     fractions and seeds (not only the one the data set uses)."""
-    sklearn_datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is not installed: "
-                                           "the digits are checked against the pinned hash only")
+    sklearn_datasets = pytest.importorskip(
+        "sklearn.datasets", reason="scikit-learn is not installed: the digits are checked against the pinned hash only"
+    )
     from sklearn.model_selection import train_test_split
 
     shipped = Path(sklearn_datasets.__file__).parent / "data" / "digits.csv.gz"
@@ -233,6 +237,7 @@ def test_synthetic_any_shape_and_learnable():
 
     tx, ty = bundle.train.images.flatten(1).float(), bundle.train.labels
     vx, vy = bundle.val.images.flatten(1).float(), bundle.val.labels
+
     def feats(x):  # phase-free
         return torch.fft.rfft2(x.view(len(x), 2, 12, 12)).abs().flatten(1)
 
@@ -261,7 +266,9 @@ def test_a_subset_that_is_neither_fraction_nor_count_is_one_line_exit_2(capsys, 
 
     assert main(["train", f"{key}=2.5", "epochs=1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f" {key} must be" in err and "(0, 1)" in err and "whole count" in err and "2.5" in err
+    assert (
+        err.count("\n") == 1 and f" {key} must be" in err and "(0, 1)" in err and "whole count" in err and "2.5" in err
+    )
 
 
 def test_subset_shrinks_only_the_training_images():
@@ -296,8 +303,17 @@ def test_eval_subset_caps_validation_and_test_with_a_fixed_seed():
 
 def _loader(pad=0, flip=False, n=8, size=6, seed=0):
     images = torch.arange(n * size * size, dtype=torch.int64).remainder(251).to(torch.uint8).view(n, 1, size, size)
-    return MemoryLoader(images, torch.arange(n), torch.zeros(1), torch.ones(1) / 255, batch_size=n,
-                        train=True, seed=seed, pad=pad, flip=flip)
+    return MemoryLoader(
+        images,
+        torch.arange(n),
+        torch.zeros(1),
+        torch.ones(1) / 255,
+        batch_size=n,
+        train=True,
+        seed=seed,
+        pad=pad,
+        flip=flip,
+    )
 
 
 def test_augmentation_crops_and_flips_per_image():
@@ -313,7 +329,7 @@ def test_augmentation_crops_and_flips_per_image():
     # every crop is a shifted window of the zero-padded image
     for a, b in zip(x0, x2):
         padded = torch.nn.functional.pad(a, (2, 2, 2, 2))
-        assert any(torch.equal(padded[:, i:i + 6, j:j + 6], b) for i in range(5) for j in range(5))
+        assert any(torch.equal(padded[:, i : i + 6, j : j + 6], b) for i in range(5) for j in range(5))
 
 
 def test_epochs_are_seeded_and_independent_of_history():

@@ -1,4 +1,5 @@
 """Minimum detectable effects: exact (noncentral t) against the closed form and a simulation."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Holm's step-down over a study's fixed-seed comparisons: decisions, the levels of the intervals,
 and the familywise error of an 11-comparison study under three kinds of seed noise."""
+
 from __future__ import annotations
 
 import math

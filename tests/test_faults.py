@@ -1,6 +1,7 @@
 """Faults injected for real: the sweep driver SIGKILLed and resumed, trials that die (SIGKILL,
 exception, out of memory, non-finite loss), reports generated while a sweep runs, and crashes
 while results or reports are written. Bad input: ``test_bad_input.py``."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.f
 """
 
 #: Four trials, one at a time; the one with seed 2 pauses at epoch 2 (see sweep_fixtures._hold).
-SPEC = {"name": "faults", "base": dict(TINY_BASE), "grid": {"seed": [0, 1, 2, 3]},
-        "budget": {"epochs": 3, "max_concurrent": 1, "max_failures": 0}, "resources": {"cpu": 1}}
+SPEC = {
+    "name": "faults",
+    "base": dict(TINY_BASE),
+    "grid": {"seed": [0, 1, 2, 3]},
+    "budget": {"epochs": 3, "max_concurrent": 1, "max_failures": 0},
+    "resources": {"cpu": 1},
+}
 COMPARED = ["variant", "seed", "status", "epochs_done", "top1", "best_top1", "error"]
 
 
@@ -66,8 +72,13 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     every trial runs exactly once (finished trials are not re-run, the interrupted one continues
     from its checkpoint) and results.csv equals that of a sweep never interrupted."""
     cmd, env = _driver(tmp_path, FAKE_TRIAL_PAUSE=str(tmp_path / "paused"))
-    proc = subprocess.Popen([*cmd, str(tmp_path / "killed")], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path / "killed")],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for(tmp_path / "paused", proc)
         time.sleep(3)  # Tune snapshots its state every second
@@ -78,7 +89,15 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     assert list(mid.loc[[0, 1], "status"]) == ["completed", "completed"]
     assert mid.loc[2, "status"] in ("running", "pending")
     mid_epochs = read_epochs(tmp_path / "killed" / SPEC["name"])  # written as trials report, not at the end
-    assert sorted(zip(mid_epochs["seed"], mid_epochs["epoch"])) == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]
+    assert sorted(zip(mid_epochs["seed"], mid_epochs["epoch"])) == [
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+    ]
     killed_wall = json.loads((tmp_path / "killed" / SPEC["name"] / SWEEP_FILE).read_text())["wall_time_s"]
     assert killed_wall > 0  # the killed driver's time is on disk
 
@@ -95,8 +114,10 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     assert set(killed["status"]) == {"completed"}
     pd.testing.assert_frame_equal(killed, uninterrupted)
     curves = ["variant", "seed", "epoch", "train_loss", "val_loss", "top1", "top5", "lr"]
-    killed_epochs, clean_epochs = (read_epochs(tmp_path / d / SPEC["name"])[curves].sort_values(["seed", "epoch"],
-                                   ignore_index=True) for d in ("killed", "clean"))
+    killed_epochs, clean_epochs = (
+        read_epochs(tmp_path / d / SPEC["name"])[curves].sort_values(["seed", "epoch"], ignore_index=True)
+        for d in ("killed", "clean")
+    )
     assert len(clean_epochs) == 12
     pd.testing.assert_frame_equal(killed_epochs, clean_epochs)
 
@@ -113,14 +134,18 @@ def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(loc
     assert set(table.loc[[0, 5], "epochs_done"]) == {2}
     attempts = [line.split()[1] for line in trial_log.read_text().splitlines() if line.startswith("attempt")]
     assert sorted(attempts) == sorted(str(seed) for seed in DEATHS for _ in range(2))  # first try + 1 retry
-    reasons = {1: "died", 2: "ValueError: bad batch in the data loader", 3: "OutOfMemoryError: CUDA out of memory",
-               4: "NonFiniteLossError: non-finite training loss"}
+    reasons = {
+        1: "died",
+        2: "ValueError: bad batch in the data loader",
+        3: "OutOfMemoryError: CUDA out of memory",
+        4: "NonFiniteLossError: non-finite training loss",
+    }
     for seed, reason in reasons.items():
         assert table.loc[seed, "status"] == "failed"
         assert reason in table.loc[seed, "error"], (seed, table.loc[seed, "error"])
 
     report = (write_report(outcome.run_dir, tmp_path / "report") / "report.md").read_text()
-    failures = report[report.index("Failed trials"):]
+    failures = report[report.index("Failed trials") :]
     for seed in reasons:
         assert table.loc[seed, "error"].replace("|", "\\|")[:60] in failures
 
@@ -129,14 +154,25 @@ def test_dying_trials_are_retried_then_failed_with_their_reason_and_reported(loc
 def test_two_reports_while_the_sweep_runs_do_not_disturb_it(tmp_path):
     pause, release = tmp_path / "paused", tmp_path / "release"
     cmd, env = _driver(tmp_path, FAKE_TRIAL_PAUSE=str(pause), FAKE_TRIAL_RELEASE=str(release))
-    proc = subprocess.Popen([*cmd, str(tmp_path / "runs")], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path / "runs")],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     run_dir = tmp_path / "runs" / SPEC["name"]
     try:
         _wait_for(pause, proc)
-        reports = [subprocess.Popen([sys.executable, "-m", "ablation.cli", "report", str(run_dir),
-                                     "--out", str(tmp_path / f"report{i}")], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+        reports = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ablation.cli", "report", str(run_dir), "--out", str(tmp_path / f"report{i}")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(2)
+        ]
         done = [(p.wait(timeout=300), p.stderr.read().decode()) for p in reports]
         release.write_text("go")
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-3000:]

@@ -1,5 +1,6 @@
 """The papers' FLOP convention beside ours (``flops_convfc``: conv and FC multiply-adds only),
 carried from the profile through results.csv to the report, and pooling counted per window element."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ from report_fixtures import study_rows, write_run
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.parametrize("backbone, weights", [("resnet50", "ResNet50_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights")])
+@pytest.mark.parametrize(
+    "backbone, weights", [("resnet50", "ResNet50_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights")]
+)
 def test_convfc_matches_torchvision_documented_figures(backbone, weights):
     """torchvision documents GFLOPS (conv and FC multiply-adds, 3 decimals) in its weights' meta:
     ResNet-50 4.089, MobileNetV2 0.301 at 224 px. Reading the meta downloads nothing."""

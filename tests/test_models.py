@@ -1,5 +1,6 @@
 """Backbones with attention: every module x backbone x position builds and keeps shapes;
 insertion points, stage selection, stems and published parameter counts."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,15 +42,23 @@ BLOCKS = {"resnet18": 8, "resnet50": 16, "resnet20": 9, "mobilenet_v2": 17}
 @pytest.mark.parametrize("backbone, attention, position", CASES)
 def test_every_module_backbone_position_builds_and_keeps_shapes(backbone, attention, position):
     small = backbone in ("resnet20", "mobilenet_v2")
-    model = build_model(backbone, attention, position, num_classes=7, small_input=small,
-                        width_mult=0.5 if backbone == "mobilenet_v2" else 1.0).eval()
+    model = build_model(
+        backbone,
+        attention,
+        position,
+        num_classes=7,
+        small_input=small,
+        width_mult=0.5 if backbone == "mobilenet_v2" else 1.0,
+    ).eval()
     shapes = []
     for module in attention_modules(model).values():
         module.register_forward_hook(lambda m, i, o: shapes.append((i[0].shape, o.shape)))
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7)
-    expected = 0 if attention == "none" else (10 if (backbone, position) == ("mobilenet_v2", "post") else BLOCKS[backbone])
+    expected = (
+        0 if attention == "none" else (10 if (backbone, position) == ("mobilenet_v2", "post") else BLOCKS[backbone])
+    )
     assert len(attention_modules(model)) == expected
     assert len(shapes) == expected and all(i == o for i, o in shapes)
 

@@ -1,5 +1,6 @@
 """`ablate plan`: budgets of a pilot, their convergence, spread and cost per decision, and a
 space's cost, from hand-made results files (no training)."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,16 @@ from scipy import stats
 from ablation.cli import main
 from ablation.analysis.detectable import mde, power
 from ablation.run.epochs import EPOCHS_FILE, epochs_table
-from ablation.analysis.plan import (budget_keys, concurrent, load_pilot, plan_pilot, pooled_sd, sd_interval, seeds_needed,
-                           space_cost)
+from ablation.analysis.plan import (
+    budget_keys,
+    concurrent,
+    load_pilot,
+    plan_pilot,
+    pooled_sd,
+    sd_interval,
+    seeds_needed,
+    space_cost,
+)
 from ablation.design.space import load_space
 from report_fixtures import trial_row, write_run
 
@@ -31,12 +40,28 @@ def pilot_rows(budgets: dict[int, dict], seeds=(0, 1)) -> list[dict]:
         for attention in ("none", "sca"):
             for seed in seeds:
                 top1 = b["top1"][attention][seed]
-                rows.append(trial_row(
-                    i, attention=attention, seed=seed, subset=subset, dataset="fashion-mnist", epochs=EPOCHS,
-                    epochs_done=EPOCHS, kernel_size=3 if attention == "sca" else None, val_split=0.1,
-                    top1=top1 + 0.3, test_top1=top1, train_time_s=b[attention], compile_time_s=b["compile"],
-                    images_per_s=subset * EPOCHS / b[attention], train_images=subset, val_images=6000,
-                    train_path="fast", gain=b["gain"] if attention == "none" else 0.05))
+                rows.append(
+                    trial_row(
+                        i,
+                        attention=attention,
+                        seed=seed,
+                        subset=subset,
+                        dataset="fashion-mnist",
+                        epochs=EPOCHS,
+                        epochs_done=EPOCHS,
+                        kernel_size=3 if attention == "sca" else None,
+                        val_split=0.1,
+                        top1=top1 + 0.3,
+                        test_top1=top1,
+                        train_time_s=b[attention],
+                        compile_time_s=b["compile"],
+                        images_per_s=subset * EPOCHS / b[attention],
+                        train_images=subset,
+                        val_images=6000,
+                        train_path="fast",
+                        gain=b["gain"] if attention == "none" else 0.05,
+                    )
+                )
                 i += 1
     return rows
 
@@ -50,9 +75,22 @@ def write_pilot(run_dir: Path, rows: list[dict], finished: bool = True) -> Path:
         for e in range(1, EPOCHS + 1):  # rises early, then by r["gain"] over the last 3 epochs
             late = max(0, e - (EPOCHS - 3))
             top1 = r["top1"] - r["gain"] + r["gain"] * late / 3 - max(0, EPOCHS - 3 - e)
-            curves.append({"trial_id": r["trial_id"], "variant": r["variant"], "backbone": r["backbone"],
-                           "attention": r["attention"], "seed": r["seed"], "epoch": e, "train_loss": 0.3,
-                           "val_loss": 0.3, "top1": top1, "top5": 99.0, "lr": 0.1, "epoch_time_s": 1.0})
+            curves.append(
+                {
+                    "trial_id": r["trial_id"],
+                    "variant": r["variant"],
+                    "backbone": r["backbone"],
+                    "attention": r["attention"],
+                    "seed": r["seed"],
+                    "epoch": e,
+                    "train_loss": 0.3,
+                    "val_loss": 0.3,
+                    "top1": top1,
+                    "top5": 99.0,
+                    "lr": 0.1,
+                    "epoch_time_s": 1.0,
+                }
+            )
     epochs_table(curves).to_csv(run_dir / EPOCHS_FILE, index=False)
     return run_dir
 
@@ -60,10 +98,20 @@ def write_pilot(run_dir: Path, rows: list[dict], finished: bool = True) -> Path:
 #: Budget 10000: cheap, noisy (paired differences 0.5 and 2.5); budget 20000: dearer, steady
 #: (paired differences 1.0 and 1.2).
 BUDGETS = {
-    10000: {"none": 90.0, "sca": 140.0, "compile": 10.0, "gain": 0.1,
-            "top1": {"none": {0: 88.0, 1: 89.0}, "sca": {0: 88.5, 1: 91.5}}},
-    20000: {"none": 190.0, "sca": 290.0, "compile": 10.0, "gain": 0.15,
-            "top1": {"none": {0: 90.0, 1: 90.5}, "sca": {0: 91.0, 1: 91.7}}},
+    10000: {
+        "none": 90.0,
+        "sca": 140.0,
+        "compile": 10.0,
+        "gain": 0.1,
+        "top1": {"none": {0: 88.0, 1: 89.0}, "sca": {0: 88.5, 1: 91.5}},
+    },
+    20000: {
+        "none": 190.0,
+        "sca": 290.0,
+        "compile": 10.0,
+        "gain": 0.15,
+        "top1": {"none": {0: 90.0, 1: 90.5}, "sca": {0: 91.0, 1: 91.7}},
+    },
 }
 
 
@@ -164,10 +212,18 @@ def test_sd_interval_is_chi_square():
 
 
 def write_space(path: Path, grid: dict, budget: dict, base: dict | None = None, cpu: float = 1) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": "study", "base": {"dataset": "fashion-mnist", "subset": 10000, **(base or {})},
-        "budget": {"epochs": EPOCHS, **budget}, "resources": {"cpu": cpu}, "train": {"path": "fast"},
-        "grid": {"backbone": ["resnet20"], **grid}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "study",
+                "base": {"dataset": "fashion-mnist", "subset": 10000, **(base or {})},
+                "budget": {"epochs": EPOCHS, **budget},
+                "resources": {"cpu": cpu},
+                "train": {"path": "fast"},
+                "grid": {"backbone": ["resnet20"], **grid},
+            }
+        )
+    )
     return path
 
 
@@ -185,8 +241,11 @@ def test_space_cost_is_trials_times_trial_time_over_concurrent(pilot_dir, tmp_pa
 
 
 def test_space_cost_scales_by_images_and_epochs_and_assumes_a_missing_module(pilot_dir, tmp_path):
-    space = load_space(write_space(tmp_path / "s.yaml", {"attention": ["none", "se"], "seed": [0]}, {"epochs": 30},
-                                   base={"subset": 5000}))
+    space = load_space(
+        write_space(
+            tmp_path / "s.yaml", {"attention": ["none", "se"], "seed": [0]}, {"epochs": 30}, base={"subset": 5000}
+        )
+    )
     pilot = load_pilot(pilot_dir)
     cost = space_cost(space, pilot, plan_pilot(pilot), cores=2)
     none, se = cost.rows
@@ -197,16 +256,23 @@ def test_space_cost_scales_by_images_and_epochs_and_assumes_a_missing_module(pil
     assert "assumed 1.50" in se["cost"]
     given = space_cost(space, pilot, plan_pilot(pilot), cores=2, relative_cost={"se": 1.2})
     assert given.rows[1]["trial_time_s"] == pytest.approx(1.2 * 100)
-    double = load_space(write_space(tmp_path / "d.yaml", {"attention": ["none"], "seed": [0]}, {},
-                                    base={"subset": 40000}))
+    double = load_space(
+        write_space(tmp_path / "d.yaml", {"attention": ["none"], "seed": [0]}, {}, base={"subset": 40000})
+    )
     row = space_cost(double, pilot, plan_pilot(pilot), cores=2).rows[0]
     assert row["budget"] == "subset=20000" and row["matched"] == "scaled by images x epochs"
     assert row["trial_time_s"] == pytest.approx(190 * 2 + 10)
 
 
 def test_space_cost_with_a_seed_budget(pilot_dir, tmp_path):
-    space = load_space(write_space(tmp_path / "s.yaml", {"attention": ["none", "sca"]},
-                                   {"seeds": {"min": 2, "max": 8, "alpha": 0.05}}, base={"subset": 20000}))
+    space = load_space(
+        write_space(
+            tmp_path / "s.yaml",
+            {"attention": ["none", "sca"]},
+            {"seeds": {"min": 2, "max": 8, "alpha": 0.05}},
+            base={"subset": 20000},
+        )
+    )
     pilot = load_pilot(pilot_dir)
     plan = plan_pilot(pilot, level=0.05)
     cost = space_cost(space, pilot, plan, cores=2)
@@ -240,13 +306,16 @@ def test_command_writes_plan_files(pilot_dir, tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "out" / "cost.csv")) == 2
 
 
-@pytest.mark.parametrize("case, argv, fragments", [
-    ("missing_dir", ["--pilot", "{tmp}/nowhere"], ["--pilot", "nowhere", "no such directory"]),
-    ("no_results", ["--pilot", "{tmp}/empty"], ["--pilot", "no results.csv"]),
-    ("unknown_baseline", ["--pilot", "{pilot}", "--baseline", "se"], ["--baseline 'se'", "allowed: none, sca"]),
-    ("bad_effect", ["--pilot", "{pilot}", "--effect", "0"], ["--effect", "> 0"]),
-    ("missing_space", ["{tmp}/nope.yaml", "--pilot", "{pilot}"], ["nope.yaml", "cannot read"]),
-])
+@pytest.mark.parametrize(
+    "case, argv, fragments",
+    [
+        ("missing_dir", ["--pilot", "{tmp}/nowhere"], ["--pilot", "nowhere", "no such directory"]),
+        ("no_results", ["--pilot", "{tmp}/empty"], ["--pilot", "no results.csv"]),
+        ("unknown_baseline", ["--pilot", "{pilot}", "--baseline", "se"], ["--baseline 'se'", "allowed: none, sca"]),
+        ("bad_effect", ["--pilot", "{pilot}", "--effect", "0"], ["--effect", "> 0"]),
+        ("missing_space", ["{tmp}/nope.yaml", "--pilot", "{pilot}"], ["nope.yaml", "cannot read"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(case, argv, fragments, pilot_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     argv = [a.format(tmp=tmp_path, pilot=pilot_dir) for a in argv]
@@ -278,8 +347,9 @@ def test_a_module_measured_at_another_budget_is_costed_by_its_ratio_there(tmp_pa
         if r["subset"] == 20000 and r["attention"] == "sca":
             r.update(status="running", test_top1=None)
     pilot = load_pilot(write_pilot(tmp_path / "p", rows, finished=False))
-    space = load_space(write_space(tmp_path / "s.yaml", {"attention": ["none", "sca"], "seed": [0]}, {},
-                                   base={"subset": 20000}))
+    space = load_space(
+        write_space(tmp_path / "s.yaml", {"attention": ["none", "sca"], "seed": [0]}, {}, base={"subset": 20000})
+    )
     none, sca = space_cost(space, pilot, plan_pilot(pilot), cores=2).rows
     assert none["trial_time_s"] == pytest.approx(200)
     assert sca["trial_time_s"] == pytest.approx(1.5 * 200)  # 150 / 100 at subset=10000

@@ -1,5 +1,6 @@
 """Cost accounting: every op our models use is counted or ignored for a stated reason, the
 counting conventions, attention's share, latency bookkeeping and the ``ablate profile`` CLI."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,18 @@ from ablation.cli import main
 from ablation.models import build_model, positions
 from ablation.run.profile import ZERO_COST_OPS, attention_modules, profile_model, unsupported_ops
 
-CONTRACT_KEYS = {"params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "latency_batch",
-                 "latency_threads", "latency_device", "uncounted_ops"}
+CONTRACT_KEYS = {
+    "params",
+    "flops",
+    "flops_convfc",
+    "attention_params",
+    "attention_flops",
+    "latency_ms",
+    "latency_batch",
+    "latency_threads",
+    "latency_device",
+    "uncounted_ops",
+}
 MODULES = ("none", "se", "eca", "cbam", "coord", "triplet", "sca")
 
 
@@ -38,8 +49,10 @@ def test_no_unsupported_ops_and_attention_flops_counted(backbone, attention):
             assert set(report.attention_flops_by_module) == set(attention_modules(model))
 
 
-@pytest.mark.parametrize("options", [{"branches": "hwcs", "norm": "bn", "gate": "2sigmoid"},
-                                     {"branches": "hws", "fuse": "mean", "pool": "avgmax"}])
+@pytest.mark.parametrize(
+    "options",
+    [{"branches": "hwcs", "norm": "bn", "gate": "2sigmoid"}, {"branches": "hws", "fuse": "mean", "pool": "avgmax"}],
+)
 def test_sca_readings_counted_in_full(options):
     """The s branch, gate BatchNorm and the 2 x sigmoid scale all have FLOP handles: each adds
     its elementwise work to the count (a handle missing would count it zero)."""
@@ -48,8 +61,11 @@ def test_sca_readings_counted_in_full(options):
     assert unsupported_ops(model, 16) == {}
     base, more = (profile_model(m, 16, latency=False).attention_flops for m in (plain, model))
     sizes = []  # elements of every map SCA gates: the s gate multiplies each of them once more
-    hooks = [m.register_forward_hook(lambda mod, i, o: sizes.append(i[0].numel()))
-             for m in model.modules() if type(m).__name__ == "SCA"]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: sizes.append(i[0].numel()))
+        for m in model.modules()
+        if type(m).__name__ == "SCA"
+    ]
     with torch.no_grad():
         model.eval()(torch.zeros(1, 3, 16, 16))
     for h in hooks:
@@ -88,7 +104,9 @@ def test_sca_flops_follow_from_its_ops():
     the (C, H) map, the small gate product (C H) and two full-size multiplies (2 CHW)."""
     c, h, w, k = 8, 5, 6, 3
     model = nn.Sequential(build_attention("sca", c, branches="hwc", fuse="mul", norm="none", gate="sigmoid"))
-    expected = 2 * c * h * w + c * h * k * k + c * w * k * k + c * k + (c * h + c * w + c) + c * h + c * h + 2 * c * h * w
+    expected = (
+        2 * c * h * w + c * h * k * k + c * w * k * k + c * k + (c * h + c * w + c) + c * h + c * h + 2 * c * h * w
+    )
     report = profile_model(model, (h, w), in_channels=c, latency=False)
     assert report.flops == report.attention_flops == expected
     assert report.attention_params == report.params == 21
@@ -103,7 +121,9 @@ def test_report_fields_and_model_state_restored():
     assert set(d) == CONTRACT_KEYS
     assert d["params"] == sum(p.numel() for p in model.parameters())
     assert d["attention_params"] == sum(p.numel() for m in attention_modules(model).values() for p in m.parameters())
-    assert d["latency_ms"] > 0 and d["latency_batch"] == 3 and d["latency_threads"] == 1 and d["latency_device"] == "cpu"
+    assert (
+        d["latency_ms"] > 0 and d["latency_batch"] == 3 and d["latency_threads"] == 1 and d["latency_device"] == "cpu"
+    )
     assert torch.get_num_threads() == 1
     assert profile_model(model, 16, latency=False).latency_ms is None
 
@@ -115,9 +135,30 @@ def test_flops_are_per_image_and_scale_with_input():
 
 
 def test_cli_json(capsys):
-    code = main(["profile", "--backbone", "resnet20", "--attention", "sca", "--position", "standard",
-                 "--kernel-size", "5", "--branches", "hw", "--input-size", "16", "--num-classes", "10",
-                 "--runs", "2", "--threads", "1", "--json"])
+    code = main(
+        [
+            "profile",
+            "--backbone",
+            "resnet20",
+            "--attention",
+            "sca",
+            "--position",
+            "standard",
+            "--kernel-size",
+            "5",
+            "--branches",
+            "hw",
+            "--input-size",
+            "16",
+            "--num-classes",
+            "10",
+            "--runs",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert CONTRACT_KEYS <= set(out) and out["attention_params"] == 9 * 2 * 25

@@ -1,8 +1,16 @@
 """What a trial records about its machine: the CPU fingerprint that decides its numerics."""
+
 import torch
 
-from ablation.provenance import (CPU_NUMERICS_KEYS, PROVENANCE_KEYS, cpu_fingerprint, cpu_isa, environment,
-                                 fingerprint_here, library_versions)
+from ablation.provenance import (
+    CPU_NUMERICS_KEYS,
+    PROVENANCE_KEYS,
+    cpu_fingerprint,
+    cpu_isa,
+    environment,
+    fingerprint_here,
+    library_versions,
+)
 
 X86 = """processor\t: 0
 vendor_id\t: AuthenticAMD

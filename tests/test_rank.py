@@ -1,4 +1,5 @@
 """Ranking: Pareto front, non-dominated ranks, hypervolume, importance and deltas on hand-made tables."""
+
 import math
 import statistics
 
@@ -18,10 +19,12 @@ KNOWN = {"A": (3, 90.0, 10, 1), "B": (5, 80.0, 5, 1), "C": (7, 85.0, 12, 2), "D"
 
 
 def known_table() -> pd.DataFrame:
-    return pd.DataFrame([
-        trial_row(i, attention="sca", kernel_size=k, top1=t, flops=f, params=p)
-        for i, (k, t, f, p) in enumerate(KNOWN.values())
-    ])
+    return pd.DataFrame(
+        [
+            trial_row(i, attention="sca", kernel_size=k, top1=t, flops=f, params=p)
+            for i, (k, t, f, p) in enumerate(KNOWN.values())
+        ]
+    )
 
 
 def ranked(results: pd.DataFrame, **kwargs):
@@ -69,9 +72,18 @@ def test_factor_that_alone_drives_accuracy_ranks_first():
     for k in (3, 5, 7):
         for branches in ("h", "hw", "hwc"):
             for pool in ("avg", "max"):
-                rows.append(trial_row(i, attention="sca", kernel_size=k, branches=branches, pool=pool,
-                                      top1=60 + 10 * k + rng.normal(0, 0.1), flops=1000 + rng.integers(0, 50),
-                                      params=100 + rng.integers(0, 5)))
+                rows.append(
+                    trial_row(
+                        i,
+                        attention="sca",
+                        kernel_size=k,
+                        branches=branches,
+                        pool=pool,
+                        top1=60 + 10 * k + rng.normal(0, 0.1),
+                        flops=1000 + rng.integers(0, 50),
+                        params=100 + rng.integers(0, 5),
+                    )
+                )
                 i += 1
     result = ranked(pd.DataFrame(rows))
     accuracy = result.importance["accuracy (val top-1)"]
@@ -82,18 +94,24 @@ def test_factor_that_alone_drives_accuracy_ranks_first():
 def test_a_target_without_variance_gets_no_importance_and_the_others_still_do():
     """All variants with one FLOP count (fakes, or a cost the profiler cannot see): fANOVA has
     no variance to decompose for cost, and must not fail the report."""
-    rows = [trial_row(i, attention="sca", kernel_size=k, branches=b, top1=60 + 10 * k + i / 10, flops=1, params=1)
-            for i, (k, b) in enumerate((k, b) for k in (3, 5, 7) for b in ("h", "hw"))]
+    rows = [
+        trial_row(i, attention="sca", kernel_size=k, branches=b, top1=60 + 10 * k + i / 10, flops=1, params=1)
+        for i, (k, b) in enumerate((k, b) for k in (3, 5, 7) for b in ("h", "hw"))
+    ]
     result = ranked(pd.DataFrame(rows))
     assert set(result.importance) == {"accuracy (val top-1)"}
-    assert max(result.importance["accuracy (val top-1)"], key=result.importance["accuracy (val top-1)"].get) == "kernel_size"
+    assert (
+        max(result.importance["accuracy (val top-1)"], key=result.importance["accuracy (val top-1)"].get)
+        == "kernel_size"
+    )
 
 
 def test_delta_to_baseline_is_paired_over_seeds():
     base, sca = [90.0, 91.0, 89.5], [91.0, 91.5, 91.0]
     rows = [trial_row(i, seed=i, top1=t, flops=1, params=1) for i, t in enumerate(base)]
-    rows += [trial_row(10 + i, seed=i, top1=t, flops=2, params=2, attention="sca", kernel_size=3)
-             for i, t in enumerate(sca)]
+    rows += [
+        trial_row(10 + i, seed=i, top1=t, flops=2, params=2, attention="sca", kernel_size=3) for i, t in enumerate(sca)
+    ]
     d = ranked(pd.DataFrame(rows)).deltas.iloc[0]
     diffs = [a - b for a, b in zip(sca, base)]
     mean, se = statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(3)
@@ -107,7 +125,9 @@ def test_delta_to_baseline_is_paired_over_seeds():
 
 def test_unpaired_seeds_use_welch_and_one_seed_has_no_test():
     rows = [trial_row(i, seed=i, top1=t, flops=1, params=1) for i, t in enumerate([90.0, 91.0])]
-    rows += [trial_row(10 + i, seed=5 + i, top1=t, flops=2, params=2, attention="se") for i, t in enumerate([92.0, 94.0])]
+    rows += [
+        trial_row(10 + i, seed=5 + i, top1=t, flops=2, params=2, attention="se") for i, t in enumerate([92.0, 94.0])
+    ]
     rows += [trial_row(20, seed=0, top1=95.0, flops=2, params=2, attention="eca")]
     deltas = ranked(pd.DataFrame(rows)).deltas.set_index("label")
     welch = deltas.loc["resnet20 se"]

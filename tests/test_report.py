@@ -1,5 +1,6 @@
 """Reports from hand-made results tables: every file, failed trials, single seed, running sweeps,
 the CLI, and the HTML opened in headless Chromium."""
+
 import json
 import shutil
 import subprocess
@@ -18,22 +19,49 @@ def kernel_rows(seeds=(0, 1, 2)) -> list[dict]:
     rows, i = [], 0
     for backbone, flops in (("resnet20", 40e6), ("mobilenet_v2", 8e6)):
         for seed in seeds:
-            rows.append(trial_row(i, backbone=backbone, seed=seed, top1=88 + seed * 0.3, top5=99.0, val_loss=0.3,
-                                  params=flops / 100, flops=flops, latency_ms=1.5, train_time_s=10.0,
-                                  images_per_s=500.0))
+            rows.append(
+                trial_row(
+                    i,
+                    backbone=backbone,
+                    seed=seed,
+                    top1=88 + seed * 0.3,
+                    top5=99.0,
+                    val_loss=0.3,
+                    params=flops / 100,
+                    flops=flops,
+                    latency_ms=1.5,
+                    train_time_s=10.0,
+                    images_per_s=500.0,
+                )
+            )
             i += 1
             for k in (3, 5):
-                rows.append(trial_row(i, backbone=backbone, seed=seed, attention="sca", kernel_size=k,
-                                      top1=87 + k * 0.2 + seed * 0.3, top5=99.0, val_loss=0.35,
-                                      params=flops / 100 + 21, flops=flops * 1.01, latency_ms=2.0,
-                                      train_time_s=11.0, images_per_s=480.0))
+                rows.append(
+                    trial_row(
+                        i,
+                        backbone=backbone,
+                        seed=seed,
+                        attention="sca",
+                        kernel_size=k,
+                        top1=87 + k * 0.2 + seed * 0.3,
+                        top5=99.0,
+                        val_loss=0.35,
+                        params=flops / 100 + 21,
+                        flops=flops * 1.01,
+                        latency_ms=2.0,
+                        train_time_s=11.0,
+                        images_per_s=480.0,
+                    )
+                )
                 i += 1
     return rows
 
 
 def test_report_writes_every_file_with_failed_trials(tmp_path):
     rows = kernel_rows()
-    rows.append(trial_row(99, status="failed", attention="sca", kernel_size=7, error="NonFiniteLossError: epoch 2 step 5"))
+    rows.append(
+        trial_row(99, status="failed", attention="sca", kernel_size=7, error="NonFiniteLossError: epoch 2 step 5")
+    )
     run = write_run(tmp_path / "runs" / "kernel", rows)
     out = write_report(run, tmp_path / "report")
     for name in (*REPORT_FILES, *PLOTS):
@@ -61,8 +89,10 @@ def test_single_seed_still_reports(tmp_path):
 
 def test_running_sweep_reports_what_finished(tmp_path):
     rows = kernel_rows(seeds=(0,))
-    rows += [trial_row(50, status="running", attention="sca", kernel_size=7, top1=50.0, epochs_done=1),
-             trial_row(51, status="pending", attention="sca", kernel_size=9)]
+    rows += [
+        trial_row(50, status="running", attention="sca", kernel_size=7, top1=50.0, epochs_done=1),
+        trial_row(51, status="pending", attention="sca", kernel_size=9),
+    ]
     out = write_report(write_run(tmp_path / "live", rows, finished=False), tmp_path / "report")
     md = (out / "report.md").read_text()
     assert "still running: 2 trials have not finished" in md
@@ -90,20 +120,34 @@ def test_cli_missing_run_dir_is_one_clear_line(tmp_path, capsys):
     assert "results.csv" in err and "nowhere" in err and "Traceback" not in err
 
 
-PROBE = ('<script>window.addEventListener("error",e=>document.body.setAttribute("data-"+"error",e.message));'
-         'window.addEventListener("load",()=>{const ok=[...document.images].every(i=>i.complete&&i.naturalWidth>0);'
-         'document.body.setAttribute("data-images",ok?"ok":"broken")});</script>')
+PROBE = (
+    '<script>window.addEventListener("error",e=>document.body.setAttribute("data-"+"error",e.message));'
+    'window.addEventListener("load",()=>{const ok=[...document.images].every(i=>i.complete&&i.naturalWidth>0);'
+    'document.body.setAttribute("data-images",ok?"ok":"broken")});</script>'
+)
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium (Debian package chromium) not installed")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="headless Chromium (Debian package chromium) not installed"
+)
 @pytest.mark.slow
 def test_html_opens_in_headless_chromium(tmp_path):
     out = write_report(write_run(tmp_path / "html", kernel_rows()), tmp_path / "report")
     page = tmp_path / "probe.html"  # the report plus a probe that records load errors and image decoding
     page.write_text((out / "report.html").read_text().replace("</body>", PROBE + "</body>"))
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-images="ok"' in dom.stdout
@@ -119,12 +163,14 @@ def test_report_says_which_split_every_accuracy_comes_from(tmp_path):
     md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
     assert "| val top-1 % " in md and "| test top-1 % " in md
     assert "validation split of 10% of the training images" in md and "Selection never sees it" in md
-    best = md[md.index("## Summary"):md.index("## Accuracy against cost")]
+    best = md[md.index("## Summary") : md.index("## Accuracy against cost")]
     assert "by val top-1; test top-1 % shown" in best
     paper = [dict(r, val_split=0.0) for r in rows]
     md = (write_report(write_run(tmp_path / "paper", paper), tmp_path / "paper_report") / "report.md").read_text()
     assert "also selected on (val_split: 0" in md and "| val top-1 % " not in md
-    legacy = (write_report(write_run(tmp_path / "old", kernel_rows()), tmp_path / "old_report") / "report.md").read_text()
+    legacy = (
+        write_report(write_run(tmp_path / "old", kernel_rows()), tmp_path / "old_report") / "report.md"
+    ).read_text()
     assert "made before the harness kept a validation split apart" in legacy
 
 
@@ -184,7 +230,7 @@ def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
     monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(SAME_MACHINE))
     rows = study_rows()
     md = (write_report(write_run(tmp_path / "same", rows), tmp_path / "r1") / "report.md").read_text()
-    hardware = md[md.index("### Hardware"):]
+    hardware = md[md.index("### Hardware") :]
     assert "Test CPU 3000" in hardware and "| 18 " in hardware and "Warning" not in md
     for value in ("AVX2", "fma avx2", "2024.2 build 20240605", "3.12.0"):  # what decides the CPU numerics
         assert f"| {value} " in hardware, value
@@ -192,7 +238,7 @@ def test_hardware_is_listed_and_a_mix_is_warned_about(tmp_path, monkeypatch):
     assert "Written on other hardware" not in md and "not recorded" not in hardware
     mixed = [dict(r, cpu_model="Other CPU 9", host="box2", ray_node="abc123") if r["seed"] == 2 else r for r in rows]
     md = (write_report(write_run(tmp_path / "mixed", mixed), tmp_path / "r2") / "report.md").read_text()
-    hardware = md[md.index("### Hardware"):]
+    hardware = md[md.index("### Hardware") :]
     assert "Other CPU 9" in hardware and "Test CPU 3000" in hardware
     assert "Warning: the trials of this study ran on different hardware or software (they differ in cpu_model)" in md
 
@@ -206,7 +252,7 @@ def test_a_report_written_on_other_hardware_says_so(tmp_path, monkeypatch):
     other = dict(SAME_MACHINE, cpu_capability="AVX512", cpu_isa="fma avx2 avx512f avx512_bf16")
     monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(other))
     md = (write_report(write_run(tmp_path / "run", study_rows()), tmp_path / "r") / "report.md").read_text()
-    hardware = md[md.index("### Hardware"):]
+    hardware = md[md.index("### Hardware") :]
     assert "Written on other hardware" in hardware
     assert "cpu_capability (trials: AVX2; here: AVX512)" in hardware
     assert "cpu_isa (trials: fma avx2; here: fma avx2 avx512f avx512_bf16)" in hardware
@@ -268,8 +314,15 @@ def test_collapsed_and_uncounted_tables_name_the_variant_as_the_other_tables_do(
     for r in study_rows(seeds=(0, 1)):
         if r["attention"] == "sca":
             mode = "l1" if r["kernel_size"] in (3, 7) else "l2"
-            r = dict(r, attention="mygct:GCT", kernel_size=None, mode=mode, collapsed=r["seed"] == 1, test_top1=10.0,
-                     uncounted_ops="aten::norm x2")
+            r = dict(
+                r,
+                attention="mygct:GCT",
+                kernel_size=None,
+                mode=mode,
+                collapsed=r["seed"] == 1,
+                test_top1=10.0,
+                uncounted_ops="aten::norm x2",
+            )
             r["variant"] = f"{r['backbone']}|gct|{mode}"
         rows.append(dict(r, mode=r.get("mode")))
     md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "r") / "report.md").read_text()
@@ -295,14 +348,17 @@ def test_summary_and_delta_table_follow_the_familywise_decisions(tmp_path):
             r["test_top1"] += (1.2, -1.5, 0.6)[r["seed"]]
     run = write_run(tmp_path / "run", rows)
     md = (write_report(run, tmp_path / "report") / "report.md").read_text()
-    summary = md[md.index("## Summary"):md.index("## Accuracy against cost")]
-    delta = md[md.index("## Difference to no attention"):md.index("## Factor importance")]
+    summary = md[md.index("## Summary") : md.index("## Accuracy against cost")]
+    delta = md[md.index("## Difference to no attention") : md.index("## Factor importance")]
     assert "Familywise error over the study's 2 comparisons at alpha = 0.05 by Holm's step-down" in delta
     k3 = next(line for line in delta.splitlines() if line.startswith("| resnet20 sca k=3"))
     cells = [c.strip() for c in k3.strip("|").split("|")]
     assert cells[8] == "no" and float(cells[9]) > 0
     assert "decided better: resnet20 sca k=5 than resnet20 none (+3.20" in summary
-    assert f"not decided: resnet20 sca k=3 against resnet20 none ({cells[2]}): no difference of {cells[9]} points or more detected" in summary
+    assert (
+        f"not decided: resnet20 sca k=3 against resnet20 none ({cells[2]}): no difference of {cells[9]} points or more detected"
+        in summary
+    )
     assert "decided worse" not in summary
     info = json.loads((run / "sweep.json").read_text())
     (run / "sweep.json").write_text(json.dumps({**info, "space": {"statistics": {"family": "comparison"}}}))
@@ -321,20 +377,23 @@ def test_seed_budget_summary_follows_its_decisions(tmp_path):
     for seed in range(4):
         for att, off in (("none", 0.0), ("se", (-5.1, -4.9, -5.0, -5.05)[seed]), ("eca", (1.0, -1.2, 0.4, -0.3)[seed])):
             v = base[seed] + off
-            rows.append(trial_row(len(rows), seed=seed, attention=att, top1=v, test_top1=v,
-                                  flops=1 + (att != "none"), params=1))
+            rows.append(
+                trial_row(len(rows), seed=seed, attention=att, top1=v, test_top1=v, flops=1 + (att != "none"), params=1)
+            )
     run = write_run(tmp_path / "run", rows)
     info = json.loads((run / "sweep.json").read_text())
     seeds = {"min": 2, "max": 4, "alpha": 0.05, "equivalence": 0.5, "futility": 0.0}
     (run / "sweep.json").write_text(json.dumps({**info, "space": {"budget": {"epochs": 2, "seeds": seeds}}}))
     md = (write_report(run, tmp_path / "report") / "report.md").read_text()
-    summary = md[md.index("## Summary"):md.index("## Accuracy against cost")]
-    budget = md[md.index("## Seeds until decided"):]
+    summary = md[md.index("## Summary") : md.index("## Accuracy against cost")]
+    budget = md[md.index("## Seeds until decided") :]
     assert "alpha = 0.05 familywise over the study's 2 comparisons (Bonferroni" in budget
     eca = next(line for line in budget.splitlines() if line.startswith("| resnet20 eca"))
     cells = [c.strip() for c in eca.strip("|").split("|")]
     assert cells[2] == "undecided"
     assert "decided worse: resnet20 se than resnet20 none (-5.00" in summary
-    assert (f"not decided: resnet20 eca against resnet20 none ({cells[4]}): no difference of {cells[7]} points or more "
-            "detected (seed budget") in summary
+    assert (
+        f"not decided: resnet20 eca against resnet20 none ({cells[4]}): no difference of {cells[7]} points or more "
+        "detected (seed budget"
+    ) in summary
     assert "- no best on resnet20" in summary and "- best on resnet20" not in summary

@@ -1,5 +1,6 @@
 """The fused SCA inference kernel: same results as the eager module, used only where it applies,
 and a working fallback where it cannot be built."""
+
 from __future__ import annotations
 
 import itertools
@@ -21,8 +22,24 @@ BRANCHES = ["".join(c) for r in (1, 2, 3) for c in itertools.combinations("hwc",
 #: 128), short rows read from both ends (W 4-7), whole 8-float vectors with and without an
 #: overlapping last one (8, 9, 14, 16, 28, 56, 70, 128), row counts that are not a multiple of 8
 #: (the transposing row reduction), and the widths with their own compiled copy (7, 14, 16, 28, 56).
-SHAPES = [(1, 7, 7), (2, 5, 3), (3, 1, 1), (1, 14, 9), (2, 6, 70), (1, 2, 4), (1, 3, 16), (2, 4, 14), (1, 28, 28),
-          (2, 9, 5), (1, 2, 6), (1, 1, 6), (1, 19, 8), (1, 3, 129), (1, 2, 128), (2, 3, 56)]
+SHAPES = [
+    (1, 7, 7),
+    (2, 5, 3),
+    (3, 1, 1),
+    (1, 14, 9),
+    (2, 6, 70),
+    (1, 2, 4),
+    (1, 3, 16),
+    (2, 4, 14),
+    (1, 28, 28),
+    (2, 9, 5),
+    (1, 2, 6),
+    (1, 1, 6),
+    (1, 19, 8),
+    (1, 3, 129),
+    (1, 2, 128),
+    (2, 3, 56),
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,8 +85,9 @@ def test_kernel_matches_eager_for_every_option(branches, pool, fuse):
             with torch.inference_mode():
                 assert sca_kernel.applies(x, weights)
                 fast = sca_kernel.forward(x, k, branches, pool, fuse, weights)
-                torch.testing.assert_close(fast, module.forward_eager(x), rtol=1e-5, atol=1e-5,
-                                           msg=f"k={k} shape={(n, 12, h, w)}")
+                torch.testing.assert_close(
+                    fast, module.forward_eager(x), rtol=1e-5, atol=1e-5, msg=f"k={k} shape={(n, 12, h, w)}"
+                )
 
 
 @needs_compiler
@@ -168,7 +186,9 @@ def test_build_is_cached_per_source_and_cpu(monkeypatch, tmp_path, fresh_library
 
 
 @needs_compiler
-@pytest.mark.parametrize("branches, pool, fuse", [("hwc", "avg", "mul"), ("hw", "avgmax", "mean"), ("wc", "max", "mul")])
+@pytest.mark.parametrize(
+    "branches, pool, fuse", [("hwc", "avg", "mul"), ("hw", "avgmax", "mean"), ("wc", "max", "mul")]
+)
 def test_kernel_gates_in_place_for_every_shape(branches, pool, fuse):
     """Written over its input, the kernel gives the eager result: vectors that overlap outputs
     already written are read before those writes."""
@@ -195,8 +215,17 @@ def test_models_match_eager_where_sca_gates_in_place(backbone, size):
     torch.manual_seed(0)
     x = torch.randn(2, 3, size, size)
     for position in positions(backbone):
-        model = prepare(build_model(backbone, attention="sca", position=position, num_classes=10,
-                                    small_input=backbone == "resnet20", **KERNEL_READING).eval(), "fused-sca")
+        model = prepare(
+            build_model(
+                backbone,
+                attention="sca",
+                position=position,
+                num_classes=10,
+                small_input=backbone == "resnet20",
+                **KERNEL_READING,
+            ).eval(),
+            "fused-sca",
+        )
         scas = [m for m in model.modules() if isinstance(m, SCA)]
         for module in scas:
             for p in module.parameters():

@@ -1,6 +1,7 @@
 """Seeds as a budget: the space's ``budget.seeds``, the comparisons it runs, the Tune searcher that
 spends seeds where comparisons are open (driven directly, then in real sweeps on a local Ray,
 with ASHA, and across a driver SIGKILL and ``--resume``), and the report's decision table."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ SEEDS = {"min": 2, "max": 5, "alpha": 0.05, "equivalence": 0.5}
 
 def spec(name: str = "seeds", epochs: int = 1, seeds: dict = SEEDS, grid=None, **budget) -> dict:
     grid = grid or {"attention": ["none", "sca"], "kernel_size": [3, 5, 7]}
-    return {"name": name, "base": dict(TINY_BASE), "grid": grid,
-            "budget": {"epochs": epochs, "max_failures": 0, "seeds": dict(seeds), **budget}, "resources": {"cpu": 1}}
+    return {
+        "name": name,
+        "base": dict(TINY_BASE),
+        "grid": grid,
+        "budget": {"epochs": epochs, "max_failures": 0, "seeds": dict(seeds), **budget},
+        "resources": {"cpu": 1},
+    }
 
 
 def value(point: dict, epochs: int = 1) -> float:
@@ -95,22 +101,25 @@ def test_searcher_adds_seeds_only_where_a_comparison_is_open(tmp_path, concurren
     seeds = {k: sorted(p["seed"] for p in asked if cell_key(p) == k) for k in set(keys)}
     assert all(s == list(range(len(s))) and len(s) >= plan.min_seeds for s in seeds.values())
     for key, ran in seeds.items():  # every seed past min: a comparison of it was open one seed earlier
-        for seed in ran[plan.min_seeds:]:
+        for seed in ran[plan.min_seeds :]:
             before = {k: v for k, v in values.items() if k[1] < seed}
             assert any(key in (c.variant, c.other) and state_of(c, before, plan).open for c in searcher.comparisons)
     states = [state_of(c, values, plan) for c in searcher.comparisons]
     assert all(not s.open for s in states)  # nothing is left open at the end
-    decided = {trial_config(json.loads(s.comparison.variant)).kernel_size: s.decision.decision
-               for s in states}
+    decided = {trial_config(json.loads(s.comparison.variant)).kernel_size: s.decision.decision for s in states}
     assert decided[5] == "worse" and decided[7] == "better"  # true effects -8 and +8 points, noise sd 1
     assert len(asked) < space.num_trials  # fewer trials than max seeds everywhere
 
 
 def test_search_order_does_not_change_what_runs(tmp_path):
     space = parse_space(spec())
-    runs = [sorted((cell_key(p), p["seed"]) for p in drive(SeedSearcher(space.points(), space.seed_budget.plan(),
-                                                                          1, tmp_path), c, o))
-            for c, o in [(1, "fifo"), (2, "lifo"), (5, "fifo")]]
+    runs = [
+        sorted(
+            (cell_key(p), p["seed"])
+            for p in drive(SeedSearcher(space.points(), space.seed_budget.plan(), 1, tmp_path), c, o)
+        )
+        for c, o in [(1, "fifo"), (2, "lifo"), (5, "fifo")]
+    ]
     assert runs[0] == runs[1] == runs[2]
 
 
@@ -121,8 +130,9 @@ def test_a_trial_stopped_early_ends_its_comparisons(tmp_path):
     asked = drive(searcher, 2, "fifo", epochs=3, stop=lambda p: p["kernel_size"] == 5 and p["seed"] == 1)
     ran5 = sorted(p["seed"] for p in asked if p.get("kernel_size") == 5)
     assert ran5 == [0, 1]
-    state = next(state_of(c, searcher.values, searcher.plan) for c in searcher.comparisons
-                 if '"kernel_size": 5' in c.variant)
+    state = next(
+        state_of(c, searcher.values, searcher.plan) for c in searcher.comparisons if '"kernel_size": 5' in c.variant
+    )
     assert state.stopped.startswith("seed 1")
 
 
@@ -150,8 +160,12 @@ def _driver(tmp_path: Path, space: dict, **env: str) -> tuple[list[str], dict[st
 
 def _expected(space: dict, tmp_path: Path) -> list[tuple[int, int]]:
     parsed = parse_space(space)
-    asked = drive(SeedSearcher(parsed.points(), parsed.seed_budget.plan(), space["budget"]["epochs"], tmp_path),
-                  1, "fifo", epochs=space["budget"]["epochs"])
+    asked = drive(
+        SeedSearcher(parsed.points(), parsed.seed_budget.plan(), space["budget"]["epochs"], tmp_path),
+        1,
+        "fifo",
+        epochs=space["budget"]["epochs"],
+    )
     return sorted((p["kernel_size"] or 0, p["seed"]) for p in asked)
 
 
@@ -204,8 +218,9 @@ def test_driver_sigkilled_mid_budget_resumes_without_losing_or_repeating_a_seed(
     every epoch of every (variant, seed) ran once."""
     space = spec("killed", epochs=3, max_concurrent=1, seeds={**SEEDS, "max": 4})
     cmd, env = _driver(tmp_path, space, FAKE_TRIAL_PAUSE=str(tmp_path / "paused"))
-    proc = subprocess.Popen([*cmd, str(tmp_path / "a")], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path / "a")], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 300
         while not (tmp_path / "paused").exists():
@@ -218,18 +233,24 @@ def test_driver_sigkilled_mid_budget_resumes_without_losing_or_repeating_a_seed(
         proc.wait()
     mid = read_results(tmp_path / "a" / "killed")
     assert set(mid.loc[mid["seed"] == 2, "status"]) & {"running", "pending"}
-    resumed = subprocess.run([*cmd, str(tmp_path / "a"), "--resume"], env=env, capture_output=True, text=True,
-                             timeout=400)
+    resumed = subprocess.run(
+        [*cmd, str(tmp_path / "a"), "--resume"], env=env, capture_output=True, text=True, timeout=400
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     clean_env = {**env, "FAKE_TRIAL_LOG": str(tmp_path / "clean.log")}
     clean = subprocess.run([*cmd, str(tmp_path / "b")], env=clean_env, capture_output=True, text=True, timeout=400)
     assert clean.returncode == 0, clean.stderr[-3000:]
     compared = ["kernel_size", "seed", "status", "epochs_done", "top1", "test_top1"]
-    a, b = (read_results(tmp_path / d / "killed").sort_values(["kernel_size", "seed"], ignore_index=True)[compared]
-            for d in ("a", "b"))
+    a, b = (
+        read_results(tmp_path / d / "killed").sort_values(["kernel_size", "seed"], ignore_index=True)[compared]
+        for d in ("a", "b")
+    )
     if not a.equals(b):  # say how, with what the resumed driver printed
-        pytest.fail(f"resumed and uninterrupted sweeps differ:\n{a.to_string()}\n{a.dtypes.to_dict()}\n"
-                    f"{b.to_string()}\n{b.dtypes.to_dict()}\n{resumed.stderr[-4000:]}")
-    epochs = sorted(line.split()[1:] for line in (tmp_path / "trials.log").read_text().splitlines()
-                    if line.startswith("epoch"))
+        pytest.fail(
+            f"resumed and uninterrupted sweeps differ:\n{a.to_string()}\n{a.dtypes.to_dict()}\n"
+            f"{b.to_string()}\n{b.dtypes.to_dict()}\n{resumed.stderr[-4000:]}"
+        )
+    epochs = sorted(
+        line.split()[1:] for line in (tmp_path / "trials.log").read_text().splitlines() if line.startswith("epoch")
+    )
     assert len(epochs) == len(set(map(tuple, epochs))) == 3 * len(a)  # every epoch of every trial, once

@@ -1,4 +1,5 @@
 """Sequential seed decisions: error control under repeated looks, by simulation, and power."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ def test_wrong_better_or_worse_decisions_stay_under_alpha_with_no_true_differenc
     naive = 0
     for _ in range(N_SIM):
         d = rng.normal(0, 1, 10)
-        naive += any(abs(d[:n].mean()) > stats.t.ppf(0.975, n - 1) * d[:n].std(ddof=1) / np.sqrt(n)
-                     for n in range(2, 11))
+        naive += any(
+            abs(d[:n].mean()) > stats.t.ppf(0.975, n - 1) * d[:n].std(ddof=1) / np.sqrt(n) for n in range(2, 11)
+        )
     assert naive / N_SIM > 2 * wrong
 
 

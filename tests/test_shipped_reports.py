@@ -6,6 +6,7 @@ Two things in them depend on when and where a report is written, and are normali
 "Generated <date> <time> UTC" line, and the paragraph comparing the writing machine's fingerprint
 with the trials' (the machine is taken to be the trials' where they recorded one value).
 """
+
 from __future__ import annotations
 
 import re

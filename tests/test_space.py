@@ -1,4 +1,5 @@
 """Search spaces: expansion and de-duplication, shipped spaces, validation errors, results table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,19 +39,22 @@ def test_grid_crosses_axes_and_drops_options_that_do_not_apply():
 
 
 def test_grid_blocks_are_unioned_without_duplicates():
-    s = space(grid=[
-        {"attention": ["none", "sca"], "seed": [0, 1]},
-        {"attention": ["sca"], "kernel_size": [5, 7], "seed": [0, 1]},
-        {"attention": ["none"], "seed": [1, 2]},  # (none, 1) already in the first block
-    ])
+    s = space(
+        grid=[
+            {"attention": ["none", "sca"], "seed": [0, 1]},
+            {"attention": ["sca"], "kernel_size": [5, 7], "seed": [0, 1]},
+            {"attention": ["none"], "seed": [1, 2]},  # (none, 1) already in the first block
+        ]
+    )
     keys = [(c.attention, c.kernel_size, c.seed) for c in s.configs()]
     assert len(keys) == len(set(keys)) == 4 + 4 + 1
     assert ("none", None, 2) in keys and ("sca", 7, 1) in keys
 
 
 def test_budget_epochs_and_base_reach_every_trial():
-    s = parse_space({**BASE, "base": {"dataset": "digits", "lr": 0.05}, "budget": {"epochs": 3},
-                     "grid": {"seed": [0, 1]}})
+    s = parse_space(
+        {**BASE, "base": {"dataset": "digits", "lr": 0.05}, "budget": {"epochs": 3}, "grid": {"seed": [0, 1]}}
+    )
     assert all(c.epochs == 3 and c.lr == 0.05 and c.dataset == "digits" for c in s.configs())
     assert s.varying_keys() == ["seed"]
 
@@ -68,8 +72,9 @@ def test_every_shipped_space_validates(path):
 SET_SIZES = {"fashion-mnist": (60_000, 10_000), "digits": (1437, 360)}
 
 
-@pytest.mark.parametrize("path", [p for p in SPACES if (p.parents[1] / "reports" / p.stem / "results.csv").is_file()],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in SPACES if (p.parents[1] / "reports" / p.stem / "results.csv").is_file()], ids=lambda p: p.stem
+)
 def test_a_shipped_space_with_a_report_still_builds_the_splits_its_report_used(path):
     """Re-running a shipped study trains and evaluates on as many images as its report shows
     (``subset`` is training images only; ``eval_subset`` keeps the old evaluation sizes)."""
@@ -88,8 +93,14 @@ def test_a_shipped_space_with_a_report_still_builds_the_splits_its_report_used(p
 
 def test_shipped_spaces_cover_the_issue():
     names = {p.stem for p in SPACES}
-    assert {"quick", "fashion_kernel", "fashion_branches", "fashion_position", "fashion_peers",
-            "imagenet_paper"} <= names
+    assert {
+        "quick",
+        "fashion_kernel",
+        "fashion_branches",
+        "fashion_position",
+        "fashion_peers",
+        "imagenet_paper",
+    } <= names
     quick = load_space(SPACES[[p.stem for p in SPACES].index("quick")])
     assert {c.attention for c in quick.configs()} == {"none", "se", "eca", "sca"}
     assert len({c.kernel_size for c in quick.configs() if c.attention == "sca"}) > 1
@@ -102,34 +113,54 @@ def test_shipped_spaces_cover_the_issue():
     assert {c.attention for c in peers.configs()} == {"none", "se", "eca", "cbam", "coord", "triplet", "sca"}
 
 
-@pytest.mark.parametrize("parts, expected", [
-    ({"grid": {"attention": ["none", "se", "foo"]}}, ["grid.attention[2]", "unknown attention 'foo'", "'sca'"]),
-    ({"grid": [{"attention": ["sca"], "kernel_size": [3, 4]}]}, ["grid[0].kernel_size[1]", "odd"]),
-    ({"base": {"dataset": "digits", "backbone": "resnet20"}, "grid": {"position": ["standard", "dw"]}},
-     ["grid.position[1]", "'dw'", "standard"]),
-    ({"grid": {"atention": ["se"]}}, ["grid.atention", "unknown key", "attention"]),
-    ({"budget": {"epochs": -1}, "grid": {"seed": [0]}}, ["budget.epochs", "greater than or equal to 1"]),
-    ({"grids": {"seed": [0]}}, ["grids", "unknown key", "grid"]),
-    ({"grid": {}}, ["grid"]),
-    ({"grid": {"seed": []}}, ["grid.seed", "empty"]),
-    ({"grid": {"attention": ["se"], "kernel_size": [3]}}, ["grid.kernel_size", "'se'", "sca"]),
-    ({"grid": {"seed": ["a"]}}, ["grid.seed[0]", "integer"]),
-    ({"grid": {"seed": 3}}, ["grid.seed", "list"]),
-    ({"base": {"epochs": 3}, "grid": {"seed": [0]}}, ["base.epochs", "budget.epochs"]),
-    ({"grid": {"stages": [[1], [5]]}}, ["grid.stages[1]", "[1, 2, 3]"]),
-    ({"budget": {"epochs": 2, "scheduler": "asha", "grace_period": 3}, "grid": {"seed": [0]}}, ["grace_period"]),
-    ({"budget": {"epochs": 2, "scheduler": "hyperband"}, "grid": {"seed": [0]}}, ["budget.scheduler", "asha"]),
-    ({"grid": {"seed": [0]}, "sample": {"num_samples": 2, "params": {"lr": {"log": [0.01, 0.1]}}}}, ["alternatives"]),
-    ({"sample": {"num_samples": 2, "params": {"lr": {"log": [0, 0.1]}}}}, ["sample.params.lr", "positive"]),
-    ({"sample": {"num_samples": 2, "params": {"kernel_size": {"choice": [3, 4]}},}, "base": {"attention": "sca"}},
-     ["sample.params.kernel_size[1]", "odd"]),
-    ({"base": {"dataset": "digits", "subset": 2.5}, "grid": {"seed": [0]}},
-     ["base.subset", "fraction in (0, 1)", "whole count >= 1", "got 2.5"]),
-    ({"grid": {"seed": [0], "subset": [0.5, 0]}}, ["grid.subset", "fraction in (0, 1)", "got 0"]),
-    ({"base": {"dataset": "digits", "eval_subset": 1.5}, "grid": {"seed": [0]}},
-     ["base.eval_subset", "eval_subset must be", "fraction in (0, 1)", "whole count >= 1", "got 1.5"]),
-    ({"grid": {"seed": [0]}, "latency": {"rounds": 2}}, ["latency.rounds", "greater than or equal to 3", "got 2"]),
-])
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        ({"grid": {"attention": ["none", "se", "foo"]}}, ["grid.attention[2]", "unknown attention 'foo'", "'sca'"]),
+        ({"grid": [{"attention": ["sca"], "kernel_size": [3, 4]}]}, ["grid[0].kernel_size[1]", "odd"]),
+        (
+            {"base": {"dataset": "digits", "backbone": "resnet20"}, "grid": {"position": ["standard", "dw"]}},
+            ["grid.position[1]", "'dw'", "standard"],
+        ),
+        ({"grid": {"atention": ["se"]}}, ["grid.atention", "unknown key", "attention"]),
+        ({"budget": {"epochs": -1}, "grid": {"seed": [0]}}, ["budget.epochs", "greater than or equal to 1"]),
+        ({"grids": {"seed": [0]}}, ["grids", "unknown key", "grid"]),
+        ({"grid": {}}, ["grid"]),
+        ({"grid": {"seed": []}}, ["grid.seed", "empty"]),
+        ({"grid": {"attention": ["se"], "kernel_size": [3]}}, ["grid.kernel_size", "'se'", "sca"]),
+        ({"grid": {"seed": ["a"]}}, ["grid.seed[0]", "integer"]),
+        ({"grid": {"seed": 3}}, ["grid.seed", "list"]),
+        ({"base": {"epochs": 3}, "grid": {"seed": [0]}}, ["base.epochs", "budget.epochs"]),
+        ({"grid": {"stages": [[1], [5]]}}, ["grid.stages[1]", "[1, 2, 3]"]),
+        ({"budget": {"epochs": 2, "scheduler": "asha", "grace_period": 3}, "grid": {"seed": [0]}}, ["grace_period"]),
+        ({"budget": {"epochs": 2, "scheduler": "hyperband"}, "grid": {"seed": [0]}}, ["budget.scheduler", "asha"]),
+        (
+            {"grid": {"seed": [0]}, "sample": {"num_samples": 2, "params": {"lr": {"log": [0.01, 0.1]}}}},
+            ["alternatives"],
+        ),
+        ({"sample": {"num_samples": 2, "params": {"lr": {"log": [0, 0.1]}}}}, ["sample.params.lr", "positive"]),
+        (
+            {
+                "sample": {
+                    "num_samples": 2,
+                    "params": {"kernel_size": {"choice": [3, 4]}},
+                },
+                "base": {"attention": "sca"},
+            },
+            ["sample.params.kernel_size[1]", "odd"],
+        ),
+        (
+            {"base": {"dataset": "digits", "subset": 2.5}, "grid": {"seed": [0]}},
+            ["base.subset", "fraction in (0, 1)", "whole count >= 1", "got 2.5"],
+        ),
+        ({"grid": {"seed": [0], "subset": [0.5, 0]}}, ["grid.subset", "fraction in (0, 1)", "got 0"]),
+        (
+            {"base": {"dataset": "digits", "eval_subset": 1.5}, "grid": {"seed": [0]}},
+            ["base.eval_subset", "eval_subset must be", "fraction in (0, 1)", "whole count >= 1", "got 1.5"],
+        ),
+        ({"grid": {"seed": [0]}, "latency": {"rounds": 2}}, ["latency.rounds", "greater than or equal to 3", "got 2"]),
+    ],
+)
 def test_bad_spaces_name_the_key_path_and_allowed_values(parts, expected):
     message = error(**parts)
     for fragment in expected:
@@ -141,9 +172,17 @@ def test_sampled_space_uses_tune_domains():
 
     from ablation.run.sweep import param_space
 
-    s = space(base={"dataset": "digits", "attention": "sca"},
-              sample={"num_samples": 5, "params": {"lr": {"log": [0.01, 0.3]}, "kernel_size": {"choice": [3, 5]},
-                                                   "warmup_epochs": {"float": [0, 1]}}})
+    s = space(
+        base={"dataset": "digits", "attention": "sca"},
+        sample={
+            "num_samples": 5,
+            "params": {
+                "lr": {"log": [0.01, 0.3]},
+                "kernel_size": {"choice": [3, 5]},
+                "warmup_epochs": {"float": [0, 1]},
+            },
+        },
+    )
     assert s.num_trials == 5 and s.sampled
     point = param_space(s)["point"]
     assert all(isinstance(point[k], Domain) for k in ("lr", "kernel_size", "warmup_epochs"))
@@ -182,8 +221,11 @@ def test_trial_cost_is_forward_flops_x3_x_epochs_x_images():
     from ablation.models import build_model
     from ablation.run.profile import profile_model
 
-    cfg = space(base={"dataset": "synthetic:size=8,channels=1,classes=3,train=40,val=8"},
-                budget={"epochs": 2}, grid={"attention": ["se"]}).configs()[0]
+    cfg = space(
+        base={"dataset": "synthetic:size=8,channels=1,classes=3,train=40,val=8"},
+        budget={"epochs": 2},
+        grid={"attention": ["se"]},
+    ).configs()[0]
     cost = trial_cost(cfg)
     data = build_data(cfg.dataset, batch_size=1)
     model = build_model("resnet20", "se", num_classes=3, in_channels=1, small_input=True)
@@ -214,9 +256,7 @@ def test_expansion_count_is_the_product_of_applicable_axes(attentions, kernels, 
             space(grid=grid)
         return
     configs = space(grid=grid).configs()
-    expected = sum(
-        len(seeds) * _product(len(options[k]) for k in takers if a in takers[k]) for a in attentions
-    )
+    expected = sum(len(seeds) * _product(len(options[k]) for k in takers if a in takers[k]) for a in attentions)
     assert len(configs) == expected
     assert len({c.model_dump_json() for c in configs}) == expected
 
@@ -230,19 +270,36 @@ def _product(values) -> int:
 
 # --- results table ---
 
+
 def _record(trial_id, status, epochs=2, error="", **config):
     from ablation.design.config import TrialConfig
 
     cfg = TrialConfig(epochs=epochs, **config).model_dump()
-    history = [{"epoch": e, "top1": 50.0 + 10 * (e == 1), "top5": 90.0, "val_loss": 1.0 / e, "train_loss": 1.0,
-                "epoch_time_s": 2.0, "images_per_s": 100.0 * e, "params": 10, "flops": 20, "attention_params": 1,
-                "attention_flops": 2, "latency_ms": 0.5} for e in range(1, (epochs if status == "completed" else 1) + 1)]
+    history = [
+        {
+            "epoch": e,
+            "top1": 50.0 + 10 * (e == 1),
+            "top5": 90.0,
+            "val_loss": 1.0 / e,
+            "train_loss": 1.0,
+            "epoch_time_s": 2.0,
+            "images_per_s": 100.0 * e,
+            "params": 10,
+            "flops": 20,
+            "attention_params": 1,
+            "attention_flops": 2,
+            "latency_ms": 0.5,
+        }
+        for e in range(1, (epochs if status == "completed" else 1) + 1)
+    ]
     return TrialRecord(trial_id, cfg, status, error, history)
 
 
 def test_results_table_columns_and_metrics(tmp_path):
-    records = [_record("b", "completed", attention="sca", kernel_size=5, lr=0.05),
-               _record("a", "failed", error="RuntimeError: boom", attention="se", lr=0.1)]
+    records = [
+        _record("b", "completed", attention="sca", kernel_size=5, lr=0.05),
+        _record("a", "failed", error="RuntimeError: boom", attention="se", lr=0.1),
+    ]
     write_results(tmp_path, records)
     table = read_results(tmp_path)
     assert list(table["trial_id"]) == ["a", "b"]

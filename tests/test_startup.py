@@ -6,6 +6,7 @@ read without it). `ablate list` and `validate --no-cost` build no model: torch o
 Each check runs in a fresh interpreter, since this test process has imported them all by now.
 The times themselves are measured by ``bench/startup.py``, not asserted here.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,14 @@ print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules if "." 
 
 def _loaded(argv: list[str]) -> set[str]:
     """Top-level modules that ``ablate argv`` loaded, run in a fresh interpreter (it must succeed)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["code"] == 0, done.stderr
@@ -62,9 +69,12 @@ def test_command_help_loads_no_heavy_library(command):
 
 @pytest.mark.slow
 def test_validate_loads_only_what_it_uses(tmp_path):
-    space = {"name": "tiny", "base": {"dataset": "synthetic:size=8,channels=1,classes=2,train=16,val=8",
-                                      "backbone": "resnet20"},
-             "grid": {"attention": ["none", "se"]}, "budget": {"epochs": 1}}
+    space = {
+        "name": "tiny",
+        "base": {"dataset": "synthetic:size=8,channels=1,classes=2,train=16,val=8", "backbone": "resnet20"},
+        "grid": {"attention": ["none", "se"]},
+        "budget": {"epochs": 1},
+    }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(space))
     modules = _loaded(["validate", "--no-cost", str(path)])
@@ -75,8 +85,7 @@ def test_validate_loads_only_what_it_uses(tmp_path):
 
 
 def _space(tmp_path, name: str, **grid) -> Path:
-    space = {"name": name, "base": {"dataset": "digits", "backbone": "resnet20"}, "grid": grid,
-             "budget": {"epochs": 1}}
+    space = {"name": name, "base": {"dataset": "digits", "backbone": "resnet20"}, "grid": grid, "budget": {"epochs": 1}}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(space))
     return path
@@ -101,8 +110,15 @@ def test_list_and_validate_without_cost_load_no_torchvision_nor_timm():
 def test_results_and_provenance_keys_load_no_torch():
     """``provenance`` imports torch only in the functions that ask it, so that reading results does not."""
     code = "import sys, ablation.run.results, ablation.run.calibrate; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "False"
 
@@ -111,7 +127,18 @@ def test_results_and_provenance_keys_load_no_torch():
 def test_train_loads_no_ray(tmp_path):
     """A trial outside a sweep records where it ran without importing Ray to ask for its node."""
     out = tmp_path / "metrics.json"
-    modules = _loaded(["train", "backbone=resnet20", "attention=none", "epochs=1", "latency_runs=1",
-                       "dataset=synthetic:size=8,channels=1,classes=2,train=16,val=8", "--quiet", "--out", str(out)])
+    modules = _loaded(
+        [
+            "train",
+            "backbone=resnet20",
+            "attention=none",
+            "epochs=1",
+            "latency_runs=1",
+            "dataset=synthetic:size=8,channels=1,classes=2,train=16,val=8",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())["ray_node"] == ""
     assert not modules & (set(HEAVY) - {"fvcore"})

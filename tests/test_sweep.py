@@ -1,5 +1,6 @@
 """Ray Tune sweeps for real on a local Ray: results table, failures, ASHA, Optuna, resume, and the
 clear errors given before any trial starts (faults injected for real: ``test_faults.py``)."""
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,15 @@ def test_failed_trial_is_recorded_with_its_message_and_retried(local_ray, tmp_pa
 def test_asha_stops_poor_trials_early(local_ray, tmp_path, trial_log):
     from ablation.run.sweep import run_sweep
 
-    s = space("asha", grid={"attention": ["sca"], "kernel_size": [1, 3, 5, 7]}, epochs=4,
-              scheduler="asha", grace_period=1, reduction_factor=2, max_concurrent=1)
+    s = space(
+        "asha",
+        grid={"attention": ["sca"], "kernel_size": [1, 3, 5, 7]},
+        epochs=4,
+        scheduler="asha",
+        grace_period=1,
+        reduction_factor=2,
+        max_concurrent=1,
+    )
     outcome = run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
     table = read_results(outcome.run_dir).set_index("kernel_size")
     assert table.loc[1, "status"] == "completed" and table.loc[1, "epochs_done"] == 4
@@ -101,8 +109,11 @@ def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log, monkeypatch
 
     written = []  # what the driver wrote into the run directory, through the atomic file system
     plain = AtomicLocalHandler.open_output_stream
-    monkeypatch.setattr(AtomicLocalHandler, "open_output_stream",
-                        lambda self, path, metadata=None: written.append(Path(path).name) or plain(self, path))
+    monkeypatch.setattr(
+        AtomicLocalHandler,
+        "open_output_stream",
+        lambda self, path, metadata=None: written.append(Path(path).name) or plain(self, path),
+    )
     s = space("again", grid={"seed": [0]})
     run_sweep(s, storage=tmp_path, trial_fn=fake_trial, verbose=0)
     assert {"result.json", "tuner.pkl"} <= set(written) and any(n.startswith("experiment_state") for n in written)
@@ -120,19 +131,24 @@ def test_existing_sweep_needs_resume(local_ray, tmp_path, trial_log, monkeypatch
 
 # --- clear errors before any trial starts (no Ray needed) ---
 
+
 def _write_space(tmp_path, **base) -> Path:
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({"name": "s", "base": {**TINY_BASE, **base}, "grid": {"seed": [0]},
-                                    "budget": {"epochs": 1}}))
+    path.write_text(
+        yaml.safe_dump({"name": "s", "base": {**TINY_BASE, **base}, "grid": {"seed": [0]}, "budget": {"epochs": 1}})
+    )
     return path
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--storage", "{tmp}/file.txt/runs"], "is not writable"),
-    (["--address", "127.0.0.1:9"], "no Ray cluster reachable"),
-    (["--address", "nonsense"], "expected HOST:PORT"),
-    (["--max-concurrent", "0"], "--max-concurrent"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--storage", "{tmp}/file.txt/runs"], "is not writable"),
+        (["--address", "127.0.0.1:9"], "no Ray cluster reachable"),
+        (["--address", "nonsense"], "expected HOST:PORT"),
+        (["--max-concurrent", "0"], "--max-concurrent"),
+    ],
+)
 def test_sweep_cli_errors_are_one_line(tmp_path, capsys, args, fragment):
     (tmp_path / "file.txt").write_text("not a folder")
     argv = ["sweep", str(_write_space(tmp_path)), "--storage", str(tmp_path / "runs")]

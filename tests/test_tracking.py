@@ -1,5 +1,6 @@
 """Tracking through Ray Tune's logger callbacks: MLflow runs per trial with every epoch, and
 TensorBoard event files; a tracker that is missing or unknown is one clear line."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,13 @@ def test_mlflow_one_run_per_trial_with_every_epoch(local_ray, tmp_path, trial_lo
     from ablation.run.results import read_results
     from ablation.run.sweep import run_sweep
 
-    outcome = run_sweep(space("tracked", grid={"attention": ["none", "sca"], "seed": [0, 1]}, epochs=3),
-                        storage=tmp_path, trial_fn=fake_trial, verbose=0, log=("mlflow", "tensorboard"))
+    outcome = run_sweep(
+        space("tracked", grid={"attention": ["none", "sca"], "seed": [0, 1]}, epochs=3),
+        storage=tmp_path,
+        trial_fn=fake_trial,
+        verbose=0,
+        log=("mlflow", "tensorboard"),
+    )
     assert outcome.counts == {"completed": 4}
     client = MlflowClient(tracking_uri=f"sqlite:///{outcome.run_dir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tracked")

@@ -1,4 +1,5 @@
 """One trial end to end on tiny synthetic data: learning, seeding, resume, errors, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,42 @@ from ablation.errors import ConfigError, DataError, NonFiniteLossError
 from ablation.provenance import PROVENANCE_KEYS
 from ablation.run.train import DATA_KEYS, TEST_KEYS, lr_factor, param_groups, run_trial
 
-EPOCH_KEYS = {"epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
-              "compile_time_s", "train_setup",
-              "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", *DATA_KEYS,
-              *PROVENANCE_KEYS}
-RESULT_KEYS = EPOCH_KEYS | set(TEST_KEYS) | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "history",
-                                             "config"}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "top1",
+    "top5",
+    "epoch_time_s",
+    "images_per_s",
+    "lr",
+    "compile_time_s",
+    "train_setup",
+    "params",
+    "flops",
+    "flops_convfc",
+    "attention_params",
+    "attention_flops",
+    "latency_ms",
+    "uncounted_ops",
+    *DATA_KEYS,
+    *PROVENANCE_KEYS,
+}
+RESULT_KEYS = (
+    EPOCH_KEYS | set(TEST_KEYS) | {"best_top1", "best_epoch", "epochs_done", "train_time_s", "history", "config"}
+)
 TIMING_KEYS = {"epoch_time_s", "images_per_s", "latency_ms", "compile_time_s"}
 
-TINY = dict(backbone="resnet20", dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
-            epochs=3, batch_size=32, lr=0.05, latency_runs=1, device="cpu", threads=1)
+TINY = dict(
+    backbone="resnet20",
+    dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
+    epochs=3,
+    batch_size=32,
+    lr=0.05,
+    latency_runs=1,
+    device="cpu",
+    threads=1,
+)
 
 
 def _deterministic(history: list[dict]) -> list[dict]:
@@ -57,8 +84,9 @@ def test_selection_on_a_validation_split_and_the_test_split_evaluated_at_the_end
 
     evaluated = []
     real = ablation.run.train.evaluate
-    monkeypatch.setattr(ablation.run.train, "evaluate", lambda step, loader: evaluated.append(loader.num_images)
-                        or real(step, loader))
+    monkeypatch.setattr(
+        ablation.run.train, "evaluate", lambda step, loader: evaluated.append(loader.num_images) or real(step, loader)
+    )
     result = run_trial(dict(TINY, epochs=2, val_split=0.25))
     assert (result["train_images"], result["val_images"], result["test_images"]) == (192, 64, 128)
     assert evaluated == [64, 64, 128]  # every epoch on val, the test split once, when training ends
@@ -92,8 +120,9 @@ def test_resume_continues_at_next_epoch_with_identical_results(tmp_path):
 
     full = run_trial(TINY, report=keep_epoch_1)
     epochs_after_resume = []
-    resumed = run_trial(TINY, report=lambda m, d: epochs_after_resume.append(m["epoch"]),
-                        resume_from=str(tmp_path / "epoch1"))
+    resumed = run_trial(
+        TINY, report=lambda m, d: epochs_after_resume.append(m["epoch"]), resume_from=str(tmp_path / "epoch1")
+    )
     assert epochs_after_resume == [2, 3]
     assert _deterministic(resumed["history"]) == _deterministic(full["history"])
     assert resumed["top1"] == full["top1"] and resumed["val_loss"] == full["val_loss"]

@@ -1,5 +1,6 @@
 """Training paths: the fast path trains like eager, one path per study, recorded and reported,
 an honest fallback where the CPU lacks bf16, and exact resume on the fast path."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,16 @@ from ablation.design.space import parse_space
 from ablation.run.train import TrainStep, as_config, run_trial
 from ablation.design.train_path import TRAIN_PATHS, train_setup
 
-TINY = dict(backbone="resnet20", dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
-            epochs=2, batch_size=32, lr=0.05, latency_runs=1, device="cpu", threads=1)
+TINY = dict(
+    backbone="resnet20",
+    dataset="synthetic:size=8,channels=1,classes=4,train=256,val=128",
+    epochs=2,
+    batch_size=32,
+    lr=0.05,
+    latency_runs=1,
+    device="cpu",
+    threads=1,
+)
 TIMING_KEYS = {"epoch_time_s", "images_per_s", "latency_ms", "compile_time_s"}
 #: Largest relative difference allowed between the fast path's and eager's loss at each of the
 #: first steps: bf16 keeps 8 bits of mantissa (~0.4% per rounding), accumulated over 20 layers.
@@ -77,7 +86,11 @@ def bf16(monkeypatch):
 def test_trial_on_the_fast_path_records_setup_and_compile_time(bf16):
     result = run_trial(dict(TINY, train_path="fast"))
     first, second = result["history"]
-    assert first["train_setup"] == result["train_setup"] == "fast: bfloat16 autocast (attention in fp32), channels_last, compiled"
+    assert (
+        first["train_setup"]
+        == result["train_setup"]
+        == "fast: bfloat16 autocast (attention in fp32), channels_last, compiled"
+    )
     assert first["compile_time_s"] > 0 and second["compile_time_s"] == 0  # compiled once, timed apart
     assert result["compile_time_s"] == first["compile_time_s"]
     assert result["train_time_s"] == pytest.approx(first["epoch_time_s"] + second["epoch_time_s"])
@@ -105,8 +118,15 @@ def test_resume_on_the_fast_path_ends_like_an_uninterrupted_run(tmp_path, bf16):
 
 def _space(**sections):
     """A two-module, two-seed space with ``sections`` set or replaced."""
-    return parse_space({"name": "paths", "base": {"dataset": "digits"}, "budget": {"epochs": 1},
-                        "grid": {"attention": ["none", "sca"], "seed": [0, 1]}, **sections})
+    return parse_space(
+        {
+            "name": "paths",
+            "base": {"dataset": "digits"},
+            "budget": {"epochs": 1},
+            "grid": {"attention": ["none", "sca"], "seed": [0, 1]},
+            **sections,
+        }
+    )
 
 
 def test_every_variant_of_a_study_trains_on_its_path():
@@ -121,16 +141,23 @@ def test_a_parity_study_trains_every_variant_on_each_path():
     configs = space.configs()
     assert len(configs) == 8 and "train_path" in space.varying_keys()
     for path in TRAIN_PATHS:
-        assert sorted((c.attention, c.seed) for c in configs if c.train_path == path) == \
-            [("none", 0), ("none", 1), ("sca", 0), ("sca", 1)]
+        assert sorted((c.attention, c.seed) for c in configs if c.train_path == path) == [
+            ("none", 0),
+            ("none", 1),
+            ("sca", 0),
+            ("sca", 1),
+        ]
 
 
-@pytest.mark.parametrize("sections, message", [
-    ({"train": {"path": "turbo"}}, "train.path"),
-    ({"train": {"path": ["eager", "eager"]}}, "distinct"),
-    ({"train": {"speed": "fast"}}, "train.speed: unknown key"),
-    ({"grid": {"attention": ["none"], "train_path": ["fast"]}}, "set it in train.path"),
-])
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"train": {"path": "turbo"}}, "train.path"),
+        ({"train": {"path": ["eager", "eager"]}}, "distinct"),
+        ({"train": {"speed": "fast"}}, "train.speed: unknown key"),
+        ({"grid": {"attention": ["none"], "train_path": ["fast"]}}, "set it in train.path"),
+    ],
+)
 def test_bad_training_path_names_the_key_and_the_allowed_values(sections, message):
     with pytest.raises(ConfigError, match=message) as caught:
         _space(**sections)
@@ -141,10 +168,24 @@ def test_bad_training_path_names_the_key_and_the_allowed_values(sections, messag
 def test_the_path_is_in_results_and_the_report():
     from ablation.analysis.report import training_note
 
-    history = [{"epoch": 1, "top1": 50.0, "epoch_time_s": 2.0, "compile_time_s": 30.0,
-                "train_setup": "fast: bfloat16 autocast, channels_last, compiled"}]
-    records = [TrialRecord(f"t{i}", as_config(dict(TINY, epochs=1, train_path="fast", seed=i)).model_dump(),
-                           "completed", history=history) for i in range(2)]
+    history = [
+        {
+            "epoch": 1,
+            "top1": 50.0,
+            "epoch_time_s": 2.0,
+            "compile_time_s": 30.0,
+            "train_setup": "fast: bfloat16 autocast, channels_last, compiled",
+        }
+    ]
+    records = [
+        TrialRecord(
+            f"t{i}",
+            as_config(dict(TINY, epochs=1, train_path="fast", seed=i)).model_dump(),
+            "completed",
+            history=history,
+        )
+        for i in range(2)
+    ]
     table = results_table(records)
     assert list(table["train_path"]) == ["fast", "fast"]
     assert list(table["train_setup"]) == ["fast: bfloat16 autocast, channels_last, compiled"] * 2
@@ -212,8 +253,11 @@ def test_the_fast_path_keeps_attention_in_fp32_where_it_lowers_precision(monkeyp
     setup = dataclasses.replace(train_setup("fast", CPU), compiled=False)
     TrainStep(model, as_config(dict(TINY, attention="sca", train_path="fast")), CPU, 10, 2, setup=setup)
     fp32 = [m for m in model.modules() if getattr(m, "fp32_attention", False)]
-    assert fp32 and all(getattr(m, "fp32_attention", False) for m in copy.deepcopy(model).modules()
-                        if getattr(m, "is_ablation_attention", False))
+    assert fp32 and all(
+        getattr(m, "fp32_attention", False)
+        for m in copy.deepcopy(model).modules()
+        if getattr(m, "is_ablation_attention", False)
+    )
     eager = build_model("resnet20", "sca", num_classes=4, in_channels=1, small_input=True)
     TrainStep(eager, as_config(dict(TINY, attention="sca")), CPU, 10, 2)
     assert not any(getattr(m, "fp32_attention", False) for m in eager.modules())

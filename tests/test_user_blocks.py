@@ -1,5 +1,6 @@
 """Bring your own block: attention modules and backbones by import path and by entry point,
 through every command, with one clear line for each mistake, and on Ray's workers."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,15 @@ import yaml
 from ablation.cli import main
 
 EXAMPLE = Path(__file__).parents[1] / "docs" / "byo_block"
-TINY = ["dataset=synthetic:size=8,channels=1,classes=2,train=64,val=32", "batch_size=32", "epochs=1",
-        "latency_runs=1", "device=cpu", "threads=1"]
-BAD = '''
+TINY = [
+    "dataset=synthetic:size=8,channels=1,classes=2,train=64,val=32",
+    "batch_size=32",
+    "epochs=1",
+    "latency_runs=1",
+    "device=cpu",
+    "threads=1",
+]
+BAD = """
 import torch
 from torch import nn
 
@@ -39,7 +46,7 @@ def explodes(channels):
 
 def not_a_module(channels):
     return "identity"
-'''
+"""
 
 
 @pytest.fixture
@@ -57,8 +64,25 @@ def bad_blocks(tmp_path, monkeypatch):
 
 
 def test_import_path_module_through_profile_train_and_validate(example, tmp_path, capsys):
-    assert main(["profile", "--backbone", "resnet20", "--attention", "my_blocks:SimAM", "--option", "e_lambda=0.01",
-                 "--small-input", "--input-size", "16", "--no-latency", "--json"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--backbone",
+                "resnet20",
+                "--attention",
+                "my_blocks:SimAM",
+                "--option",
+                "e_lambda=0.01",
+                "--small-input",
+                "--input-size",
+                "16",
+                "--no-latency",
+                "--json",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     figures = json.loads(captured.out)
     assert figures["attention_flops"] > 0 and figures["e_lambda"] == 0.01
@@ -81,25 +105,34 @@ def test_user_backbone_places_the_attention_itself(example, tmp_path):
     model = build_model("my_blocks:tiny_net", "se", num_classes=3, in_channels=1)
     assert len(attention_modules(model)) == 2 and model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
     out = tmp_path / "trial.json"
-    assert main(["train", "backbone=my_blocks:tiny_net", "attention=my_blocks:SimAM", *TINY, "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "backbone=my_blocks:tiny_net", "attention=my_blocks:SimAM", *TINY, "--out", str(out), "--quiet"])
+        == 0
+    )
     assert json.loads(out.read_text())["attention_params"] == 0
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["attention=nope_pkg.blocks:Gate"], ["nope_pkg.blocks:Gate", "cannot import module 'nope_pkg.blocks'",
-                                          "ModuleNotFoundError"]),
-    (["attention=bad_blocks:Missing"], ["'bad_blocks' has no attribute 'Missing'", "Shrink"]),
-    (["attention=bad_blocks:NOT_CALLABLE"], ["not callable"]),
-    (["attention=bad_blocks:no_channels"], ["no channels argument", "(channels, **options)"]),
-    (["attention=bad_blocks:explodes"], ["cannot be built", "RuntimeError: kaboom"]),
-    (["attention=bad_blocks:not_a_module"], ["returned str, not a torch.nn.Module"]),
-    (["attention=bad_blocks:Shrink"], ["output (2, 4, 5, 6) for input (2, 8, 5, 6)", "keep the shape"]),
-    (["attention=my_blocks:SimAM", "lam=0.1"], ["unknown key(s) ['lam']", "its options: ['e_lambda']"]),
-    (["backbone=my_blocks:tiny_net", "position=pre"], ["'my_blocks:tiny_net' does not take ['position']",
-                                                       "in_channels"]),
-    (["backbone=my_blocks:SimAM"], ["must take ['num_classes', 'attention']"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["attention=nope_pkg.blocks:Gate"],
+            ["nope_pkg.blocks:Gate", "cannot import module 'nope_pkg.blocks'", "ModuleNotFoundError"],
+        ),
+        (["attention=bad_blocks:Missing"], ["'bad_blocks' has no attribute 'Missing'", "Shrink"]),
+        (["attention=bad_blocks:NOT_CALLABLE"], ["not callable"]),
+        (["attention=bad_blocks:no_channels"], ["no channels argument", "(channels, **options)"]),
+        (["attention=bad_blocks:explodes"], ["cannot be built", "RuntimeError: kaboom"]),
+        (["attention=bad_blocks:not_a_module"], ["returned str, not a torch.nn.Module"]),
+        (["attention=bad_blocks:Shrink"], ["output (2, 4, 5, 6) for input (2, 8, 5, 6)", "keep the shape"]),
+        (["attention=my_blocks:SimAM", "lam=0.1"], ["unknown key(s) ['lam']", "its options: ['e_lambda']"]),
+        (
+            ["backbone=my_blocks:tiny_net", "position=pre"],
+            ["'my_blocks:tiny_net' does not take ['position']", "in_channels"],
+        ),
+        (["backbone=my_blocks:SimAM"], ["must take ['num_classes', 'attention']"]),
+    ],
+)
 def test_each_mistake_is_one_clear_line_with_exit_2(example, bad_blocks, capsys, argv, words):
     assert main(["train", *argv, *TINY, "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -109,8 +142,12 @@ def test_each_mistake_is_one_clear_line_with_exit_2(example, bad_blocks, capsys,
 
 
 def test_space_errors_name_the_key_path(example, bad_blocks, tmp_path, capsys):
-    space = {"name": "bad", "base": {"dataset": "digits"}, "budget": {"epochs": 1},
-             "grid": [{"attention": ["se", "bad_blocks:Shrink"], "seed": [0]}]}
+    space = {
+        "name": "bad",
+        "base": {"dataset": "digits"},
+        "budget": {"epochs": 1},
+        "grid": [{"attention": ["se", "bad_blocks:Shrink"], "seed": [0]}],
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(space))
     assert main(["sweep", str(tmp_path / "s.yaml"), "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
@@ -130,8 +167,13 @@ def test_space_errors_name_the_key_path(example, bad_blocks, tmp_path, capsys):
 def test_expansion_drops_a_user_option_where_it_does_not_apply(example):
     from ablation.design.space import parse_space
 
-    space = parse_space({"name": "mix", "budget": {"epochs": 1},
-                         "grid": {"attention": ["none", "my_blocks:SimAM"], "e_lambda": [0.1, 0.2], "seed": [0]}})
+    space = parse_space(
+        {
+            "name": "mix",
+            "budget": {"epochs": 1},
+            "grid": {"attention": ["none", "my_blocks:SimAM"], "e_lambda": [0.1, 0.2], "seed": [0]},
+        }
+    )
     configs = space.configs()
     assert len(configs) == 3  # none once, SimAM twice
     assert sorted(c.attention_kwargs().get("e_lambda", 0) for c in configs) == [0, 0.1, 0.2]
@@ -142,7 +184,8 @@ def test_entry_point_module_from_an_installed_distribution(tmp_path, monkeypatch
     by its dist-info folder on sys.path, as pip would install it)."""
     site = tmp_path / "site"
     (site / "gate_pkg").mkdir(parents=True)
-    (site / "gate_pkg" / "__init__.py").write_text(textwrap.dedent('''
+    (site / "gate_pkg" / "__init__.py").write_text(
+        textwrap.dedent("""
         from torch import nn
         class Gate(nn.Module):
             def __init__(self, channels, scale=1.0):
@@ -150,7 +193,8 @@ def test_entry_point_module_from_an_installed_distribution(tmp_path, monkeypatch
                 self.scale = scale
             def forward(self, x):
                 return x * self.scale
-    '''))
+    """)
+    )
     info = site / "gate_pkg-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gate-pkg\nVersion: 0.1\n")
@@ -168,9 +212,9 @@ def test_entry_point_module_from_an_installed_distribution(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_a_local_users_module_reaches_the_ray_workers(tmp_path):
     """The driver imports my_blocks from its folder and takes that folder off sys.path again, so
-    Ray cannot pass it to workers as a driver path: only the runtime environment's py_modules can
-    bring it there. The example space runs for one epoch on digits (one seed, a 200-image subset),
-two trials at once."""
+        Ray cannot pass it to workers as a driver path: only the runtime environment's py_modules can
+        bring it there. The example space runs for one epoch on digits (one seed, a 200-image subset),
+    two trials at once."""
     space = yaml.safe_load((EXAMPLE / "space.yaml").read_text())
     space["budget"]["epochs"] = 1
     space["base"]["subset"] = 200
@@ -178,7 +222,7 @@ two trials at once."""
     for block in space["grid"]:
         block["seed"] = [0]
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    driver = textwrap.dedent(f'''
+    driver = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(EXAMPLE)!r})
         import my_blocks
@@ -189,10 +233,11 @@ two trials at once."""
         print("PY_MODULES", _runtime_env(space).get("py_modules"))
         outcome = run_sweep(space, storage={str(tmp_path / "runs")!r}, verbose=0)
         print("COUNTS", outcome.counts)
-    ''')
+    """)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PYTHONPATH")}
-    done = subprocess.run([sys.executable, "-c", driver], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", driver], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"PY_MODULES ['{EXAMPLE / 'my_blocks'}']" in done.stdout
     assert "COUNTS {'completed': 5}" in done.stdout
@@ -210,7 +255,7 @@ def test_report_lists_the_ops_counted_as_zero(tmp_path):
     for r in rows:
         r["uncounted_ops"] = "aten::pow x9" if r["kernel_size"] == 5 else ""
     md = (write_report(write_run(tmp_path / "run", rows), tmp_path / "report") / "report.md").read_text()
-    block = md[md.index("## FLOPs not counted"):]
+    block = md[md.index("## FLOPs not counted") :]
     assert "lower bounds" in block and "aten::pow x9" in block.split("##")[1]
     assert block.split("##")[1].count("aten::pow x9") == 2  # the k=5 variant of each backbone, once
 
@@ -285,8 +330,12 @@ def gct_blocks(tmp_path, monkeypatch):
 
 
 def _space_file(folder: Path, grid: dict, **base) -> str:
-    space = {"name": "own", "base": {"dataset": TINY[0].split("=", 1)[1], "batch_size": 32, **base},
-             "budget": {"epochs": 1}, "grid": grid}
+    space = {
+        "name": "own",
+        "base": {"dataset": TINY[0].split("=", 1)[1], "batch_size": 32, **base},
+        "budget": {"epochs": 1},
+        "grid": grid,
+    }
     (folder / "space.yaml").write_text(yaml.safe_dump(space))
     return str(folder / "space.yaml")
 
@@ -297,15 +346,29 @@ def _one_line(capsys) -> str:
     return err
 
 
-PROFILE = ["profile", "--backbone", "resnet20", "--small-input", "--input-size", "8", "--num-classes", "2",
-           "--in-channels", "1", "--no-latency", "--json"]
+PROFILE = [
+    "profile",
+    "--backbone",
+    "resnet20",
+    "--small-input",
+    "--input-size",
+    "8",
+    "--num-classes",
+    "2",
+    "--in-channels",
+    "1",
+    "--no-latency",
+    "--json",
+]
 
 
 @pytest.mark.parametrize("command", ["profile", "train", "validate"])
 def test_an_option_without_default_that_is_not_given_is_one_line(gct_blocks, capsys, command):
-    argv = {"profile": [*PROFILE, "--attention", "gct_blocks:Heads"],
-            "train": ["train", "attention=gct_blocks:Heads", *TINY, "--quiet"],
-            "validate": ["validate", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"]})]}[command]
+    argv = {
+        "profile": [*PROFILE, "--attention", "gct_blocks:Heads"],
+        "train": ["train", "attention=gct_blocks:Heads", *TINY, "--quiet"],
+        "validate": ["validate", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"]})],
+    }[command]
     assert main(argv) == 2
     err = _one_line(capsys)
     assert "'gct_blocks:Heads' needs option(s) ['heads']" in err and "heads=VALUE" in err
@@ -314,8 +377,16 @@ def test_an_option_without_default_that_is_not_given_is_one_line(gct_blocks, cap
 
 
 def test_an_option_without_default_given_by_the_space_builds(gct_blocks, capsys):
-    assert main(["validate", "--no-cost", _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"],
-                                                                   "heads": [2, 4]})]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--no-cost",
+                _space_file(gct_blocks, {"attention": ["none", "gct_blocks:Heads"], "heads": [2, 4]}),
+            ]
+        )
+        == 0
+    )
     from ablation.design.space import load_space
 
     configs = load_space(gct_blocks / "space.yaml").configs()
@@ -344,10 +415,14 @@ def test_option_values_take_the_type_the_signature_declares(gct_blocks, tmp_path
 
 @pytest.mark.parametrize("command", ["profile", "train", "validate"])
 def test_an_option_value_of_the_wrong_type_is_one_line(gct_blocks, capsys, command):
-    argv = {"profile": [*PROFILE, "--attention", "gct_blocks:GCT", "--option", "epsilon=small"],
-            "train": ["train", "attention=gct_blocks:GCT", "epsilon=small", *TINY, "--quiet"],
-            "validate": ["validate", _space_file(gct_blocks, {"attention": ["gct_blocks:GCT"],
-                                                              "epsilon": [1e-3, "small"]})]}[command]
+    argv = {
+        "profile": [*PROFILE, "--attention", "gct_blocks:GCT", "--option", "epsilon=small"],
+        "train": ["train", "attention=gct_blocks:GCT", "epsilon=small", *TINY, "--quiet"],
+        "validate": [
+            "validate",
+            _space_file(gct_blocks, {"attention": ["gct_blocks:GCT"], "epsilon": [1e-3, "small"]}),
+        ],
+    }[command]
     assert main(argv) == 2
     err = _one_line(capsys)
     assert "option epsilon wants float, got 'small' (str)" in err
@@ -355,11 +430,17 @@ def test_an_option_value_of_the_wrong_type_is_one_line(gct_blocks, capsys, comma
         assert "grid.epsilon[1]" in err
 
 
-@pytest.mark.parametrize("options, expected", [
-    ({"scale": "1e-5", "steps": "3", "on": False, "tag": "b"}, {"scale": 1e-05, "steps": 3, "on": False, "tag": "b"}),
-    ({"scale": 2, "steps": 2}, {"scale": 2.0, "steps": 2}),
-    ({"scale": None}, {"scale": None}),
-])
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (
+            {"scale": "1e-5", "steps": "3", "on": False, "tag": "b"},
+            {"scale": 1e-05, "steps": 3, "on": False, "tag": "b"},
+        ),
+        ({"scale": 2, "steps": 2}, {"scale": 2.0, "steps": 2}),
+        ({"scale": None}, {"scale": None}),
+    ],
+)
 def test_coercion_follows_annotations(gct_blocks, options, expected):
     from ablation.attention.registry import coerce_options
 
@@ -367,12 +448,15 @@ def test_coercion_follows_annotations(gct_blocks, options, expected):
     assert coerced == expected and [type(v) for v in coerced.values()] == [type(v) for v in expected.values()]
 
 
-@pytest.mark.parametrize("options, words", [
-    ({"steps": 2.5}, "option steps wants int, got 2.5 (float)"),
-    ({"steps": True}, "option steps wants int, got True (bool)"),
-    ({"on": "maybe"}, "option on wants bool, got 'maybe' (str)"),
-    ({"tag": 1.1}, "option tag wants str, got 1.1 (float) (quote it to pass text)"),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"steps": 2.5}, "option steps wants int, got 2.5 (float)"),
+        ({"steps": True}, "option steps wants int, got True (bool)"),
+        ({"on": "maybe"}, "option on wants bool, got 'maybe' (str)"),
+        ({"tag": 1.1}, "option tag wants str, got 1.1 (float) (quote it to pass text)"),
+    ],
+)
 def test_coercion_refuses_what_the_type_cannot_hold(gct_blocks, options, words):
     from ablation.attention.registry import coerce_options
     from ablation.errors import ConfigError
@@ -390,8 +474,12 @@ def test_list_describes_an_import_path(gct_blocks, capsys):
     assert gct["display_name"] == "GCT" and gct["from"] == "import path"
     assert heads["required"] == ["heads"] and heads["display_name"] == "gct_blocks:Heads"
     (net,) = listed["backbones"]
-    assert net == {"backbone": "gct_blocks:vgg4", "from": "import path", "display_name": "VGG-4",
-                   "takes": ["in_channels"]}
+    assert net == {
+        "backbone": "gct_blocks:vgg4",
+        "from": "import path",
+        "display_name": "VGG-4",
+        "takes": ["in_channels"],
+    }
     assert main(["list", "gct_blocks:GCT"]) == 0
     out = capsys.readouterr().out
     assert "epsilon: float = 1e-05" in out and "GCT" in out
@@ -404,13 +492,15 @@ def test_backbone_entry_point_from_an_installed_distribution(tmp_path, monkeypat
     attention, by its dist-info folder on sys.path): listed, and trained by its name."""
     site = tmp_path / "site"
     (site / "net_pkg").mkdir(parents=True)
-    (site / "net_pkg" / "__init__.py").write_text(textwrap.dedent('''
+    (site / "net_pkg" / "__init__.py").write_text(
+        textwrap.dedent("""
         from torch import nn
         def build(num_classes, attention, in_channels=3):
             return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), attention(8), nn.AdaptiveAvgPool2d(1),
                                  nn.Flatten(), nn.Linear(8, num_classes))
         build.display_name = "TinyNet"
-    '''))
+    """)
+    )
     info = site / "net_pkg-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: net-pkg\nVersion: 0.1\n")
@@ -434,10 +524,15 @@ def test_display_names_come_from_the_code_and_must_tell_modules_apart(gct_blocks
     from ablation.errors import ConfigError
     from ablation.design.space import load_space
 
-    path = _space_file(gct_blocks, {"attention": ["none", "se", "gct_blocks:GCT", "gct_blocks:Heads"],
-                                    "heads": [2]}, backbone="gct_blocks:vgg4")
-    assert load_space(path).display_names() == {"attention": {"gct_blocks:GCT": "GCT"},
-                                                "backbone": {"gct_blocks:vgg4": "VGG-4"}}
+    path = _space_file(
+        gct_blocks,
+        {"attention": ["none", "se", "gct_blocks:GCT", "gct_blocks:Heads"], "heads": [2]},
+        backbone="gct_blocks:vgg4",
+    )
+    assert load_space(path).display_names() == {
+        "attention": {"gct_blocks:GCT": "GCT"},
+        "backbone": {"gct_blocks:vgg4": "VGG-4"},
+    }
     (gct_blocks / "gct_blocks.py").write_text(GCT.replace('display_name = "GCT"', 'display_name = "se"'))
     sys.modules.pop("gct_blocks", None)
     from ablation.attention import ATTENTIONS
@@ -472,8 +567,14 @@ def test_report_tables_and_plots_use_display_names(tmp_path):
     md = (out / "report.md").read_text()
     assert "gct_blocks" not in md and "VGG-4 GCT k=5" in md
     summary = pd.read_csv(out / "summary.csv")
-    assert set(summary["label"]) == {"VGG-4 GCT k=5", "VGG-4 GCT k=7", "VGG-4 none", "resnet20 GCT k=3",
-                                     "resnet20 GCT k=5", "resnet20 none"}
+    assert set(summary["label"]) == {
+        "VGG-4 GCT k=5",
+        "VGG-4 GCT k=7",
+        "VGG-4 none",
+        "resnet20 GCT k=3",
+        "resnet20 GCT k=5",
+        "resnet20 none",
+    }
     assert set(pd.read_csv(out / "results.csv")["attention"]) == {"none", "gct_blocks:GCT"}
     _, results, epochs = with_display_names(info, pd.read_csv(run / "results.csv"), pd.read_csv(run / "epochs.csv"))
     variants = aggregate(results).assign(nd_rank=0, pareto=False)
@@ -491,7 +592,7 @@ def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
     for the column, the leading one (none, by the fake trial's top-1) included. A driver of its
     own, so that Ray starts as the CLI starts it and ships gct_blocks to its workers."""
     path = _space_file(gct_blocks, {"attention": ["none", "sca", "gct_blocks:GCT"], "mode": ["l2", "l1"]})
-    driver = textwrap.dedent(f'''
+    driver = textwrap.dedent(f"""
         import json, tempfile
         from pathlib import Path
         from ablation.design.space import load_space
@@ -507,10 +608,11 @@ def test_an_option_axis_of_one_module_with_the_progress_output_on(gct_blocks):
 
         outcome = run_sweep(load_space({path!r}), storage={str(gct_blocks / "runs")!r}, trial_fn=trial)
         print("COUNTS", outcome.counts)
-    ''')
+    """)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS",)}
-    done = subprocess.run([sys.executable, "-c", driver], cwd=gct_blocks, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", driver], cwd=gct_blocks, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "COUNTS {'completed': 4}" in done.stdout
     assert "Current best trial" in done.stdout and "'point/mode': None" in done.stdout  # the reporter ran

@@ -8,6 +8,7 @@ statistics in ``robust.py``), laid out as tables, plots and verdicts (``tables.p
 Public names are imported from their module on first use (so that importing one module of this
 package does not import the others' libraries, such as Ray or matplotlib).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,14 +23,29 @@ if TYPE_CHECKING:
 
 #: Public name -> the module of this package that defines it.
 _HOMES: dict[str, str] = {
-    "aggregate": "aggregate", "factors": "aggregate", "reported_metric": "aggregate",
-    "Ranking": "rank", "rank": "rank",
-    "Family": "familywise", "holm": "familywise",
+    "aggregate": "aggregate",
+    "factors": "aggregate",
+    "reported_metric": "aggregate",
+    "Ranking": "rank",
+    "rank": "rank",
+    "Family": "familywise",
+    "holm": "familywise",
     "mde": "detectable",
-    "REPORT_FILES": "report", "write_report": "report",
+    "REPORT_FILES": "report",
+    "write_report": "report",
 }
-__all__ = ["Family", "REPORT_FILES", "Ranking", "aggregate", "factors", "holm", "mde", "rank", "reported_metric",
-           "write_report"]
+__all__ = [
+    "Family",
+    "REPORT_FILES",
+    "Ranking",
+    "aggregate",
+    "factors",
+    "holm",
+    "mde",
+    "rank",
+    "reported_metric",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

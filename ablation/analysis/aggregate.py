@@ -8,6 +8,7 @@ Two accuracies per variant: ``top1_*`` is the *reported* one (the test split, se
 ranks and "best" are decided). Collapsed trials (``ablation.run.collapse``) stay in every mean; each
 variant carries ``n_collapsed``, the median and the per-seed values so a reader sees them.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,20 @@ COST_METRICS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_p
 
 
 #: Short names used in variant labels.
-SHORT = {"kernel_size": "k", "branches": "b", "position": "pos", "stages": "stages", "pool": "pool", "fuse": "fuse", "norm": "norm", "gate": "gate",
-         "reduction": "r", "width_mult": "w", "backbone": "", "attention": ""}
+SHORT = {
+    "kernel_size": "k",
+    "branches": "b",
+    "position": "pos",
+    "stages": "stages",
+    "pool": "pool",
+    "fuse": "fuse",
+    "norm": "norm",
+    "gate": "gate",
+    "reduction": "r",
+    "width_mult": "w",
+    "backbone": "",
+    "attention": "",
+}
 CONFIDENCE = 0.95
 
 
@@ -50,8 +63,11 @@ def reported_metric(results: pd.DataFrame) -> str:
 def sources(results: pd.DataFrame) -> dict[str, str]:
     """Results column of each of :data:`SEED_METRICS` for this table."""
     test = reported_metric(results) == "test_top1"
-    reported = {"top1": "test_top1", "top5": "test_top5", "loss": "test_loss"} if test else \
-        {"top1": "top1", "top5": "top5", "loss": "val_loss"}
+    reported = (
+        {"top1": "test_top1", "top5": "test_top5", "loss": "test_loss"}
+        if test
+        else {"top1": "top1", "top5": "top5", "loss": "val_loss"}
+    )
     return {**reported, "val_top1": "top1", "val_top5": "top5", "val_loss": "val_loss"}
 
 
@@ -67,8 +83,7 @@ def factors(results: pd.DataFrame) -> list[str]:
     attention option counts only its values (empty where a module does not take it): SCA's
     options, recorded on every SCA row, do not vary just because ``none`` has none."""
     done = results[results["status"] == "completed"]
-    return [c for c in config_columns(results) if c != "seed"
-            and done[c].nunique(dropna=_is_option(c)) > 1]
+    return [c for c in config_columns(results) if c != "seed" and done[c].nunique(dropna=_is_option(c)) > 1]
 
 
 def _is_option(column: str) -> bool:
@@ -100,14 +115,21 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         first = group.iloc[0]
         group = group.sort_values("seed")
         reported = group[columns["top1"]].astype(float)
-        row = {"variant": variant, **{c: first[c] for c in config_cols}, "n": len(group),
-               "seeds": ",".join(str(s) for s in group["seed"].tolist()),
-               "n_collapsed": int(group["collapsed"].sum()),
-               "top1_median": float(reported.median()) if reported.notna().any() else math.nan,
-               "top1_per_seed": " / ".join("-" if pd.isna(v) else f"{v:.2f}" + ("†" if c else "")
-                                           for v, c in zip(reported, group["collapsed"]))}
+        row = {
+            "variant": variant,
+            **{c: first[c] for c in config_cols},
+            "n": len(group),
+            "seeds": ",".join(str(s) for s in group["seed"].tolist()),
+            "n_collapsed": int(group["collapsed"].sum()),
+            "top1_median": float(reported.median()) if reported.notna().any() else math.nan,
+            "top1_per_seed": " / ".join(
+                "-" if pd.isna(v) else f"{v:.2f}" + ("†" if c else "") for v, c in zip(reported, group["collapsed"])
+            ),
+        }
         for metric in SEED_METRICS:
-            values = group[columns[metric]].astype(float).dropna() if columns[metric] in group else pd.Series(dtype=float)
+            values = (
+                group[columns[metric]].astype(float).dropna() if columns[metric] in group else pd.Series(dtype=float)
+            )
             row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci95(values)
@@ -118,7 +140,9 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    shown = [c for c in ("backbone", "width_mult", *ATTENTION_FACTORS) if c in varying or c in ("backbone", "attention")]
+    shown = [
+        c for c in ("backbone", "width_mult", *ATTENTION_FACTORS) if c in varying or c in ("backbone", "attention")
+    ]
     shown += [c for c in varying if c not in shown]
     table["label"] = [label(r, shown) for _, r in table.iterrows()]
     return table.sort_values(["backbone", "label"], kind="stable").reset_index(drop=True)

@@ -8,6 +8,7 @@ and level would detect with ``power`` (80%): solved exactly from the noncentral 
 form ``(t_{1-a/2, df} + t_{power, df}) * se`` (:func:`approximate`) ignores the far tail and the
 noncentral shape; it is kept to check the exact one.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,10 @@ import math
 from scipy import optimize, stats
 
 POWER = 0.8
-METHOD = ("minimum detectable effect: the |Δ| a two-sided t-test at the comparison's level, standard error and "
-          "degrees of freedom detects with 80% power (noncentral t, exact), taking the observed spread as the truth")
+METHOD = (
+    "minimum detectable effect: the |Δ| a two-sided t-test at the comparison's level, standard error and "
+    "degrees of freedom detects with 80% power (noncentral t, exact), taking the observed spread as the truth"
+)
 
 
 def power(effect: float, se: float, df: float, level: float) -> float:

@@ -12,6 +12,7 @@ rejections at ``alpha / (m - r)``. (Those intervals are not simultaneous: a join
 coverage would need Bonferroni's ``alpha / m`` for all.) ``family="comparison"``: every
 comparison at ``alpha`` on its own, as a single pre-planned comparison would be.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,12 +46,16 @@ class Family:
     def describe(self) -> str:
         """One sentence naming the family and the method, for a report."""
         if self.family == "comparison":
-            return (f"Error control per comparison: each of the {self.size} comparisons at alpha = {self.alpha:g} on "
-                    f"its own (no familywise control; family: comparison).")
-        return (f"Familywise error over the study's {self.size} comparisons at alpha = {self.alpha:g} by {METHOD}: "
-                f"the chance of any wrong 'beyond seed noise' is at most {self.alpha:g}; each interval is drawn at "
-                f"the level its comparison was tested at (alpha / {self.size} for the smallest p, up to alpha / "
-                f"(m - r) after r decisions), so it excludes 0 exactly where Holm decides.")
+            return (
+                f"Error control per comparison: each of the {self.size} comparisons at alpha = {self.alpha:g} on "
+                f"its own (no familywise control; family: comparison)."
+            )
+        return (
+            f"Familywise error over the study's {self.size} comparisons at alpha = {self.alpha:g} by {METHOD}: "
+            f"the chance of any wrong 'beyond seed noise' is at most {self.alpha:g}; each interval is drawn at "
+            f"the level its comparison was tested at (alpha / {self.size} for the smallest p, up to alpha / "
+            f"(m - r) after r decisions), so it excludes 0 exactly where Holm decides."
+        )
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05, family: str = "study") -> Family:

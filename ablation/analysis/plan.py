@@ -30,6 +30,7 @@ images x epochs, scaled by images x epochs; compilation is not scaled), for the 
 attention module (else the baseline's time times a relative cost, given or assumed and said),
 summed and divided by the trials that run at once (``cores`` / the space's ``resources.cpu``).
 """
+
 from __future__ import annotations
 
 import json
@@ -54,10 +55,12 @@ EFFECT = 1.0  # points of test top-1
 ALPHA = 0.05
 MAX_SEEDS = 1000  # beyond this a seed count is shown as "> MAX_SEEDS"
 SD_CONFIDENCE = 0.95
-CRITERION = ("seeds per variant for a two-sided paired t-test at the study's level to detect the target effect with "
-             "80% power (noncentral t, the pooled paired sd taken as the truth), times the trial time of a variant "
-             "and its baseline: CPU-hours per decision; the budget recommended decides the most per CPU-hour among "
-             "those whose baseline curves are flat")
+CRITERION = (
+    "seeds per variant for a two-sided paired t-test at the study's level to detect the target effect with "
+    "80% power (noncentral t, the pooled paired sd taken as the truth), times the trial time of a variant "
+    "and its baseline: CPU-hours per decision; the budget recommended decides the most per CPU-hour among "
+    "those whose baseline curves are flat"
+)
 
 
 @dataclass
@@ -80,25 +83,33 @@ def load_pilot(path: str | Path, baseline: str = "none") -> Pilot:
     """Read a pilot's run directory or report folder; bad input raises ``ConfigError`` naming it."""
     path = Path(path)
     if not path.is_dir():
-        raise ConfigError(f"--pilot {path}: no such directory (give a sweep's run directory or a report folder "
-                          f"holding {RESULTS_FILE} and {EPOCHS_FILE})")
+        raise ConfigError(
+            f"--pilot {path}: no such directory (give a sweep's run directory or a report folder "
+            f"holding {RESULTS_FILE} and {EPOCHS_FILE})"
+        )
     if not (path / RESULTS_FILE).is_file():
-        raise ConfigError(f"--pilot {path}: no {RESULTS_FILE} in it (give a sweep's run directory or a report folder "
-                          f"holding {RESULTS_FILE} and {EPOCHS_FILE})")
+        raise ConfigError(
+            f"--pilot {path}: no {RESULTS_FILE} in it (give a sweep's run directory or a report folder "
+            f"holding {RESULTS_FILE} and {EPOCHS_FILE})"
+        )
     try:
         results = read_results(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--pilot {path / RESULTS_FILE}: not a results table ({' '.join(str(exc).split())})") from None
+        raise ConfigError(
+            f"--pilot {path / RESULTS_FILE}: not a results table ({' '.join(str(exc).split())})"
+        ) from None
     missing = [c for c in ("trial_id", "status", "attention", "seed", "train_time_s") if c not in results]
     if missing:
-        raise ConfigError(f"--pilot {path / RESULTS_FILE}: no column(s) {', '.join(missing)} (not a sweep's "
-                          f"{RESULTS_FILE})")
+        raise ConfigError(
+            f"--pilot {path / RESULTS_FILE}: no column(s) {', '.join(missing)} (not a sweep's {RESULTS_FILE})"
+        )
     attentions = sorted(results["attention"].dropna().astype(str).unique())
     if not attentions:
         raise ConfigError(f"--pilot {path / RESULTS_FILE}: no trials in it")
     if baseline not in attentions:
-        raise ConfigError(f"--baseline {baseline!r}: no trial of the pilot has that attention; allowed: "
-                          f"{', '.join(attentions)}")
+        raise ConfigError(
+            f"--baseline {baseline!r}: no trial of the pilot has that attention; allowed: {', '.join(attentions)}"
+        )
     info = _read_info(path)
     keys = budget_keys(results)
     results = results.assign(
@@ -124,8 +135,11 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 def budget_keys(results: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between trials, other than the attention module's
     options and the seed: what makes one budget differ from another."""
-    return [c for c in config_columns(results) if c != "seed" and not is_attention_factor(c)
-            and results[c].map(cell_text).nunique() > 1]
+    return [
+        c
+        for c in config_columns(results)
+        if c != "seed" and not is_attention_factor(c) and results[c].map(cell_text).nunique() > 1
+    ]
 
 
 def budget_label(row: Mapping[str, Any], keys: list[str]) -> str:
@@ -136,8 +150,11 @@ def budget_label(row: Mapping[str, Any], keys: list[str]) -> str:
 def variant_label(row: Mapping[str, Any], results: pd.DataFrame) -> str:
     """The attention module, and its options that differ between the pilot's trials of it."""
     same = results[results["attention"] == row["attention"]]
-    options = [c for c in config_columns(results) if is_attention_factor(c) and c != "attention"
-               and same[c].map(cell_text).nunique() > 1]
+    options = [
+        c
+        for c in config_columns(results)
+        if is_attention_factor(c) and c != "attention" and same[c].map(cell_text).nunique() > 1
+    ]
     return " ".join([str(row["attention"])] + [f"{c}={cell_text(row.get(c))}" for c in options])
 
 
@@ -148,8 +165,8 @@ def metric_column(results: pd.DataFrame) -> str:
 
 # --- the criterion ----------------------------------------------------------------------------
 
-def seeds_needed(effect: float, sd: float, level: float, power_wanted: float = POWER,
-                 cap: int = MAX_SEEDS) -> float:
+
+def seeds_needed(effect: float, sd: float, level: float, power_wanted: float = POWER, cap: int = MAX_SEEDS) -> float:
     """The fewest paired seeds n >= 2 at which a two-sided paired t-test at ``level`` (se = sd /
     sqrt(n), n - 1 degrees of freedom) detects ``effect`` with ``power_wanted`` (exact, noncentral
     t); ``inf`` beyond ``cap``, NaN where the sd is unknown."""
@@ -177,8 +194,7 @@ def sd_interval(sd: float, df: int, confidence: float = SD_CONFIDENCE) -> tuple[
     if not (df >= 1 and sd >= 0):
         return math.nan, math.nan
     tail = (1 - confidence) / 2
-    return (float(sd * math.sqrt(df / stats.chi2.isf(tail, df))),
-            float(sd * math.sqrt(df / stats.chi2.ppf(tail, df))))
+    return (float(sd * math.sqrt(df / stats.chi2.isf(tail, df))), float(sd * math.sqrt(df / stats.chi2.ppf(tail, df))))
 
 
 def pooled_sd(sds: list[float], dfs: list[int]) -> tuple[float, int]:
@@ -192,12 +208,16 @@ def pooled_sd(sds: list[float], dfs: list[int]) -> tuple[float, int]:
 
 # --- per budget -------------------------------------------------------------------------------
 
+
 def curve_gains(pilot: Pilot, budget: str, attention: Optional[str] = None, last: int = LAST) -> dict[int, float]:
     """Validation top-1 gain over the last ``last`` epochs of each completed trial of ``attention``
     (default: the baseline) in ``budget``, by seed (NaN where a trial has fewer epochs)."""
     attention = attention or pilot.baseline
-    rows = pilot.results[(pilot.results["budget"] == budget) & (pilot.results["attention"] == attention)
-                         & (pilot.results["status"] == "completed")]
+    rows = pilot.results[
+        (pilot.results["budget"] == budget)
+        & (pilot.results["attention"] == attention)
+        & (pilot.results["status"] == "completed")
+    ]
     gains = {}
     for _, row in rows.sort_values("seed").iterrows():
         curve = pilot.epochs[pilot.epochs["trial_id"] == row["trial_id"]].sort_values("epoch")
@@ -215,29 +235,39 @@ class BudgetPlan:
     variants: list[dict[str, Any]] = field(default_factory=list)
 
 
-def plan_budget(pilot: Pilot, budget: str, effect: float = EFFECT, level: float = ALPHA, flat: float = FLAT) -> BudgetPlan:
+def plan_budget(
+    pilot: Pilot, budget: str, effect: float = EFFECT, level: float = ALPHA, flat: float = FLAT
+) -> BudgetPlan:
     """Trials, time, convergence, spread and the criterion of one budget of the pilot."""
     rows = pilot.results[pilot.results["budget"] == budget]
     done = rows[rows["status"] == "completed"]
     metric = metric_column(pilot.results)
     base_label = _baseline_label(pilot, done, budget)
-    values = {label: dict(zip(g["seed"].astype(int), g[metric].astype(float)))
-              for label, g in done.groupby("variant_label")}
+    values = {
+        label: dict(zip(g["seed"].astype(int), g[metric].astype(float))) for label, g in done.groupby("variant_label")
+    }
     base = values.get(base_label, {}) if base_label else {}
     times = done.groupby("variant_label")["trial_time_s"].median()
     variants, sds, dfs = [], [], []
     for label in sorted(values, key=lambda v: (v != base_label, v)):
         seeds = values[label]
         x = np.array(list(seeds.values()))
-        row = {"variant": label, "kind": "baseline" if label == base_label else "variant", "seeds": len(x),
-               "top1_mean": float(x.mean()) if len(x) else math.nan,
-               "top1_sd": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
-               "trial_time_s": float(times.get(label, math.nan))}
+        row = {
+            "variant": label,
+            "kind": "baseline" if label == base_label else "variant",
+            "seeds": len(x),
+            "top1_mean": float(x.mean()) if len(x) else math.nan,
+            "top1_sd": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
+            "trial_time_s": float(times.get(label, math.nan)),
+        }
         if label != base_label:
             paired = sorted(set(seeds) & set(base))
             d = np.array([seeds[s] - base[s] for s in paired])
-            row |= {"paired_seeds": len(d), "diff_mean": float(d.mean()) if len(d) else math.nan,
-                    "diff_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan}
+            row |= {
+                "paired_seeds": len(d),
+                "diff_mean": float(d.mean()) if len(d) else math.nan,
+                "diff_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
+            }
             sds.append(row["diff_sd"])
             dfs.append(len(d) - 1)
         variants.append(row)
@@ -245,8 +275,11 @@ def plan_budget(pilot: Pilot, budget: str, effect: float = EFFECT, level: float 
     low, high = sd_interval(sd, df)
     gains = curve_gains(pilot, budget) if pilot.has_curves else {}
     waiting = rows[(rows["attention"] == pilot.baseline) & rows["status"].isin(["running", "pending"])]
-    is_flat = (all(g < flat for g in gains.values())
-               if gains and waiting.empty and not any(math.isnan(g) for g in gains.values()) else None)
+    is_flat = (
+        all(g < flat for g in gains.values())
+        if gains and waiting.empty and not any(math.isnan(g) for g in gains.values())
+        else None
+    )
     t_base = float(times.get(base_label, math.nan)) if base_label else math.nan
     others = [v["trial_time_s"] for v in variants if v["kind"] == "variant"]
     t_pair = t_base + (float(np.mean(others)) if others else math.nan)
@@ -254,14 +287,26 @@ def plan_budget(pilot: Pilot, budget: str, effect: float = EFFECT, level: float 
     cpu_hours = n * t_pair * pilot.cpu / 3600
     first = rows.iloc[0]
     summary = {
-        "budget": budget, **{k: first.get(k) for k in pilot.keys},
-        "trials": len(rows), "completed": len(done), "unfinished": int((~rows["status"].isin(["completed", "failed", "stopped"])).sum()),
-        "train_images": _median(done, "train_images"), "epochs": _median(rows, "epochs"),
-        "trial_time_s": _median(done, "trial_time_s"), "compile_time_s": _median(done, "compile_time_s"),
+        "budget": budget,
+        **{k: first.get(k) for k in pilot.keys},
+        "trials": len(rows),
+        "completed": len(done),
+        "unfinished": int((~rows["status"].isin(["completed", "failed", "stopped"])).sum()),
+        "train_images": _median(done, "train_images"),
+        "epochs": _median(rows, "epochs"),
+        "trial_time_s": _median(done, "trial_time_s"),
+        "compile_time_s": _median(done, "compile_time_s"),
         "images_per_s": _median(done, "images_per_s"),
-        "baseline_gains": gains, "flat": is_flat,
-        "sd": sd, "df": df, "sd_low": low, "sd_high": high, "variants_pooled": sum(1 for d in dfs if d >= 1),
-        "seeds_needed": n, "seeds_low": seeds_needed(effect, low, level), "seeds_high": seeds_needed(effect, high, level),
+        "baseline_gains": gains,
+        "flat": is_flat,
+        "sd": sd,
+        "df": df,
+        "sd_low": low,
+        "sd_high": high,
+        "variants_pooled": sum(1 for d in dfs if d >= 1),
+        "seeds_needed": n,
+        "seeds_low": seeds_needed(effect, low, level),
+        "seeds_high": seeds_needed(effect, high, level),
         "cpu_hours_per_decision": cpu_hours,
         "decisions_per_cpu_hour": 1 / cpu_hours if cpu_hours > 0 and math.isfinite(cpu_hours) else math.nan,
     }
@@ -271,8 +316,10 @@ def plan_budget(pilot: Pilot, budget: str, effect: float = EFFECT, level: float 
 def _baseline_label(pilot: Pilot, done: pd.DataFrame, budget: str) -> Optional[str]:
     labels = sorted(done.loc[done["attention"] == pilot.baseline, "variant_label"].unique())
     if len(labels) > 1:
-        raise ConfigError(f"--baseline {pilot.baseline!r}: {len(labels)} variants of it in budget {budget} "
-                          f"({'; '.join(labels)}); the baseline must be one variant per budget")
+        raise ConfigError(
+            f"--baseline {pilot.baseline!r}: {len(labels)} variants of it in budget {budget} "
+            f"({'; '.join(labels)}); the baseline must be one variant per budget"
+        )
     return labels[0] if labels else None
 
 
@@ -298,8 +345,9 @@ class PilotPlan:
     overhead: float = math.nan  # sweep wall time / (summed trial time / trials at once), finished pilots
 
 
-def plan_pilot(pilot: Pilot, effect: float = EFFECT, level: float = ALPHA, flat: float = FLAT,
-               cores: Optional[int] = None) -> PilotPlan:
+def plan_pilot(
+    pilot: Pilot, effect: float = EFFECT, level: float = ALPHA, flat: float = FLAT, cores: Optional[int] = None
+) -> PilotPlan:
     """Every budget of the pilot, and the one that decides the most per CPU-hour among the flat."""
     budgets = [plan_budget(pilot, b, effect, level, flat) for b in _budget_order(pilot)]
 
@@ -307,9 +355,19 @@ def plan_pilot(pilot: Pilot, effect: float = EFFECT, level: float = ALPHA, flat:
         rated = [b for b in candidates if math.isfinite(b.budget["decisions_per_cpu_hour"])]
         return max(rated, key=lambda b: b.budget["decisions_per_cpu_hour"]).budget["budget"] if rated else None
 
-    return PilotPlan(budgets, best([b for b in budgets if b.budget["flat"]]), best(budgets), effect, level, flat,
-                     metric_column(pilot.results), pilot.cpu, pilot.baseline, pilot.keys,
-                     pilot_overhead(pilot, cores))
+    return PilotPlan(
+        budgets,
+        best([b for b in budgets if b.budget["flat"]]),
+        best(budgets),
+        effect,
+        level,
+        flat,
+        metric_column(pilot.results),
+        pilot.cpu,
+        pilot.baseline,
+        pilot.keys,
+        pilot_overhead(pilot, cores),
+    )
 
 
 def _budget_order(pilot: Pilot) -> list[str]:
@@ -329,13 +387,19 @@ def pilot_overhead(pilot: Pilot, cores: Optional[int]) -> float:
     unless the sweep finished with every trial completed."""
     wall = pilot.info.get("wall_time_s")
     results = pilot.results
-    if not pilot.info.get("finished") or not isinstance(wall, (int, float)) or cores is None \
-            or not (results["status"] == "completed").all() or not len(results):
+    if (
+        not pilot.info.get("finished")
+        or not isinstance(wall, (int, float))
+        or cores is None
+        or not (results["status"] == "completed").all()
+        or not len(results)
+    ):
         return math.nan
     return float(wall / (results["trial_time_s"].sum() / concurrent(cores, pilot.cpu)))
 
 
 # --- a space's cost ---------------------------------------------------------------------------
+
 
 @dataclass
 class SpaceCost:
@@ -356,14 +420,16 @@ class SpaceCost:
     rows: list[dict[str, Any]]
 
 
-def space_cost(space: Any, pilot: Pilot, plan: PilotPlan, cores: float,
-               relative_cost: Optional[Mapping[str, float]] = None) -> SpaceCost:
+def space_cost(
+    space: Any, pilot: Pilot, plan: PilotPlan, cores: float, relative_cost: Optional[Mapping[str, float]] = None
+) -> SpaceCost:
     """The cost of ``space`` (a grid :class:`ablation.space.SearchSpace`) from ``pilot``."""
     from ..design.seed_budget import cell_key, cells
 
     if space.sampled:
-        raise ConfigError(f"{space.source or space.name}: a sampled space (sample:) has no fixed trials; plan costs "
-                          f"grid spaces")
+        raise ConfigError(
+            f"{space.source or space.name}: a sampled space (sample:) has no fixed trials; plan costs grid spaces"
+        )
     relative_cost = dict(relative_cost or {})
     points = space.points()
     by_cell = cells(points)
@@ -382,19 +448,35 @@ def space_cost(space: Any, pilot: Pilot, plan: PilotPlan, cores: float,
             need = seeds_needed(plan.effect, b["sd"], level)
             n_exp = n_max if math.isnan(need) else int(min(max(need, n_min), n_max))
             if math.isnan(need) and f"no paired spread at {match}" not in " ".join(notes):
-                notes.append(f"no paired spread at {match} (no variant and baseline completed on 2 common seeds): "
-                             f"expected seeds taken as max")
+                notes.append(
+                    f"no paired spread at {match} (no variant and baseline completed on 2 common seeds): "
+                    f"expected seeds taken as max"
+                )
         else:
             n_min = n_exp = n_max = count[key]
-        rows.append({"backbone": cell.get("backbone"), "attention": cell.get("attention"), "budget": match,
-                     "matched": how, "train_images": images, "epochs": cell.get("epochs"), "trial_time_s": seconds,
-                     "cost": cost_note, "seeds_min": n_min, "seeds_expected": n_exp, "seeds_max": n_max})
+        rows.append(
+            {
+                "backbone": cell.get("backbone"),
+                "attention": cell.get("attention"),
+                "budget": match,
+                "matched": how,
+                "train_images": images,
+                "epochs": cell.get("epochs"),
+                "trial_time_s": seconds,
+                "cost": cost_note,
+                "seeds_min": n_min,
+                "seeds_expected": n_exp,
+                "seeds_max": n_max,
+            }
+        )
     paths = {str(c.get("train_path")) for c in by_cell.values()}
     pilot_paths = set(pilot.results["train_path"].map(cell_text)) if "train_path" in pilot.results else set()
     if pilot_paths and paths != pilot_paths:
-        notes.append(f"the space trains on path(s) {', '.join(sorted(paths))} and the pilot on "
-                     f"{', '.join(sorted(pilot_paths))}: the times are the pilot's, not rescaled (on this CPU the fast "
-                     f"path trained about twice as fast as eager, reports/benchmarks/train_throughput.md)")
+        notes.append(
+            f"the space trains on path(s) {', '.join(sorted(paths))} and the pilot on "
+            f"{', '.join(sorted(pilot_paths))}: the times are the pilot's, not rescaled (on this CPU the fast "
+            f"path trained about twice as fast as eager, reports/benchmarks/train_throughput.md)"
+        )
     cpu = float(space.spec.resources.cpu)
     at_once = concurrent(cores, cpu, space.spec.budget.max_concurrent)
     trials = {k: int(sum(r[f"seeds_{k}"] for r in rows)) for k in ("min", "expected", "max")}
@@ -445,16 +527,21 @@ def _training_split(dataset: str, data_dir: Optional[str]) -> int:
         return len(sources.load_fashion_arrays(data_dir).train_y)
     if base in ("cifar10", "cifar100"):
         return len(sources.load_cifar_arrays(base, data_dir, False).train_y)
-    raise ConfigError(f"dataset {dataset!r}: plan cannot count its training images; give subset as a count of images "
-                      f"or pilot the same budget")
+    raise ConfigError(
+        f"dataset {dataset!r}: plan cannot count its training images; give subset as a count of images "
+        f"or pilot the same budget"
+    )
 
 
 def _match_budget(cell: Mapping[str, Any], pilot: Pilot, budgets: Mapping[str, BudgetPlan]) -> tuple[str, float, str]:
     """The pilot budget a space's config is costed at: the one with the same values of the budget
     keys, else the nearest in training images x epochs (log scale); with the config's images."""
     for name, b in budgets.items():
-        if pilot.keys and all(_same(cell.get(k), b.budget.get(k)) for k in pilot.keys) \
-                and math.isfinite(b.budget["trial_time_s"]):
+        if (
+            pilot.keys
+            and all(_same(cell.get(k), b.budget.get(k)) for k in pilot.keys)
+            and math.isfinite(b.budget["trial_time_s"])
+        ):
             return name, b.budget["train_images"], "same budget"
     images = float(_cell_images(cell))
     work = images * float(cell.get("epochs", 1))
@@ -470,8 +557,9 @@ def _same(a: Any, b: Any) -> bool:
     return cell_text(a) == cell_text(b)
 
 
-def _trial_seconds(cell: Mapping[str, Any], pilot: Pilot, budget: str, images: float,
-                   relative_cost: Mapping[str, float]) -> tuple[float, str]:
+def _trial_seconds(
+    cell: Mapping[str, Any], pilot: Pilot, budget: str, images: float, relative_cost: Mapping[str, float]
+) -> tuple[float, str]:
     """A trial's time for ``cell`` from the pilot's ``budget``: the same backbone and attention's
     median time there, else the baseline's times a relative cost; training scaled by images x
     epochs, compilation not. Returns the seconds and how they were found."""
@@ -483,9 +571,11 @@ def _trial_seconds(cell: Mapping[str, Any], pilot: Pilot, budget: str, images: f
     if base.empty:
         if given is None:
             backbones = ", ".join(sorted(done["backbone"].astype(str).unique()))
-            raise ConfigError(f"--pilot {pilot.path}: no completed {pilot.baseline} trial of backbone {backbone!r} in "
-                              f"budget {budget} (the pilot's: {backbones}); give its cost relative to the pilot's "
-                              f"baseline as --relative-cost {backbone}:{attention}=RATIO")
+            raise ConfigError(
+                f"--pilot {pilot.path}: no completed {pilot.baseline} trial of backbone {backbone!r} in "
+                f"budget {budget} (the pilot's: {backbones}); give its cost relative to the pilot's "
+                f"baseline as --relative-cost {backbone}:{attention}=RATIO"
+            )
         base = done[done["attention"] == pilot.baseline]
     same = on_backbone[on_backbone["attention"] == attention]
     if given is not None:
@@ -493,19 +583,33 @@ def _trial_seconds(cell: Mapping[str, Any], pilot: Pilot, budget: str, images: f
     elif not same.empty:
         source, ratio, rows = "pilot", 1.0, same
     elif attention in relative_cost:
-        source, ratio, rows = f"given ratio {relative_cost[attention]:g} x {pilot.baseline}", relative_cost[attention], base
+        source, ratio, rows = (
+            f"given ratio {relative_cost[attention]:g} x {pilot.baseline}",
+            relative_cost[attention],
+            base,
+        )
     elif (measured := _ratio_elsewhere(pilot, backbone, attention)) is not None:
         ratio, where = measured
         source, rows = f"{ratio:.2f} x {pilot.baseline}, the ratio measured at {where}", base
     else:
-        ratios = [g["trial_time_s"].median() / base["trial_time_s"].median()
-                  for a, g in on_backbone.groupby("attention") if a != pilot.baseline]
+        ratios = [
+            g["trial_time_s"].median() / base["trial_time_s"].median()
+            for a, g in on_backbone.groupby("attention")
+            if a != pilot.baseline
+        ]
         ratio = max([1.0, *ratios])
-        source, rows = (f"not in the pilot: assumed {ratio:.2f} x {pilot.baseline} (the pilot's dearest module on "
-                        f"{backbone}; give --relative-cost {attention}=RATIO)"), base
+        source, rows = (
+            (
+                f"not in the pilot: assumed {ratio:.2f} x {pilot.baseline} (the pilot's dearest module on "
+                f"{backbone}; give --relative-cost {attention}=RATIO)"
+            ),
+            base,
+        )
     train = float(rows["train_time_s"].median())
     compile_s = float(_column(rows, "compile_time_s").fillna(0.0).median())
-    scale = (images * float(cell.get("epochs", 1))) / (float(rows["train_images"].median()) * float(rows["epochs"].median()))
+    scale = (images * float(cell.get("epochs", 1))) / (
+        float(rows["train_images"].median()) * float(rows["epochs"].median())
+    )
     return ratio * (train * scale + compile_s), source
 
 
@@ -523,6 +627,7 @@ def _ratio_elsewhere(pilot: Pilot, backbone: str, attention: str) -> Optional[tu
 
 
 # --- text -------------------------------------------------------------------------------------
+
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -564,17 +669,23 @@ def budget_table(plan: PilotPlan) -> pd.DataFrame:
     for b in plan.budgets:
         x = b.budget
         gains = ", ".join(f"{g:+.2f}" for g in x["baseline_gains"].values()) or "-"
-        rows.append({
-            "budget": x["budget"], "trials (done)": f"{x['trials']} ({x['completed']})",
-            "trial time (min)": _f(x["trial_time_s"] / 60, 1), "images/s": _f(x["images_per_s"], 0),
-            f"{plan.baseline} val gain, last {LAST} ep.": gains,
-            "flat": {True: "yes", False: "no", None: "-"}[x["flat"]],
-            "paired sd (df)": f"{_f(x['sd'])} ({x['df']})",
-            f"sd {SD_CONFIDENCE:.0%} interval": "-" if math.isnan(x["sd_low"]) else f"[{_f(x['sd_low'])}, {_f(x['sd_high'])}]",
-            "seeds/variant": _seed_range(x),
-            "CPU-h/decision": _f(x["cpu_hours_per_decision"]),
-            "decisions/CPU-h": _f(x["decisions_per_cpu_hour"]),
-        })
+        rows.append(
+            {
+                "budget": x["budget"],
+                "trials (done)": f"{x['trials']} ({x['completed']})",
+                "trial time (min)": _f(x["trial_time_s"] / 60, 1),
+                "images/s": _f(x["images_per_s"], 0),
+                f"{plan.baseline} val gain, last {LAST} ep.": gains,
+                "flat": {True: "yes", False: "no", None: "-"}[x["flat"]],
+                "paired sd (df)": f"{_f(x['sd'])} ({x['df']})",
+                f"sd {SD_CONFIDENCE:.0%} interval": "-"
+                if math.isnan(x["sd_low"])
+                else f"[{_f(x['sd_low'])}, {_f(x['sd_high'])}]",
+                "seeds/variant": _seed_range(x),
+                "CPU-h/decision": _f(x["cpu_hours_per_decision"]),
+                "decisions/CPU-h": _f(x["decisions_per_cpu_hour"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -582,11 +693,18 @@ def variant_table(plan: PilotPlan) -> pd.DataFrame:
     rows = []
     for b in plan.budgets:
         for v in b.variants:
-            rows.append({"budget": b.budget["budget"], "variant": v["variant"], "seeds": v["seeds"],
-                         f"{_metric_name(plan.metric)} mean": _f(v["top1_mean"]), "seed sd": _f(v["top1_sd"]),
-                         "Δ to baseline (paired)": "-" if v["kind"] == "baseline" else _f(v["diff_mean"], 2),
-                         "sd of Δ": "-" if v["kind"] == "baseline" else _f(v["diff_sd"]),
-                         "trial time (min)": _f(v["trial_time_s"] / 60, 1)})
+            rows.append(
+                {
+                    "budget": b.budget["budget"],
+                    "variant": v["variant"],
+                    "seeds": v["seeds"],
+                    f"{_metric_name(plan.metric)} mean": _f(v["top1_mean"]),
+                    "seed sd": _f(v["top1_sd"]),
+                    "Δ to baseline (paired)": "-" if v["kind"] == "baseline" else _f(v["diff_mean"], 2),
+                    "sd of Δ": "-" if v["kind"] == "baseline" else _f(v["diff_sd"]),
+                    "trial time (min)": _f(v["trial_time_s"] / 60, 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -600,26 +718,37 @@ def summary_lines(plan: PilotPlan) -> list[str]:
     lines = []
     if plan.recommended:
         x = by_name[plan.recommended]
-        lines.append(f"Recommended budget: {plan.recommended}: {_seeds(x['seeds_needed'])} seeds per variant to detect "
-                     f"{plan.effect:g} points with 80% power at level {plan.level:.3g}, "
-                     f"{x['cpu_hours_per_decision']:.2f} CPU-hours per decision "
-                     f"({x['decisions_per_cpu_hour']:.2f} decisions per CPU-hour), the most among the flat budgets.")
+        lines.append(
+            f"Recommended budget: {plan.recommended}: {_seeds(x['seeds_needed'])} seeds per variant to detect "
+            f"{plan.effect:g} points with 80% power at level {plan.level:.3g}, "
+            f"{x['cpu_hours_per_decision']:.2f} CPU-hours per decision "
+            f"({x['decisions_per_cpu_hour']:.2f} decisions per CPU-hour), the most among the flat budgets."
+        )
     else:
         rising = [b.budget["budget"] for b in plan.budgets if b.budget["flat"] is False]
         unknown = [b.budget["budget"] for b in plan.budgets if b.budget["flat"] is None]
-        later = (f"; not yet judged: {', '.join(unknown)} (no completed {plan.baseline} curve of more than {LAST} "
-                 f"epochs)" if unknown else "")
+        later = (
+            f"; not yet judged: {', '.join(unknown)} (no completed {plan.baseline} curve of more than {LAST} epochs)"
+            if unknown
+            else ""
+        )
         if not rising:
-            lines.append(f"No budget can be recommended yet: no budget has a completed {plan.baseline} curve of "
-                         f"more than {LAST} epochs to judge convergence by.")
+            lines.append(
+                f"No budget can be recommended yet: no budget has a completed {plan.baseline} curve of "
+                f"more than {LAST} epochs to judge convergence by."
+            )
         else:
-            lines.append(f"No budget is flat{' so far' if unknown else ''}: at {', '.join(rising)} some seed of "
-                         f"{plan.baseline} still gained {plan.flat:g} points or more of validation top-1 over its last "
-                         f"{LAST} epochs{later}. None is recommended"
-                         + (" (train longer, or more images per epoch, and pilot again)." if not unknown else "."))
+            lines.append(
+                f"No budget is flat{' so far' if unknown else ''}: at {', '.join(rising)} some seed of "
+                f"{plan.baseline} still gained {plan.flat:g} points or more of validation top-1 over its last "
+                f"{LAST} epochs{later}. None is recommended"
+                + (" (train longer, or more images per epoch, and pilot again)." if not unknown else ".")
+            )
         if plan.cheapest:
-            lines.append(f"Were flatness not required, {plan.cheapest} would decide the most per CPU-hour "
-                         f"({by_name[plan.cheapest]['decisions_per_cpu_hour']:.2f}).")
+            lines.append(
+                f"Were flatness not required, {plan.cheapest} would decide the most per CPU-hour "
+                f"({by_name[plan.cheapest]['decisions_per_cpu_hour']:.2f})."
+            )
     pooled = [b.budget for b in plan.budgets if b.budget["df"]]
     if pooled:
         dfs = sorted({x["df"] for x in pooled})
@@ -632,11 +761,14 @@ def summary_lines(plan: PilotPlan) -> list[str]:
             + f" The sd's {SD_CONFIDENCE:.0%} interval (chi-square) runs from {_ratio_low(dfs[0]):.2f} to "
             f"{_ratio_high(dfs[0]):.1f} times the estimate at {dfs[0]} df, and the seeds needed scale with its square: "
             f"the range in brackets is what that interval allows. The ranking of budgets is as uncertain as their "
-            f"spreads; trial times are firmer.")
+            f"spreads; trial times are firmer."
+        )
     if math.isfinite(plan.overhead):
-        lines.append(f"The pilot's sweep took {plan.overhead:.2f} times its summed trial time divided by the trials "
-                     f"run at once: start-up, data loading, test pass and latency measurement are not in the trial "
-                     f"times.")
+        lines.append(
+            f"The pilot's sweep took {plan.overhead:.2f} times its summed trial time divided by the trials "
+            f"run at once: start-up, data loading, test pass and latency measurement are not in the trial "
+            f"times."
+        )
     return lines
 
 
@@ -649,45 +781,78 @@ def _ratio_high(df: int) -> float:
 
 
 def cost_lines(cost: SpaceCost, overhead: float = math.nan) -> list[str]:
-    lines = [f"Space {cost.name}: {cost.cells} variants; "
-             + (f"trials {cost.trials['min']} (min) / {cost.trials['expected']} (expected) / {cost.trials['max']} (max)"
-                if cost.trials["min"] != cost.trials["max"] else f"{cost.trials['max']} trials"),
-             f"Trials at once: {cost.concurrent} ({_f(cost.cores, 0) if float(cost.cores).is_integer() else cost.cores} "
-             f"cores / {cost.cpu:g} CPU per trial); wall-clock = summed trial time / {cost.concurrent}.",
-             "Wall-clock hours: " + " / ".join(f"{cost.hours[k]:.2f} ({k})" for k in ("min", "expected", "max"))
-             + f"; CPU-hours {cost.cpu_seconds['expected'] * cost.cpu / 3600:.2f} expected.",
-             f"Expected: every variant gets the seeds the criterion asks for at its pilot budget's pooled spread (level "
-             f"{cost.level:.3g}; the space has {cost.comparisons} comparisons in its family), clamped to the seed "
-             f"budget's range; "
-             f"min and max: every variant at min or max seeds." if cost.trials["min"] != cost.trials["max"]
-             else "No seed budget: every trial of the grid runs."]
+    lines = [
+        f"Space {cost.name}: {cost.cells} variants; "
+        + (
+            f"trials {cost.trials['min']} (min) / {cost.trials['expected']} (expected) / {cost.trials['max']} (max)"
+            if cost.trials["min"] != cost.trials["max"]
+            else f"{cost.trials['max']} trials"
+        ),
+        f"Trials at once: {cost.concurrent} ({_f(cost.cores, 0) if float(cost.cores).is_integer() else cost.cores} "
+        f"cores / {cost.cpu:g} CPU per trial); wall-clock = summed trial time / {cost.concurrent}.",
+        "Wall-clock hours: "
+        + " / ".join(f"{cost.hours[k]:.2f} ({k})" for k in ("min", "expected", "max"))
+        + f"; CPU-hours {cost.cpu_seconds['expected'] * cost.cpu / 3600:.2f} expected.",
+        f"Expected: every variant gets the seeds the criterion asks for at its pilot budget's pooled spread (level "
+        f"{cost.level:.3g}; the space has {cost.comparisons} comparisons in its family), clamped to the seed "
+        f"budget's range; "
+        f"min and max: every variant at min or max seeds."
+        if cost.trials["min"] != cost.trials["max"]
+        else "No seed budget: every trial of the grid runs.",
+    ]
     if math.isfinite(overhead):
-        lines.append(f"With the pilot's measured overhead (x{overhead:.2f}): "
-                     + " / ".join(f"{cost.hours[k] * overhead:.2f}" for k in ("min", "expected", "max")) + " hours.")
+        lines.append(
+            f"With the pilot's measured overhead (x{overhead:.2f}): "
+            + " / ".join(f"{cost.hours[k] * overhead:.2f}" for k in ("min", "expected", "max"))
+            + " hours."
+        )
     return lines + [f"Note: {n}" for n in cost.notes]
 
 
 def cost_table(cost: SpaceCost) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "backbone": r["backbone"], "attention": r["attention"], "pilot budget": r["budget"],
-        "matched": r["matched"], "train images": int(r["train_images"]), "epochs": r["epochs"],
-        "trial time (min)": _f(r["trial_time_s"] / 60, 1), "trial time from": r["cost"],
-        "seeds (min/exp/max)": f"{r['seeds_min']}/{r['seeds_expected']}/{r['seeds_max']}"} for r in cost.rows])
+    return pd.DataFrame(
+        [
+            {
+                "backbone": r["backbone"],
+                "attention": r["attention"],
+                "pilot budget": r["budget"],
+                "matched": r["matched"],
+                "train images": int(r["train_images"]),
+                "epochs": r["epochs"],
+                "trial time (min)": _f(r["trial_time_s"] / 60, 1),
+                "trial time from": r["cost"],
+                "seeds (min/exp/max)": f"{r['seeds_min']}/{r['seeds_expected']}/{r['seeds_max']}",
+            }
+            for r in cost.rows
+        ]
+    )
 
 
 def to_markdown(plan: PilotPlan, cost: Optional[SpaceCost] = None, source: str = "") -> str:
-    parts = [f"# Plan from the pilot {source}".rstrip(), "",
-             f"Budgets: the pilot's trials grouped by {', '.join(plan.keys) or 'nothing (one budget)'}. "
-             f"Trial time: training + compilation (median of completed trials; train_time_s + compile_time_s). "
-             f"Flat: every seed of {plan.baseline} gained less than {plan.flat:g} points of validation top-1 over its "
-             f"last {LAST} epochs. Criterion: {CRITERION} (target {plan.effect:g} points of "
-             f"{_metric_name(plan.metric)}, level {plan.level:.3g}, {plan.cpu:g} CPU per trial).", "",
-             budget_table(plan).to_markdown(index=False, disable_numparse=True), "",
-             variant_table(plan).to_markdown(index=False, disable_numparse=True), "",
-             *[f"- {line}" for line in summary_lines(plan)]]
+    parts = [
+        f"# Plan from the pilot {source}".rstrip(),
+        "",
+        f"Budgets: the pilot's trials grouped by {', '.join(plan.keys) or 'nothing (one budget)'}. "
+        f"Trial time: training + compilation (median of completed trials; train_time_s + compile_time_s). "
+        f"Flat: every seed of {plan.baseline} gained less than {plan.flat:g} points of validation top-1 over its "
+        f"last {LAST} epochs. Criterion: {CRITERION} (target {plan.effect:g} points of "
+        f"{_metric_name(plan.metric)}, level {plan.level:.3g}, {plan.cpu:g} CPU per trial).",
+        "",
+        budget_table(plan).to_markdown(index=False, disable_numparse=True),
+        "",
+        variant_table(plan).to_markdown(index=False, disable_numparse=True),
+        "",
+        *[f"- {line}" for line in summary_lines(plan)],
+    ]
     if cost is not None:
-        parts += ["", f"## Cost of {cost.name}", "", *[f"- {line}" for line in cost_lines(cost, plan.overhead)], "",
-                  cost_table(cost).to_markdown(index=False, disable_numparse=True)]
+        parts += [
+            "",
+            f"## Cost of {cost.name}",
+            "",
+            *[f"- {line}" for line in cost_lines(cost, plan.overhead)],
+            "",
+            cost_table(cost).to_markdown(index=False, disable_numparse=True),
+        ]
     return "\n".join(parts) + "\n"
 
 

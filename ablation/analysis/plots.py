@@ -1,6 +1,7 @@
 """Report figures (matplotlib, headless): accuracy against cost with the front, per-factor
 effects with error bars, training curves, factor importance. Each function returns the
 ``Figure`` (tests read its plotted data); :func:`to_png` renders and closes it."""
+
 from __future__ import annotations
 
 import io
@@ -62,13 +63,18 @@ def _cost_axis(ax: plt.Axes, x: np.ndarray) -> None:
 def accuracy_vs_cost(variants: pd.DataFrame, cost: str, accuracy: str = "top-1 %") -> plt.Figure:
     """Top-1 (mean ± std) against ``cost`` per backbone; the front of this plane drawn as a
     staircase, variants on the full multi-objective Pareto front ringed."""
-    fig, axes = plt.subplots(1, variants["backbone"].nunique(), figsize=(6.4 * variants["backbone"].nunique(), 4.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, variants["backbone"].nunique(), figsize=(6.4 * variants["backbone"].nunique(), 4.6), squeeze=False
+    )
     for ax, (backbone, group) in zip(axes[0], variants.groupby("backbone", sort=True)):
         x, y = group[cost].to_numpy(float) / 1e6, group["top1_mean"].to_numpy(float)
-        ax.errorbar(x, y, yerr=_error(group), fmt="o", capsize=3, color="tab:blue", label="variant (mean ± std over seeds)")
+        ax.errorbar(
+            x, y, yerr=_error(group), fmt="o", capsize=3, color="tab:blue", label="variant (mean ± std over seeds)"
+        )
         pareto = group["pareto"].to_numpy(bool)
-        ax.scatter(x[pareto], y[pareto], s=160, facecolors="none", edgecolors="black", label="Pareto front (all objectives)")
+        ax.scatter(
+            x[pareto], y[pareto], s=160, facecolors="none", edgecolors="black", label="Pareto front (all objectives)"
+        )
         front = front_2d(x, y)
         ax.step(x[front], y[front], where="post", color="tab:orange", alpha=0.7, label="front in this plane")
         for xi, yi, name in zip(x, y, group["label"]):
@@ -98,8 +104,15 @@ def factor_effects(variants: pd.DataFrame, factors: list[str], accuracy: str = "
         for backbone, group in variants.groupby("backbone", sort=True):
             values = group[factor].map(cell_text)
             group = group.assign(position=[order.index(v) for v in values]).sort_values("position")
-            ax.errorbar(group["position"], group["top1_mean"], yerr=_error(group), capsize=3, label=backbone,
-                        fmt="o" if factor == "attention" else "o-", alpha=0.85)
+            ax.errorbar(
+                group["position"],
+                group["top1_mean"],
+                yerr=_error(group),
+                capsize=3,
+                label=backbone,
+                fmt="o" if factor == "attention" else "o-",
+                alpha=0.85,
+            )
             means.append(group["top1_mean"].to_numpy(float))
             errors.append(_error(group))
         ax.set_xticks(range(len(order)), [v if v != "-" else "none" for v in order])
@@ -131,8 +144,9 @@ def training_curves(epochs: pd.DataFrame, labels: dict[str, str]) -> plt.Figure:
     lowest to the highest seed."""
     lines = {metric: curve_lines(epochs, labels, metric) for metric, _ in CURVES}
     backbones = sorted(lines[CURVES[0][0]])
-    fig, axes = plt.subplots(len(backbones), len(CURVES), figsize=(6.0 * len(CURVES), 3.8 * len(backbones)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(backbones), len(CURVES), figsize=(6.0 * len(CURVES), 3.8 * len(backbones)), squeeze=False
+    )
     for row, backbone in zip(axes, backbones):
         for ax, (metric, name) in zip(row, CURVES):
             for label, stats in lines[metric][backbone].items():
@@ -156,8 +170,12 @@ def importance_plot(importance: dict[str, dict[str, float]], evaluator: str) -> 
     fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(factors) * len(targets)))
     height = 0.8 / max(len(targets), 1)
     for i, target in enumerate(targets):
-        ax.barh(np.arange(len(factors)) + i * height, [importance[target].get(f, 0.0) for f in factors],
-                height=height, label=target)
+        ax.barh(
+            np.arange(len(factors)) + i * height,
+            [importance[target].get(f, 0.0) for f in factors],
+            height=height,
+            label=target,
+        )
     ax.set_yticks(np.arange(len(factors)) + height * (len(targets) - 1) / 2, factors)
     ax.set_xlabel(f"importance ({evaluator.split(' ')[0]})")
     ax.legend(fontsize=8)

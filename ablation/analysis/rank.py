@@ -9,6 +9,7 @@ non-dominated rank per variant, the front's hypervolume, factor importance, and 
 difference to the same setting without attention, decided against seed noise with familywise error
 control (Holm) and its minimum detectable effect.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,9 @@ Objective = tuple[str, Literal["minimize", "maximize"], str]
 
 #: (column, direction, name) of every objective; latency only when measured for all variants.
 OBJECTIVES: tuple[Objective, ...] = (
-    ("val_top1_mean", "maximize", "val top-1 %"), ("flops", "minimize", "FLOPs"), ("params", "minimize", "params"),
+    ("val_top1_mean", "maximize", "val top-1 %"),
+    ("flops", "minimize", "FLOPs"),
+    ("params", "minimize", "params"),
     ("latency_ms", "minimize", "latency ms"),
 )
 #: Reference point of the hypervolume, in objectives min-max normalised to [0, 1] and all minimised.
@@ -76,9 +79,7 @@ def non_dominated_ranks(losses: np.ndarray) -> np.ndarray:
     level = 0
     while len(remaining):
         sub = losses[remaining]
-        dominated = np.array([
-            np.any(np.all(sub <= p, axis=1) & np.any(sub < p, axis=1)) for p in sub
-        ])
+        dominated = np.array([np.any(np.all(sub <= p, axis=1) & np.any(sub < p, axis=1)) for p in sub])
         ranks[remaining[~dominated]] = level
         remaining = remaining[dominated]
         level += 1
@@ -115,8 +116,9 @@ def _factors(variants: pd.DataFrame, factors: list[str]) -> list[str]:
     return [f for f in factors if f in variants and variants[f].astype(str).nunique() > 1]
 
 
-def build_study(variants: pd.DataFrame, factors: list[str], objectives: list[Objective],
-                storage: Optional[str], study_name: str) -> optuna.Study:
+def build_study(
+    variants: pd.DataFrame, factors: list[str], objectives: list[Objective], storage: Optional[str], study_name: str
+) -> optuna.Study:
     """A fresh study (an older one of the same name is replaced) holding one trial per variant."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage is not None:
@@ -124,25 +126,28 @@ def build_study(variants: pd.DataFrame, factors: list[str], objectives: list[Obj
             optuna.delete_study(study_name=study_name, storage=storage)
         except KeyError:
             pass
-    study = optuna.create_study(storage=storage, study_name=study_name,
-                                directions=[d for _, d, _ in objectives])
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=[d for _, d, _ in objectives])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([n for _, _, n in objectives])
     choices = {f: sorted({cell_text(v) for v in variants[f]}) for f in factors}
     trials = []
     for _, row in variants.iterrows():
-        trials.append(optuna.trial.create_trial(
-            params={f: cell_text(row[f]) for f in factors},
-            distributions={f: optuna.distributions.CategoricalDistribution(choices[f]) for f in factors},
-            values=[float(row[c]) for c, _, _ in objectives],
-            user_attrs={"variant": row["variant"], "label": row["label"], "n_seeds": int(row["n"])},
-        ))
+        trials.append(
+            optuna.trial.create_trial(
+                params={f: cell_text(row[f]) for f in factors},
+                distributions={f: optuna.distributions.CategoricalDistribution(choices[f]) for f in factors},
+                values=[float(row[c]) for c, _, _ in objectives],
+                user_attrs={"variant": row["variant"], "label": row["label"], "n_seeds": int(row["n"])},
+            )
+        )
     study.add_trials(trials)
     return study
 
 
-def importance(study: optuna.Study, factors: list[str], targets: dict[str, int]) -> tuple[dict[str, dict[str, float]], str]:
+def importance(
+    study: optuna.Study, factors: list[str], targets: dict[str, int]
+) -> tuple[dict[str, dict[str, float]], str]:
     """Importance of each factor for each target objective, and the evaluator's name.
 
     fANOVA (a variance decomposition, seeded) rather than Optuna's default PED-ANOVA: an
@@ -151,11 +156,18 @@ def importance(study: optuna.Study, factors: list[str], targets: dict[str, int])
     if not factors or len(study.trials) < 3:
         return {}, ""
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    varied = {target: index for target, index in targets.items()  # a constant target has no variance to split
-              if len({t.values[index] for t in study.trials}) > 1}
+    varied = {
+        target: index
+        for target, index in targets.items()  # a constant target has no variance to split
+        if len({t.values[index] for t in study.trials}) > 1
+    }
     result = {
-        target: {k: float(v) for k, v in optuna.importance.get_param_importances(
-            study, evaluator=evaluator, params=factors, target=_objective(index)).items()}
+        target: {
+            k: float(v)
+            for k, v in optuna.importance.get_param_importances(
+                study, evaluator=evaluator, params=factors, target=_objective(index)
+            ).items()
+        }
         for target, index in varied.items()
     }
     return (result, "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)") if result else ({}, "")
@@ -166,8 +178,9 @@ def setting_columns(results: pd.DataFrame) -> list[str]:
     return [c for c in config_columns(results) if not is_attention_factor(c) and c != "seed"]
 
 
-def deltas(variants: pd.DataFrame, results: pd.DataFrame, alpha: float = 0.05,
-           family: str = "study") -> tuple[pd.DataFrame, Family]:
+def deltas(
+    variants: pd.DataFrame, results: pd.DataFrame, alpha: float = 0.05, family: str = "study"
+) -> tuple[pd.DataFrame, Family]:
     """Delta of the reported top-1 (:func:`ablation.analysis.aggregate.reported_metric`) of every attention
     variant to its baseline (``attention == none``, same setting), by a paired t-test over the
     seeds both have where there are at least two, else Welch's t-test: mean, p-value, Holm's
@@ -186,15 +199,16 @@ def deltas(variants: pd.DataFrame, results: pd.DataFrame, alpha: float = 0.05,
         base = match.iloc[0]
         a = done[done["variant"] == row["variant"]].set_index("seed")[metric].astype(float)
         b = done[done["variant"] == base["variant"]].set_index("seed")[metric].astype(float)
-        rows.append({"variant": row["variant"], "label": row["label"], "baseline": base["label"],
-                     **_difference(a, b)})
+        rows.append({"variant": row["variant"], "label": row["label"], "baseline": base["label"], **_difference(a, b)})
     table = pd.DataFrame(rows)
     found = holm(table["p_value"] if rows else [], alpha, family)
     if not rows:
         return table, found
     table["p_holm"], table["level"] = found.adjusted, found.levels
-    half = [stats.t.isf(level / 2, df) * se if not math.isnan(level) else math.nan
-            for level, df, se in zip(found.levels, table["df"], table["se"])]
+    half = [
+        stats.t.isf(level / 2, df) * se if not math.isnan(level) else math.nan
+        for level, df, se in zip(found.levels, table["df"], table["se"])
+    ]
     table["ci_low"], table["ci_high"] = table["delta_top1"] - half, table["delta_top1"] + half
     table["significant"] = [bool(d) if not math.isnan(p) else None for d, p in zip(found.decided, table["p_value"])]
     table["mde"] = [mde(se, df, found.detection_level) for se, df in zip(table["se"], table["df"])]
@@ -212,17 +226,30 @@ def _difference(a: pd.Series, b: pd.Series) -> dict[str, Any]:
     elif len(a) >= 2 and len(b) >= 2:
         va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
         mean, se = a.mean() - b.mean(), math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
+        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else len(a) + len(b) - 2
         test = "Welch t"
     else:
-        return {"delta_top1": float(a.mean() - b.mean()), "se": math.nan, "df": math.nan,
-                "p_value": math.nan, "test": "n/a (one seed)"}
+        return {
+            "delta_top1": float(a.mean() - b.mean()),
+            "se": math.nan,
+            "df": math.nan,
+            "p_value": math.nan,
+            "test": "n/a (one seed)",
+        }
     p = (1.0 if mean == 0 else 0.0) if se == 0 else float(2 * stats.t.sf(abs(mean / se), df))
     return {"delta_top1": float(mean), "se": float(se), "df": float(df), "p_value": p, "test": test}
 
 
-def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, storage: Optional[str] = None,
-         study_name: str = "ablation", alpha: float = 0.05, family: str = "study") -> Ranking:
+def rank(
+    variants: pd.DataFrame,
+    results: pd.DataFrame,
+    factors: list[str],
+    *,
+    storage: Optional[str] = None,
+    study_name: str = "ablation",
+    alpha: float = 0.05,
+    family: str = "study",
+) -> Ranking:
     """Rank the aggregated ``variants`` (see :func:`ablation.analysis.aggregate.aggregate`); the deltas
     to the baselines at familywise ``alpha`` (``family``: see :mod:`ablation.analysis.familywise`)."""
     variants = variants.copy()
@@ -239,5 +266,4 @@ def rank(variants: pd.DataFrame, results: pd.DataFrame, factors: list[str], *, s
     targets = {"accuracy (val top-1)": 0, "cost (FLOPs)": 1}
     imp, evaluator = importance(study, factors, targets)
     table, found = deltas(variants, results, alpha, family)
-    return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, table, storage or "", study_name,
-                   found)
+    return Ranking(variants, [n for _, _, n in objectives], hv, imp, evaluator, table, storage or "", study_name, found)

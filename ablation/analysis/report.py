@@ -7,6 +7,7 @@ trials are counted, not ranked). Those data files are copied into the report fol
 shipped report regenerates from the folder alone (``ablate report reports/<name>``). Every file
 is written to a temporary file and renamed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -58,38 +59,49 @@ class Reading:
         val_splits = sorted({float(v) for v in results.get("val_split", pd.Series(dtype=float)).dropna()})
         if reported_metric(results) != "test_top1":
             accuracy, selection = "top-1 %", ""
-            splits = ("Accuracy figures are on the data set's evaluation split, which this run also selected on "
-                      "(it was made before the harness kept a validation split apart).")
+            splits = (
+                "Accuracy figures are on the data set's evaluation split, which this run also selected on "
+                "(it was made before the harness kept a validation split apart)."
+            )
         elif val_splits and max(val_splits) > 0:
             accuracy, selection = "test top-1 %", "val top-1 %"
             shares = " / ".join(f"{v:.0%}" for v in val_splits)
-            splits = (f"Accuracy columns (test top-1, Δ, per seed, plots of accuracy against cost) are on the data "
-                      f"set's test split, evaluated once when each trial ends. Selection never sees it: ASHA, "
-                      f"Optuna sampling, the best epoch, the ranks, the Pareto front and 'best' use val top-1, on a "
-                      f"validation split of {shares} of the training images (fixed seed, the same for every trial). "
-                      f"Training curves show val top-1.")
+            splits = (
+                f"Accuracy columns (test top-1, Δ, per seed, plots of accuracy against cost) are on the data "
+                f"set's test split, evaluated once when each trial ends. Selection never sees it: ASHA, "
+                f"Optuna sampling, the best epoch, the ranks, the Pareto front and 'best' use val top-1, on a "
+                f"validation split of {shares} of the training images (fixed seed, the same for every trial). "
+                f"Training curves show val top-1."
+            )
         else:
             accuracy, selection = "test top-1 %", ""
-            splits = ("Accuracy figures are on the data set's test split, which this study also selected on "
-                      "(val_split: 0, paper style): ranks, the front and the training curves use the same split.")
+            splits = (
+                "Accuracy figures are on the data set's test split, which this study also selected on "
+                "(val_split: 0, paper style): ranks, the front and the training curves use the same split."
+            )
         paths = sorted(set(results.get("latency_path", pd.Series(dtype=str)).dropna().astype(str))) or ["eager"]
         if calibration is not None:
             c = calibration.iloc[0]
             path = str(c["path"])
-            note = (f"Latency: one calibration pass after the trials ({c['measured']}): every variant and its plain "
-                    f"backbone rebuilt and timed on {c['device']} ({_calibration_machine(c)}), "
-                    f"batch {int(c['batch'])}, {int(c['threads'])} thread(s), {int(c['rounds'])} interleaved rounds "
-                    f"(order rotating; per round the fastest of {int(c['runs'])} passes, {c['clock']} clock). "
-                    f"Shown: the median over rounds of the variant's time / its plain backbone's time in the same "
-                    f"round, [interquartile range of those ratios], and the median ms. Execution path: {path}, "
-                    f"{DESCRIPTIONS.get(path, path)}.")
+            note = (
+                f"Latency: one calibration pass after the trials ({c['measured']}): every variant and its plain "
+                f"backbone rebuilt and timed on {c['device']} ({_calibration_machine(c)}), "
+                f"batch {int(c['batch'])}, {int(c['threads'])} thread(s), {int(c['rounds'])} interleaved rounds "
+                f"(order rotating; per round the fastest of {int(c['runs'])} passes, {c['clock']} clock). "
+                f"Shown: the median over rounds of the variant's time / its plain backbone's time in the same "
+                f"round, [interquartile range of those ratios], and the median ms. Execution path: {path}, "
+                f"{DESCRIPTIONS.get(path, path)}."
+            )
             latency = f"latency x plain [IQR], ms ({path})"
         else:
             path = paths[0] if len(paths) == 1 else "mixed"
-            note = ("Latency: no calibration pass ran for this report, so latency figures are per trial, measured "
-                    "while other trials trained on the same cores: noisy, and not to be compared closely "
-                    "(`ablate report RUN_DIR --calibrate` measures all variants side by side). Execution path: "
-                    + ", ".join(f"{p} ({DESCRIPTIONS.get(p, p)})" for p in paths) + ".")
+            note = (
+                "Latency: no calibration pass ran for this report, so latency figures are per trial, measured "
+                "while other trials trained on the same cores: noisy, and not to be compared closely "
+                "(`ablate report RUN_DIR --calibrate` measures all variants side by side). Execution path: "
+                + ", ".join(f"{p} ({DESCRIPTIONS.get(p, p)})" for p in paths)
+                + "."
+            )
             latency = "latency ms (per trial, noisy)"
         return cls(accuracy, selection, splits, latency, note, path)
 
@@ -107,21 +119,27 @@ def training_note(results: pd.DataFrame) -> str:
     (precision, memory format, compilation, and any fallback the hardware forced)."""
     paths = sorted(set(results.get("train_path", pd.Series(dtype=str)).dropna().astype(str)))
     if not paths:
-        return ("Training path: eager (this run was made before training paths were recorded): "
-                f"{TRAIN_DESCRIPTIONS['eager']}.")
+        return (
+            "Training path: eager (this run was made before training paths were recorded): "
+            f"{TRAIN_DESCRIPTIONS['eager']}."
+        )
     if len(paths) == 1:
         text = f"Training path: {paths[0]}, {TRAIN_DESCRIPTIONS.get(paths[0], paths[0])}; every variant trained on it."
     else:
-        text = ("Parity study: every variant trained on each of the training paths "
-                + ", ".join(f"{p} ({TRAIN_DESCRIPTIONS.get(p, p)})" for p in paths)
-                + "; labels carry the path, and each path's variants are compared with its own baseline.")
+        text = (
+            "Parity study: every variant trained on each of the training paths "
+            + ", ".join(f"{p} ({TRAIN_DESCRIPTIONS.get(p, p)})" for p in paths)
+            + "; labels carry the path, and each path's variants are compared with its own baseline."
+        )
     setups = results.get("train_setup", pd.Series(dtype=str)).dropna().astype(str).value_counts()
     if len(setups):
         text += " As run: " + "; ".join(f"{s} ({n} trials)" for s, n in sorted(setups.items())) + "."
     compile_s = pd.to_numeric(results.get("compile_time_s", pd.Series(dtype=float)), errors="coerce").dropna()
     if len(compile_s) and compile_s.sum() > 0:
-        text += (f" Compilation took {compile_s.median():.0f} s per trial (median), {compile_s.sum() / 60:.1f} min "
-                 f"in all, kept out of training time and images/s.")
+        text += (
+            f" Compilation took {compile_s.median():.0f} s per trial (median), {compile_s.sum() / 60:.1f} min "
+            f"in all, kept out of training time and images/s."
+        )
     return text
 
 
@@ -166,8 +184,11 @@ def portable_storage(storage: str, out: Path) -> str:
     (a report names no absolute path of the machine that wrote it), other URLs without password."""
     if storage.startswith("sqlite:///"):
         path = storage.removeprefix("sqlite:///")
-        return "sqlite:///" + (os.path.relpath(path, out.resolve()) if os.path.isabs(path) else
-                               os.path.relpath(Path(path).resolve(), out.resolve()))
+        return "sqlite:///" + (
+            os.path.relpath(path, out.resolve())
+            if os.path.isabs(path)
+            else os.path.relpath(Path(path).resolve(), out.resolve())
+        )
     from sqlalchemy.engine import make_url
 
     try:
@@ -176,8 +197,9 @@ def portable_storage(storage: str, out: Path) -> str:
         return storage
 
 
-def _rank_into_study_file(variants: pd.DataFrame, results: pd.DataFrame, varying: list[str], run_dir: Path,
-                          name: str, **family) -> Ranking:
+def _rank_into_study_file(
+    variants: pd.DataFrame, results: pd.DataFrame, varying: list[str], run_dir: Path, name: str, **family
+) -> Ranking:
     """Rank into a private SQLite file, then rename it over ``optuna.db``: reports run side by
     side (say, two ``ablate report`` calls during a sweep) never share a half-built study."""
     fd, tmp = tempfile.mkstemp(prefix=f".{STUDY_FILE}.", suffix=".tmp", dir=run_dir)
@@ -196,8 +218,10 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     ``reports/<name>``); returns ``out``."""
     run_dir = Path(run_dir)
     if not (run_dir / RESULTS_FILE).is_file():
-        raise DataError(f"{run_dir / RESULTS_FILE}: not found; give the run directory of a sweep "
-                        f"(runs/<name>/, the folder holding {RESULTS_FILE})")
+        raise DataError(
+            f"{run_dir / RESULTS_FILE}: not found; give the run directory of a sweep "
+            f"(runs/<name>/, the folder holding {RESULTS_FILE})"
+        )
     info = _sweep_info(run_dir)
     name = info.get("name") or run_dir.name
     out = Path(out) if out is not None else Path("reports") / name
@@ -208,17 +232,22 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     varying = factors(results)
     variants = with_latency(aggregate(results), calibration)
     family = _statistics(info)
-    ranking = (rank(variants, results, varying, storage=storage, study_name=name, **family) if storage
-               else _rank_into_study_file(variants, results, varying, run_dir, name, **family))
+    ranking = (
+        rank(variants, results, varying, storage=storage, study_name=name, **family)
+        if storage
+        else _rank_into_study_file(variants, results, varying, run_dir, name, **family)
+    )
     ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
-    blocks = _blocks(name, info, results, epochs, ranking, varying, reading,
-                     has_epochs=(run_dir / EPOCHS_FILE).is_file())
+    blocks = _blocks(
+        name, info, results, epochs, ranking, varying, reading, has_epochs=(run_dir / EPOCHS_FILE).is_file()
+    )
     for block in blocks:
         if isinstance(block, Figure):
             atomic_write_bytes(out / block.file, block.png)
     tables = {"variants": _variant_table(ranking, reading)} if not ranking.variants.empty else {}
-    tables.update(factor_tables(ranking.variants, ranking.deltas, varying, reading.accuracy)
-                  if not ranking.variants.empty else {})
+    tables.update(
+        factor_tables(ranking.variants, ranking.deltas, varying, reading.accuracy) if not ranking.variants.empty else {}
+    )
     atomic_write_text(out / "tables.tex", latex(tables, name))
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
@@ -237,8 +266,9 @@ def _copy_data(run_dir: Path, out: Path, also: tuple[str, ...] = ()) -> None:
 
 
 def _variant_table(ranking: Ranking, reading: Reading) -> pd.DataFrame:
-    return variant_table(ranking.variants, ranking.deltas, reading.accuracy, reading.latency, reading.path,
-                         reading.selection)
+    return variant_table(
+        ranking.variants, ranking.deltas, reading.accuracy, reading.latency, reading.path, reading.selection
+    )
 
 
 def _sweep_info(run_dir: Path) -> dict:
@@ -257,43 +287,78 @@ def _summary(ranking: Ranking) -> pd.DataFrame:
     return table
 
 
-def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, ranking: Ranking,
-            varying: list[str], reading: Reading, has_epochs: bool = True) -> list[Block]:
+def _blocks(
+    name: str,
+    info: dict,
+    results: pd.DataFrame,
+    epochs: pd.DataFrame,
+    ranking: Ranking,
+    varying: list[str],
+    reading: Reading,
+    has_epochs: bool = True,
+) -> list[Block]:
     variants = ranking.variants
     status = results["status"].value_counts()
     blocks: list[Block] = [Heading(f"Ablation report: {name}", 1)]
     if info.get("description"):
         blocks.append(Para(" ".join(str(info["description"]).split())))
     unfinished = int(status.get("running", 0) + status.get("pending", 0))
-    blocks.append(Para(
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from results.csv: {len(results)} trials, "
-        + ", ".join(f"{n} {s}" for s, n in status.items()) + "."
-        + (f" The sweep is still running: {unfinished} trials have not finished and are not ranked." if unfinished else "")
-    ))
+    blocks.append(
+        Para(
+            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from results.csv: {len(results)} trials, "
+            + ", ".join(f"{n} {s}" for s, n in status.items())
+            + "."
+            + (
+                f" The sweep is still running: {unfinished} trials have not finished and are not ranked."
+                if unfinished
+                else ""
+            )
+        )
+    )
     if variants.empty:
         blocks.append(Para("No trial has completed yet, so there is nothing to rank."))
         return blocks + _failures(results) + _sweep_figures(info, results)
-    blocks += [Heading("How to read this report"), Bullets([reading.splits, reading.latency_note, flops_note(variants),
-                                                                training_note(results), f"Collapsed trials: {RULE}."])]
+    blocks += [
+        Heading("How to read this report"),
+        Bullets(
+            [
+                reading.splits,
+                reading.latency_note,
+                flops_note(variants),
+                training_note(results),
+                f"Collapsed trials: {RULE}.",
+            ]
+        ),
+    ]
     blocks += _summary_blocks(ranking, reading, info, results)
     acc = reading.accuracy
     blocks += [
         Heading("Accuracy against cost"),
-        Figure("accuracy_vs_flops.png", f"{acc} (mean ± std over seeds) against FLOPs",
-               plots.to_png(plots.accuracy_vs_cost(variants, "flops", acc))),
-        Figure("accuracy_vs_params.png", f"{acc} (mean ± std over seeds) against parameters",
-               plots.to_png(plots.accuracy_vs_cost(variants, "params", acc))),
+        Figure(
+            "accuracy_vs_flops.png",
+            f"{acc} (mean ± std over seeds) against FLOPs",
+            plots.to_png(plots.accuracy_vs_cost(variants, "flops", acc)),
+        ),
+        Figure(
+            "accuracy_vs_params.png",
+            f"{acc} (mean ± std over seeds) against parameters",
+            plots.to_png(plots.accuracy_vs_cost(variants, "params", acc)),
+        ),
     ]
     completed = set(results.loc[results["status"] == "completed", "trial_id"])
     blocks += _curve_blocks(epochs[epochs["trial_id"].isin(completed)], variants, has_epochs)
     blocks += [
         Heading("All variants"),
-        Para(f"{acc}: mean ± std over seeds, the median, and every seed's value (seed order as in the seeds "
-             "column of summary.csv; † marks a collapsed seed and a variant with one). Δ is the difference to the "
-             "same setting without attention with its interval at the level its comparison was tested at "
-             "(familywise over the study: see 'Difference to no attention'; * where it excludes 0, i.e. beyond "
-             "seed noise); rank 0 is the Pareto front of " + ", ".join(ranking.objectives) + "."
-             + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")),
+        Para(
+            f"{acc}: mean ± std over seeds, the median, and every seed's value (seed order as in the seeds "
+            "column of summary.csv; † marks a collapsed seed and a variant with one). Δ is the difference to the "
+            "same setting without attention with its interval at the level its comparison was tested at "
+            "(familywise over the study: see 'Difference to no attention'; * where it excludes 0, i.e. beyond "
+            "seed noise); rank 0 is the Pareto front of "
+            + ", ".join(ranking.objectives)
+            + "."
+            + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")
+        ),
         Table(_variant_table(ranking, reading)),
     ]
     blocks += _uncounted_blocks(results, variants)
@@ -301,12 +366,22 @@ def _blocks(name: str, info: dict, results: pd.DataFrame, epochs: pd.DataFrame, 
     for factor, table in factor_tables(variants, ranking.deltas, varying, acc).items():
         blocks += [Heading(f"Ablation: {factor}"), Table(table)]
     if effect_factors:
-        blocks.append(Figure("factor_effects.png", f"{acc} by factor value (mean ± std over seeds)",
-                             plots.to_png(plots.factor_effects(variants, effect_factors, acc))))
+        blocks.append(
+            Figure(
+                "factor_effects.png",
+                f"{acc} by factor value (mean ± std over seeds)",
+                plots.to_png(plots.factor_effects(variants, effect_factors, acc)),
+            )
+        )
     blocks += _delta_blocks(ranking) + _robust_blocks(ranking, results)
     blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
-    return (blocks + _collapsed(results, variants) + _failures(results) + _sweep_figures(info, results)
-            + _files_blocks(ranking))
+    return (
+        blocks
+        + _collapsed(results, variants)
+        + _failures(results)
+        + _sweep_figures(info, results)
+        + _files_blocks(ranking)
+    )
 
 
 def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool) -> list[Block]:
@@ -314,55 +389,94 @@ def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool
     blocks: list[Block] = [Heading("Training curves")]
     labels = dict(zip(variants["variant"], variants["label"]))
     if not has_epochs or epochs[epochs["variant"].isin(labels)].empty:
-        return blocks + [Para("No per-epoch metrics for this run (no epochs.csv: the run was made before they "
-                              "were recorded), so no training curves.")]
-    blocks.append(Para("Validation top-1 and training loss (log scale) against epoch, per variant: the line is the "
-                       "mean over seeds, the band spans the lowest to the highest seed. Completed trials only "
-                       "(per-epoch figures of every trial are in epochs.csv)."))
-    return blocks + [Figure("training_curves.png", "Val top-1 and training loss by epoch (mean over seeds, band: min-max)",
-                            plots.to_png(plots.training_curves(epochs, labels)))]
+        return blocks + [
+            Para(
+                "No per-epoch metrics for this run (no epochs.csv: the run was made before they "
+                "were recorded), so no training curves."
+            )
+        ]
+    blocks.append(
+        Para(
+            "Validation top-1 and training loss (log scale) against epoch, per variant: the line is the "
+            "mean over seeds, the band spans the lowest to the highest seed. Completed trials only "
+            "(per-epoch figures of every trial are in epochs.csv)."
+        )
+    )
+    return blocks + [
+        Figure(
+            "training_curves.png",
+            "Val top-1 and training loss by epoch (mean over seeds, band: min-max)",
+            plots.to_png(plots.training_curves(epochs, labels)),
+        )
+    ]
 
 
 def _variant_names(rows: pd.DataFrame, variants: pd.DataFrame) -> pd.Series:
     """Each row's variant as the other tables name it (its label without the backbone), so that
     two variants of one module (say, a user's module with two option values) can be told apart."""
     labels = dict(zip(variants["variant"], variants["label"])) if not variants.empty else {}
-    return pd.Series([short_label(labels[v], b) if v in labels else str(a)
-                      for v, b, a in zip(rows["variant"], rows["backbone"], rows["attention"])], index=rows.index)
+    return pd.Series(
+        [
+            short_label(labels[v], b) if v in labels else str(a)
+            for v, b, a in zip(rows["variant"], rows["backbone"], rows["attention"])
+        ],
+        index=rows.index,
+    )
 
 
 def _uncounted_blocks(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """Variants whose FLOPs miss ops fvcore has no handle for (a user's module may use them)."""
     if "uncounted_ops" not in results:
         return []
-    done = results[(results["status"] == "completed") & results["uncounted_ops"].map(lambda v: "" if pd.isna(v) else str(v)).ne("")]
+    done = results[
+        (results["status"] == "completed") & results["uncounted_ops"].map(lambda v: "" if pd.isna(v) else str(v)).ne("")
+    ]
     if done.empty:
         return []
     done = done.drop_duplicates("variant")
-    table = pd.DataFrame({"backbone": done["backbone"], "variant": _variant_names(done, variants),
-                          "ops counted as 0 FLOPs (times run)": done["uncounted_ops"]})
-    return [Heading("FLOPs not counted"),
-            Para("Warning: fvcore has no FLOP handle for these operations, so the FLOPs of these variants leave "
-                 "them out (counted 0): their FLOP figures are lower bounds."),
-            Table(table.reset_index(drop=True))]
+    table = pd.DataFrame(
+        {
+            "backbone": done["backbone"],
+            "variant": _variant_names(done, variants),
+            "ops counted as 0 FLOPs (times run)": done["uncounted_ops"],
+        }
+    )
+    return [
+        Heading("FLOPs not counted"),
+        Para(
+            "Warning: fvcore has no FLOP handle for these operations, so the FLOPs of these variants leave "
+            "them out (counted 0): their FLOP figures are lower bounds."
+        ),
+        Table(table.reset_index(drop=True)),
+    ]
 
 
 def _collapsed(results: pd.DataFrame, variants: pd.DataFrame) -> list[Block]:
     """The collapsed trials, listed (they stay in every mean)."""
     flagged = results[(results["status"] == "completed") & collapsed_mask(results)]
-    head: list[Block] = [Heading("Collapsed trials"), Para(f"Rule: {RULE}. They stay in every mean and are marked † "
-                                                           "in the tables.")]
+    head: list[Block] = [
+        Heading("Collapsed trials"),
+        Para(f"Rule: {RULE}. They stay in every mean and are marked † in the tables."),
+    ]
     if flagged.empty:
         return head + [Para("None.")]
-    names = {"trial_id": "trial", "backbone": "backbone", "variant": "variant", "seed": "seed",
-             "top1": "final val top-1 %", "test_top1": "test top-1 %", "train_loss": "final training loss",
-             "num_classes": "classes"}
+    names = {
+        "trial_id": "trial",
+        "backbone": "backbone",
+        "variant": "variant",
+        "seed": "seed",
+        "top1": "final val top-1 %",
+        "test_top1": "test top-1 %",
+        "train_loss": "final training loss",
+        "num_classes": "classes",
+    }
     table = flagged.assign(variant=_variant_names(flagged, variants))[[c for c in names if c in flagged]]
     table = table.dropna(axis=1, how="all")
     for column in table:
         metric = column in ("top1", "test_top1", "train_loss")
         table[column] = table[column].map(
-            lambda v, metric=metric: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v))
+            lambda v, metric=metric: f"{float(v):.2f}" if metric and pd.notna(v) else cell_text(v)
+        )
     return head + [Table(table.rename(columns=names).reset_index(drop=True))]
 
 
@@ -378,16 +492,27 @@ def _summary_blocks(ranking: Ranking, reading: Reading, info: dict, results: pd.
     if budget.get("seeds"):
         found, seeds = _budget_decisions(info, results)
         labels = dict(zip(variants["variant"], variants["label"]))
-        items += [f"{line} (seed budget, see 'Seeds until decided')"
-                  for line in decided_lines(found.assign(mde=budget_mde(found)), labels)] if not found.empty else []
+        items += (
+            [
+                f"{line} (seed budget, see 'Seeds until decided')"
+                for line in decided_lines(found.assign(mde=budget_mde(found)), labels)
+            ]
+            if not found.empty
+            else []
+        )
     elif ranking.family is not None and ranking.family.size:
-        items += [f"{line} (against no attention; {ranking.family.size} comparisons, "
-                  f"{'familywise' if ranking.family.family == 'study' else 'per-comparison'} alpha "
-                  f"{ranking.family.alpha:g})" for line in decided_lines(fixed_rows(ranking.deltas), {})]
+        items += [
+            f"{line} (against no attention; {ranking.family.size} comparisons, "
+            f"{'familywise' if ranking.family.family == 'study' else 'per-comparison'} alpha "
+            f"{ranking.family.alpha:g})"
+            for line in decided_lines(fixed_rows(ranking.deltas), {})
+        ]
     front = variants[variants["pareto"]]
     items.append("Pareto front (" + ", ".join(ranking.objectives) + "): " + "; ".join(front["label"]))
-    items.append(f"hypervolume of the front: {ranking.hypervolume:.4f} (objectives min-max normalised over the "
-                 f"ranked variants and all minimised; reference point {HV_REFERENCE} in each)")
+    items.append(
+        f"hypervolume of the front: {ranking.hypervolume:.4f} (objectives min-max normalised over the "
+        f"ranked variants and all minimised; reference point {HV_REFERENCE} in each)"
+    )
     return [Heading("Summary"), Bullets(items)]
 
 
@@ -397,24 +522,34 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
     if ranking.deltas.empty:
         return []
     assert ranking.family is not None, "rank() sets the family with the deltas"
-    return [Heading("Difference to no attention"), Para(delta_note(ranking.family.describe())),
-            Table(delta_frame(ranking.deltas))]
+    return [
+        Heading("Difference to no attention"),
+        Para(delta_note(ranking.family.describe())),
+        Table(delta_frame(ranking.deltas)),
+    ]
 
 
 def _robust_blocks(ranking: Ranking, results: pd.DataFrame) -> list[Block]:
     """IQM and probability of improvement with bootstrap intervals (``ablation.analysis.robust``)."""
     from .robust import METHOD, robust_frame, robust_table
 
-    return [Heading("Robust summaries"), Para(f"Beside the mean, so that one collapsed seed neither hides nor "
-                                              f"dominates a variant: {METHOD}. With fewer than 4 seeds the IQM is "
-                                              f"the mean, and the intervals only describe the seeds at hand."),
-            Table(robust_frame(robust_table(ranking.variants, ranking.deltas, results)))]
+    return [
+        Heading("Robust summaries"),
+        Para(
+            f"Beside the mean, so that one collapsed seed neither hides nor "
+            f"dominates a variant: {METHOD}. With fewer than 4 seeds the IQM is "
+            f"the mean, and the intervals only describe the seeds at hand."
+        ),
+        Table(robust_frame(robust_table(ranking.variants, ranking.deltas, results))),
+    ]
 
 
 #: Under a seed budget the number of seeds depends on the results: fixed-sample intervals are nominal.
-BUDGET_CAVEAT = (" Seeds were a budget, so how many each variant got depended on its results: these fixed-sample "
-                 "intervals are nominal and ignore the repeated looks; the error-controlled decisions are in "
-                 "'Seeds until decided'.")
+BUDGET_CAVEAT = (
+    " Seeds were a budget, so how many each variant got depended on its results: these fixed-sample "
+    "intervals are nominal and ignore the repeated looks; the error-controlled decisions are in "
+    "'Seeds until decided'."
+)
 
 
 def _statistics(info: dict) -> dict:
@@ -455,40 +590,60 @@ def _seed_budget_blocks(info: dict, results: pd.DataFrame, variants: pd.DataFram
     found, spent = _budget_decisions(info, results)
     found = found.assign(mde=budget_mde(found)) if not found.empty else found
     labels = dict(zip(variants["variant"], variants["label"]))
-    head: list[Block] = [Heading("Seeds until decided"), Para(
-        f"Seeds were a budget: {seeds.min_} of every variant, then one more at a time for both sides of every "
-        f"comparison still open, up to {seeds.max_}. A comparison is better/worse when its interval of the mean "
-        f"paired difference (variant minus other, test top-1 points, same seeds) excludes 0, equivalent when it "
-        f"lies inside ±{seeds.equivalence:g}, undecided when still open at {seeds.max_} seeds; a failed trial or "
-        f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; "
-        + (f"alpha = {seeds.alpha:g} familywise over the study's {len(found)} comparisons (Bonferroni: each "
-           f"comparison's boundary spends {seeds.alpha:g} / {len(found)}; every interval covers its true difference "
-           f"at every look, all at once, with probability >= {1 - seeds.alpha:g})."
-           if seeds.family == "study" else f"alpha = {seeds.alpha:g} per comparison (family: comparison; no "
-           f"familywise control over the {len(found)} comparisons).")
-        + f" MDE (80%): {MDE_METHOD}, for a fixed test of the paired seeds the comparison got, at its share of "
-          f"alpha ({seeds.alpha:g} / {len(found) if seeds.family == 'study' else 1}; the boundary's interim levels are "
-          f"stricter, so what it could detect is larger still)."
-        + (f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_start} seeds." if seeds.futility else "")
-        + " Each comparison is reported at the look that decided it.")]
+    head: list[Block] = [
+        Heading("Seeds until decided"),
+        Para(
+            f"Seeds were a budget: {seeds.min_} of every variant, then one more at a time for both sides of every "
+            f"comparison still open, up to {seeds.max_}. A comparison is better/worse when its interval of the mean "
+            f"paired difference (variant minus other, test top-1 points, same seeds) excludes 0, equivalent when it "
+            f"lies inside ±{seeds.equivalence:g}, undecided when still open at {seeds.max_} seeds; a failed trial or "
+            f"one a scheduler stopped ends its comparisons. Error control over all looks: {METHOD}; "
+            + (
+                f"alpha = {seeds.alpha:g} familywise over the study's {len(found)} comparisons (Bonferroni: each "
+                f"comparison's boundary spends {seeds.alpha:g} / {len(found)}; every interval covers its true difference "
+                f"at every look, all at once, with probability >= {1 - seeds.alpha:g})."
+                if seeds.family == "study"
+                else f"alpha = {seeds.alpha:g} per comparison (family: comparison; no "
+                f"familywise control over the {len(found)} comparisons)."
+            )
+            + f" MDE (80%): {MDE_METHOD}, for a fixed test of the paired seeds the comparison got, at its share of "
+            f"alpha ({seeds.alpha:g} / {len(found) if seeds.family == 'study' else 1}; the boundary's interim levels are "
+            f"stricter, so what it could detect is larger still)."
+            + (
+                f" Futile: {FUTILITY} ({seeds.futility:g}), from {seeds.plan().futility_start} seeds."
+                if seeds.futility
+                else ""
+            )
+            + " Each comparison is reported at the look that decided it."
+        ),
+    ]
     if found.empty:
         return head + [Para("No comparison yet.")]
-    frame = pd.DataFrame({
-        "variant": found["variant"].map(lambda v: labels.get(v, v)),
-        "against": [f"{labels.get(o, o)} ({k})" for o, k in zip(found["other"], found["kind"])],
-        "decision": found["decision"], "paired seeds": found["n"],
-        "Δ top-1": found["mean"].map(lambda m: "-" if math.isnan(m) else f"{m:+.2f}"),
-        "interval": [("-" if not math.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]")
-                     for lo, hi in zip(found["low"], found["high"])],
-        "seeds run (variant, other)": [f"{a}, {b}" for a, b in zip(found["seeds_variant"], found["seeds_other"])],
-        "MDE (80%)": found["mde"].map(lambda v: "-" if math.isnan(v) else f"{v:.2f}"),
-    })
+    frame = pd.DataFrame(
+        {
+            "variant": found["variant"].map(lambda v: labels.get(v, v)),
+            "against": [f"{labels.get(o, o)} ({k})" for o, k in zip(found["other"], found["kind"])],
+            "decision": found["decision"],
+            "paired seeds": found["n"],
+            "Δ top-1": found["mean"].map(lambda m: "-" if math.isnan(m) else f"{m:+.2f}"),
+            "interval": [
+                ("-" if not math.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]")
+                for lo, hi in zip(found["low"], found["high"])
+            ],
+            "seeds run (variant, other)": [f"{a}, {b}" for a, b in zip(found["seeds_variant"], found["seeds_other"])],
+            "MDE (80%)": found["mde"].map(lambda v: "-" if math.isnan(v) else f"{v:.2f}"),
+        }
+    )
     cost = f"{int(spent['trials'])} trials of {int(spent['trials_max'])} ({spent['trials'] / spent['trials_max']:.2f})"
     if "epochs" in spent:
-        cost += (f"; {int(spent['epochs'])} trial-epochs of {int(spent['epochs_max'])} "
-                 f"({spent['epochs'] / spent['epochs_max']:.2f})")
-    return head + [Table(frame), Para(f"Compute spent against the same space with {seeds.max_} seeds for every "
-                                      f"variant: {cost}.")]
+        cost += (
+            f"; {int(spent['epochs'])} trial-epochs of {int(spent['epochs_max'])} "
+            f"({spent['epochs'] / spent['epochs_max']:.2f})"
+        )
+    return head + [
+        Table(frame),
+        Para(f"Compute spent against the same space with {seeds.max_} seeds for every variant: {cost}."),
+    ]
 
 
 def _importance_blocks(ranking: Ranking) -> list[Block]:
@@ -496,11 +651,16 @@ def _importance_blocks(ranking: Ranking) -> list[Block]:
         return []
     frame = pd.DataFrame(ranking.importance).fillna(0.0).map("{:.3f}".format)
     frame.insert(0, "factor", frame.index)
-    return [Heading("Factor importance"),
-            Para(f"Evaluator: {ranking.evaluator}, on the Optuna study of the variants (one trial per variant)."),
-            Table(frame.reset_index(drop=True)),
-            Figure("importance.png", "Importance of each factor",
-                   plots.to_png(plots.importance_plot(ranking.importance, ranking.evaluator)))]
+    return [
+        Heading("Factor importance"),
+        Para(f"Evaluator: {ranking.evaluator}, on the Optuna study of the variants (one trial per variant)."),
+        Table(frame.reset_index(drop=True)),
+        Figure(
+            "importance.png",
+            "Importance of each factor",
+            plots.to_png(plots.importance_plot(ranking.importance, ranking.evaluator)),
+        ),
+    ]
 
 
 def _failures(results: pd.DataFrame) -> list[Block]:
@@ -539,8 +699,11 @@ def _hardware_blocks(done: pd.DataFrame) -> list[Block]:
     keys = [k for k in HARDWARE_KEYS if k in done]
     if not keys or done[keys].isna().all(axis=None):
         return [Para("Hardware: not recorded for this run (made before trials recorded where they ran).")]
-    frame = done.reindex(columns=list(HARDWARE_KEYS)).astype(object).map(
-        lambda v: NOT_RECORDED if pd.isna(v) or v == "" else str(v))
+    frame = (
+        done.reindex(columns=list(HARDWARE_KEYS))
+        .astype(object)
+        .map(lambda v: NOT_RECORDED if pd.isna(v) or v == "" else str(v))
+    )
     frame["torch_threads"] = frame["torch_threads"].map(lambda v: v.removesuffix(".0"))
     for key in ("host", "ray_node"):
         frame[key] = done[key].astype(object).fillna("").astype(str) if key in done else ""
@@ -548,14 +711,24 @@ def _hardware_blocks(done: pd.DataFrame) -> list[Block]:
     for combo, group in frame.groupby(list(HARDWARE_KEYS), sort=True):
         hosts = sorted(h for h in set(group["host"]) if h)
         nodes = sorted(v for v in set(group["ray_node"]) if v)
-        rows.append({"trials": len(group), **dict(zip(HARDWARE_KEYS, combo)), "hosts": ", ".join(hosts),
-                     "Ray nodes": len(nodes)})
+        rows.append(
+            {
+                "trials": len(group),
+                **dict(zip(HARDWARE_KEYS, combo)),
+                "hosts": ", ".join(hosts),
+                "Ray nodes": len(nodes),
+            }
+        )
     blocks: list[Block] = [Heading("Hardware", 3), Table(pd.DataFrame(rows))]
     if len(rows) > 1:
         differ = [k for k in HARDWARE_KEYS if frame[k].nunique() > 1]
-        blocks.append(Para(f"Warning: the trials of this study ran on different hardware or software (they differ "
-                           f"in {', '.join(differ)}); training time and per-trial latency are not comparable "
-                           f"across them."))
+        blocks.append(
+            Para(
+                f"Warning: the trials of this study ran on different hardware or software (they differ "
+                f"in {', '.join(differ)}); training time and per-trial latency are not comparable "
+                f"across them."
+            )
+        )
     return blocks + _machine_blocks(frame)
 
 
@@ -572,16 +745,20 @@ def _machine_blocks(frame: pd.DataFrame) -> list[Block]:
     differ = {k: values for k, values in recorded.items() if values and values != [here[k]]}
     checked = [k for k in recorded if k not in missing]
     if differ:
-        text = ("Written on other hardware: the machine that wrote this report differs from the trials' in "
-                + "; ".join(f"{k} (trials: {', '.join(v)}; here: {here[k]})" for k, v in differ.items())
-                + ". The figures are the trials' as recorded; training the same configs here can give other "
-                  "numbers (CPU numerics follow the capability, instruction sets, MKL and oneDNN that torch uses).")
+        text = (
+            "Written on other hardware: the machine that wrote this report differs from the trials' in "
+            + "; ".join(f"{k} (trials: {', '.join(v)}; here: {here[k]})" for k, v in differ.items())
+            + ". The figures are the trials' as recorded; training the same configs here can give other "
+            "numbers (CPU numerics follow the capability, instruction sets, MKL and oneDNN that torch uses)."
+        )
     else:
         text = f"The machine that wrote this report has the trials' {', '.join(checked)}." if checked else ""
     if missing:
-        text += (f" The trials did not record {', '.join(missing)} (they ran before these were recorded), so "
-                 "whether this machine computes as theirs did cannot be told"
-                 + (f" from {', '.join(checked)} alone." if checked else "."))
+        text += (
+            f" The trials did not record {', '.join(missing)} (they ran before these were recorded), so "
+            "whether this machine computes as theirs did cannot be told"
+            + (f" from {', '.join(checked)} alone." if checked else ".")
+        )
     return [Para(text.strip())]
 
 
@@ -593,8 +770,10 @@ def _wall_time(info: dict) -> str:
         return "wall time: not recorded"
     text = f"wall time: {wall / 60:.1f} min" + ("" if info.get("finished") else " so far (the sweep has not finished)")
     try:
-        span = (datetime.strptime(info["finished"], "%Y-%m-%dT%H:%M:%S%z")
-                - datetime.strptime(info["started"], "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
+        span = (
+            datetime.strptime(info["finished"], "%Y-%m-%dT%H:%M:%S%z")
+            - datetime.strptime(info["started"], "%Y-%m-%dT%H:%M:%S%z")
+        ).total_seconds()
     except (KeyError, TypeError, ValueError):
         return text
     return text + (f" of driver time; {span / 60:.1f} min from start to finish (resumed)" if span > wall + 60 else "")
@@ -603,18 +782,28 @@ def _wall_time(info: dict) -> str:
 def _files_blocks(ranking: Ranking) -> list[Block]:
     """The report folder's files, named relative to it (see :func:`portable_storage`)."""
     if ranking.storage == f"sqlite:///{STUDY_FILE}":
-        study = (f"Optuna study {ranking.study_name!r} (one trial per variant): {STUDY_FILE} in this folder, "
-                 f"rebuilt from results.csv by every `ablate report` of it (open with `optuna-dashboard "
-                 f"{ranking.storage}` from this folder)")
+        study = (
+            f"Optuna study {ranking.study_name!r} (one trial per variant): {STUDY_FILE} in this folder, "
+            f"rebuilt from results.csv by every `ablate report` of it (open with `optuna-dashboard "
+            f"{ranking.storage}` from this folder)"
+        )
     else:
-        study = (f"Optuna study {ranking.study_name!r} in {ranking.storage}"
-                 + (" (a path relative to this folder)" if ranking.storage.startswith("sqlite:///") else "")
-                 + f" (open with `optuna-dashboard {ranking.storage}`)")
-    return [Heading("Files"), Bullets([
-        "tables.tex: the tables above for LaTeX (booktabs); summary.csv: every figure per variant",
-        f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
-        "report from this folder alone", study,
-    ])]
+        study = (
+            f"Optuna study {ranking.study_name!r} in {ranking.storage}"
+            + (" (a path relative to this folder)" if ranking.storage.startswith("sqlite:///") else "")
+            + f" (open with `optuna-dashboard {ranking.storage}`)"
+        )
+    return [
+        Heading("Files"),
+        Bullets(
+            [
+                "tables.tex: the tables above for LaTeX (booktabs); summary.csv: every figure per variant",
+                f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
+                "report from this folder alone",
+                study,
+            ]
+        ),
+    ]
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -652,7 +841,11 @@ def to_html(blocks: list[Block], title: str) -> str:
             parts.append(block.frame.to_html(index=False, border=0))
         else:
             data = base64.b64encode(block.png).decode()
-            parts.append(f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            parts.append(
+                f'<figure><img alt="{html.escape(block.caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+            )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )

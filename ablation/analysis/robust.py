@@ -12,6 +12,7 @@ stratum, so its stratified bootstrap is this plain one. With fewer than 4 seeds 
 nothing and equals the mean; with 2-3 seeds a bootstrap interval is coarse (it can only take the
 values the seeds allow), so read it as a description of the seeds, not as a test.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,10 +27,12 @@ from .aggregate import reported_metric
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
-METHOD = (f"IQM: mean of the middle 50% of seeds (scipy trim_mean 0.25, as rliable); P(beats baseline): share "
-          f"of paired seeds on which the variant's top-1 is higher (ties count half); intervals: {CONFIDENCE:.0%} "
-          f"percentile bootstrap over seeds ({RESAMPLES} resamples, seeded; one task, so the stratified bootstrap "
-          f"has one stratum)")
+METHOD = (
+    f"IQM: mean of the middle 50% of seeds (scipy trim_mean 0.25, as rliable); P(beats baseline): share "
+    f"of paired seeds on which the variant's top-1 is higher (ties count half); intervals: {CONFIDENCE:.0%} "
+    f"percentile bootstrap over seeds ({RESAMPLES} resamples, seeded; one task, so the stratified bootstrap "
+    f"has one stratum)"
+)
 
 
 def iqm(values: Sequence[float]) -> float:
@@ -49,8 +52,16 @@ def interval(statistic, *samples: np.ndarray, paired: bool = False) -> tuple[flo
         return math.nan, math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples (all seeds equal) warn; the interval is then a point
-        found = stats.bootstrap(samples, statistic, paired=paired, vectorized=False, n_resamples=RESAMPLES,
-                                confidence_level=CONFIDENCE, method="percentile", random_state=0)
+        found = stats.bootstrap(
+            samples,
+            statistic,
+            paired=paired,
+            vectorized=False,
+            n_resamples=RESAMPLES,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            random_state=0,
+        )
     return float(found.confidence_interval.low), float(found.confidence_interval.high)
 
 
@@ -65,10 +76,19 @@ def robust_table(variants: pd.DataFrame, deltas: pd.DataFrame, results: pd.DataF
     for _, v in variants.iterrows():
         seeds = done[done["variant"] == v["variant"]].set_index("seed")[metric].astype(float).dropna()
         low, high = interval(iqm, seeds.to_numpy())
-        row = {"variant": v["label"], "seeds": len(seeds), "mean": float(seeds.mean()) if len(seeds) else math.nan,
-               "iqm": iqm(seeds.to_numpy()), "iqm_low": low, "iqm_high": high,
-               "baseline": baseline_of.get(v["variant"], ""), "p_improve": math.nan,
-               "p_improve_low": math.nan, "p_improve_high": math.nan, "paired": 0}
+        row = {
+            "variant": v["label"],
+            "seeds": len(seeds),
+            "mean": float(seeds.mean()) if len(seeds) else math.nan,
+            "iqm": iqm(seeds.to_numpy()),
+            "iqm_low": low,
+            "iqm_high": high,
+            "baseline": baseline_of.get(v["variant"], ""),
+            "p_improve": math.nan,
+            "p_improve_low": math.nan,
+            "p_improve_high": math.nan,
+            "paired": 0,
+        }
         if row["baseline"]:
             base = done[done["variant"] == by_label[row["baseline"]]].set_index("seed")[metric].astype(float).dropna()
             shared = seeds.index.intersection(base.index)
@@ -82,15 +102,21 @@ def robust_table(variants: pd.DataFrame, deltas: pd.DataFrame, results: pd.DataF
 
 def robust_frame(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`robust_table` as display strings."""
+
     def span(lo: float, hi: float, fmt: str) -> str:
         return "-" if math.isnan(lo) else f"[{lo:{fmt}}, {hi:{fmt}}]"
 
-    return pd.DataFrame({
-        "variant": table["variant"], "seeds": table["seeds"], "mean": table["mean"].map("{:.2f}".format),
-        "IQM": table["iqm"].map("{:.2f}".format),
-        "IQM 95% bootstrap": [span(lo, hi, ".2f") for lo, hi in zip(table["iqm_low"], table["iqm_high"])],
-        "baseline": table["baseline"].replace("", "-"),
-        "P(beats baseline)": [("-" if math.isnan(p) else f"{p:.2f} ({n} paired)")
-                              for p, n in zip(table["p_improve"], table["paired"])],
-        "P 95% bootstrap": [span(lo, hi, ".2f") for lo, hi in zip(table["p_improve_low"], table["p_improve_high"])],
-    })
+    return pd.DataFrame(
+        {
+            "variant": table["variant"],
+            "seeds": table["seeds"],
+            "mean": table["mean"].map("{:.2f}".format),
+            "IQM": table["iqm"].map("{:.2f}".format),
+            "IQM 95% bootstrap": [span(lo, hi, ".2f") for lo, hi in zip(table["iqm_low"], table["iqm_high"])],
+            "baseline": table["baseline"].replace("", "-"),
+            "P(beats baseline)": [
+                ("-" if math.isnan(p) else f"{p:.2f} ({n} paired)") for p, n in zip(table["p_improve"], table["paired"])
+            ],
+            "P 95% bootstrap": [span(lo, hi, ".2f") for lo, hi in zip(table["p_improve_low"], table["p_improve_high"])],
+        }
+    )

@@ -1,5 +1,6 @@
 """Report tables in the paper's style (variant, params, FLOPs, top-1 mean +- std, delta to the
 baseline), as DataFrames of display strings, and their LaTeX (booktabs) rendering."""
+
 from __future__ import annotations
 
 import math
@@ -16,11 +17,15 @@ CONVFC = "MACs conv+FC"
 
 def flops_note(variants: pd.DataFrame) -> str:
     """The sentence that tells the two FLOP columns apart (and says where one was not recorded)."""
-    text = ("FLOPs: multiply-adds for one image, every operation counted (convolutions, fully connected layers, "
-            f"batch norm, activations, residual adds, pooling, attention's elementwise work); {CONVFC}: "
-            "convolutions and fully connected layers only, the convention of the papers and torchvision's model "
-            "tables (ResNet-50 at 224 px: 4.09 G), to place a figure against a published one.")
-    recorded = variants["flops_convfc"].notna() if "flops_convfc" in variants else pd.Series(False, index=variants.index)
+    text = (
+        "FLOPs: multiply-adds for one image, every operation counted (convolutions, fully connected layers, "
+        f"batch norm, activations, residual adds, pooling, attention's elementwise work); {CONVFC}: "
+        "convolutions and fully connected layers only, the convention of the papers and torchvision's model "
+        "tables (ResNet-50 at 224 px: 4.09 G), to place a figure against a published one."
+    )
+    recorded = (
+        variants["flops_convfc"].notna() if "flops_convfc" in variants else pd.Series(False, index=variants.index)
+    )
     if not recorded.all():
         text += f" {CONVFC} is '-' for trials run before the harness recorded it."
     return text
@@ -96,8 +101,11 @@ def latency_text(v: pd.Series, path: str = "eager") -> str:
     if ms is None or math.isnan(ms):
         return "-"
     ratio = v.get("latency_ratio")
-    text = f"{ms:.2f} ms" if ratio is None or math.isnan(ratio) else \
-        f"x{ratio:.3f} [{v['latency_ratio_q25']:.3f}, {v['latency_ratio_q75']:.3f}] {ms:.2f} ms"
+    text = (
+        f"{ms:.2f} ms"
+        if ratio is None or math.isnan(ratio)
+        else f"x{ratio:.3f} [{v['latency_ratio_q25']:.3f}, {v['latency_ratio_q75']:.3f}] {ms:.2f} ms"
+    )
     return text + (" (fused kernel)" if path == "fused-sca" and v.get("attention") == "sca" else "")
 
 
@@ -108,8 +116,14 @@ def seeds_text(v: pd.Series) -> str:
     return text + (f" ({collapsed} of {int(v['n'])} collapsed)" if collapsed else "")
 
 
-def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = "top-1 %",
-                  latency: str = "latency ms", path: str = "eager", selection: str = "") -> pd.DataFrame:
+def variant_table(
+    variants: pd.DataFrame,
+    deltas: pd.DataFrame,
+    accuracy: str = "top-1 %",
+    latency: str = "latency ms",
+    path: str = "eager",
+    selection: str = "",
+) -> pd.DataFrame:
     """Every ranked variant: backbone, variant, seeds, params, FLOPs (ours and conv+FC), latency, top-1 (mean ± std,
     median, per seed), delta, front. ``accuracy``/``latency`` name those columns; ``selection``,
     when given, names a column of the selection split's top-1 (where it differs from the reported)."""
@@ -117,25 +131,33 @@ def variant_table(variants: pd.DataFrame, deltas: pd.DataFrame, accuracy: str = 
     rows = []
     for _, v in variants.sort_values(["backbone", "nd_rank", "top1_mean"], ascending=[True, True, False]).iterrows():
         row = {
-            "backbone": v["backbone"], "variant": variant_name(v), "n": int(v["n"]),
-            "params": count(v["params"]), "FLOPs": count(v["flops"]), CONVFC: count(v.get("flops_convfc")),
+            "backbone": v["backbone"],
+            "variant": variant_name(v),
+            "n": int(v["n"]),
+            "params": count(v["params"]),
+            "FLOPs": count(v["flops"]),
+            CONVFC: count(v.get("flops_convfc")),
             latency: latency_text(v, path),
         }
         if selection:
             row[selection] = mean_std(v["val_top1_mean"], v["val_top1_std"])
-        row.update({
-            accuracy: mean_std(v["top1_mean"], v["top1_std"]),
-            "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
-            "per seed": seeds_text(v),
-            "Δ top-1 [CI]": delta_text(by_variant.get(v["variant"])),
-            "Pareto": "yes" if v["pareto"] else "", "rank": int(v["nd_rank"]),
-        })
+        row.update(
+            {
+                accuracy: mean_std(v["top1_mean"], v["top1_std"]),
+                "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
+                "per seed": seeds_text(v),
+                "Δ top-1 [CI]": delta_text(by_variant.get(v["variant"])),
+                "Pareto": "yes" if v["pareto"] else "",
+                "rank": int(v["nd_rank"]),
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[str],
-                  accuracy: str = "top-1 %") -> dict[str, pd.DataFrame]:
+def factor_tables(
+    variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[str], accuracy: str = "top-1 %"
+) -> dict[str, pd.DataFrame]:
     """One table per varying attention factor: the baselines and the variants it applies to,
     ordered by backbone and factor value."""
     by_variant = {r["variant"]: r for _, r in deltas.iterrows()} if not deltas.empty else {}
@@ -144,15 +166,20 @@ def factor_tables(variants: pd.DataFrame, deltas: pd.DataFrame, factors: list[st
         applies = variants[(variants["attention"] == "none") | variants[factor].map(cell_text).ne("-")]
         rows = []
         for _, v in applies.sort_values(["backbone", factor], key=lambda s: s.map(cell_text)).iterrows():
-            rows.append({
-                "backbone": v["backbone"], factor: cell_text(v[factor]),
-                "variant": variant_name(v),
-                "params": count(v["params"]), "FLOPs": count(v["flops"]), CONVFC: count(v.get("flops_convfc")),
-                accuracy: mean_std(v["top1_mean"], v["top1_std"]),
-                "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
-                "per seed": seeds_text(v),
-                "Δ top-1": delta_text(by_variant.get(v["variant"])),
-            })
+            rows.append(
+                {
+                    "backbone": v["backbone"],
+                    factor: cell_text(v[factor]),
+                    "variant": variant_name(v),
+                    "params": count(v["params"]),
+                    "FLOPs": count(v["flops"]),
+                    CONVFC: count(v.get("flops_convfc")),
+                    accuracy: mean_std(v["top1_mean"], v["top1_std"]),
+                    "median": "-" if math.isnan(v["top1_median"]) else f"{v['top1_median']:.2f}",
+                    "per seed": seeds_text(v),
+                    "Δ top-1": delta_text(by_variant.get(v["variant"])),
+                }
+            )
         tables[factor] = pd.DataFrame(rows)
     return tables
 
@@ -162,8 +189,12 @@ def latex(tables: dict[str, pd.DataFrame], name: str) -> str:
     parts = [f"% Tables of sweep {name}, generated by `ablate report`; needs \\usepackage{{booktabs}}.\n"]
     for title, table in tables.items():
         styler = table.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-        text = styler.to_latex(hrules=True, position="htbp", position_float="centering",
-                               caption=f"{name}: {title}".replace("_", r"\_"),
-                               label=f"tab:{name}-{title}".replace("_", "-"))
+        text = styler.to_latex(
+            hrules=True,
+            position="htbp",
+            position_float="centering",
+            caption=f"{name}: {title}".replace("_", r"\_"),
+            label=f"tab:{name}-{title}".replace("_", "-"),
+        )
         parts.append(text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("†", r"$\dagger$"))
     return "\n".join(parts)

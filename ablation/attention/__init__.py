@@ -3,6 +3,7 @@
 Every module shares the constructor shape ``(channels, **options)`` and maps a
 ``(N, C, H, W)`` tensor to a tensor of the same shape.
 """
+
 from __future__ import annotations
 
 from torch import nn

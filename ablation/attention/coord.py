@@ -3,6 +3,7 @@
 Average-pool along W and along H, a shared 1x1 conv to ``max(8, C // reduction)`` channels
 with BN and h-swish, then one 1x1 conv and sigmoid per direction: gates (C, H, 1) and (C, 1, W).
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ and SCA are written here (``coord.py``, ``triplet.py``, ``sca.py``). timm is imp
 one of its modules is built (importing it costs about a second of CPU, and torchvision with it),
 so that a space or a command that builds none of them never loads it.
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -1,4 +1,5 @@
 """Checks shared by the attention modules: each bad option raises ``ConfigError`` naming it."""
+
 from __future__ import annotations
 
 from typing import Any, Iterable

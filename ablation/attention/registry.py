@@ -8,6 +8,7 @@ they are named, with the options their signature declares (``ablation/external.p
 pass on a small tensor has shown that they keep the shape of their input. Their option values
 are coerced to the types the signature declares, and an option without a default must be given.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, cast
@@ -28,19 +29,35 @@ def known_names() -> list[str]:
 
 def _resolve(name: str) -> AttentionSpec:
     """The spec of ``name``: registered, or loaded from an import path or an entry point."""
-    from ..external import (display_name, entry_points, is_import_path, load_callable, load_entry_point, option_types,
-                           required_options, signature_options)
+    from ..external import (
+        display_name,
+        entry_points,
+        is_import_path,
+        load_callable,
+        load_entry_point,
+        option_types,
+        required_options,
+        signature_options,
+    )
 
     if name in ATTENTIONS:
         return ATTENTIONS[name]
     if not isinstance(name, str) or not (is_import_path(name) or name in entry_points()):
-        raise ConfigError(f"unknown attention {name!r}; allowed: {known_names()}, or an import path "
-                          f"'package.module:Class' of your own module")
+        raise ConfigError(
+            f"unknown attention {name!r}; allowed: {known_names()}, or an import path "
+            f"'package.module:Class' of your own module"
+        )
     factory = load_callable(name) if is_import_path(name) else load_entry_point(name)
     try:
-        spec = AttentionSpec(name, factory, signature_options(factory), external=True,
-                             required=required_options(factory), types=option_types(factory),
-                             display=display_name(factory, name))
+        spec = AttentionSpec(
+            name,
+            factory,
+            signature_options(factory),
+            external=True,
+            required=required_options(factory),
+            types=option_types(factory),
+            display=display_name(factory, name),
+        )
     except ConfigError as exc:
         raise ConfigError(f"attention {name!r}: {exc}") from None
     check_shape(name, factory)
@@ -60,8 +77,9 @@ def check_shape(name: str, factory: Callable[..., nn.Module], options: Optional[
     try:
         module = factory(8, **(options or {}))
     except Exception as exc:
-        raise ConfigError(f"attention {name!r}: cannot be built as {name}(8{_kw(options)}) "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise ConfigError(
+            f"attention {name!r}: cannot be built as {name}(8{_kw(options)}) ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(module, nn.Module):
         raise ConfigError(f"attention {name!r}: returned {type(module).__name__}, not a torch.nn.Module")
     x = torch.randn(2, 8, 5, 6)
@@ -69,12 +87,15 @@ def check_shape(name: str, factory: Callable[..., nn.Module], options: Optional[
         with torch.no_grad():
             out = module.eval()(x)
     except Exception as exc:
-        raise ConfigError(f"attention {name!r}: a forward pass of {name}(8{_kw(options)}) on a (2, 8, 5, 6) tensor failed "
-                          f"({type(exc).__name__}: {exc}); it must map (N, C, H, W) to the same shape") from None
+        raise ConfigError(
+            f"attention {name!r}: a forward pass of {name}(8{_kw(options)}) on a (2, 8, 5, 6) tensor failed "
+            f"({type(exc).__name__}: {exc}); it must map (N, C, H, W) to the same shape"
+        ) from None
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"attention {name!r}: output {got} for input (2, 8, 5, 6); it must keep the shape "
-                          f"(N, C, H, W) of its input")
+        raise ConfigError(
+            f"attention {name!r}: output {got} for input (2, 8, 5, 6); it must keep the shape (N, C, H, W) of its input"
+        )
 
 
 def _kw(options: Optional[dict]) -> str:
@@ -112,8 +133,10 @@ def missing_options(name: str, options: dict[str, Any]) -> list[str]:
 
 def missing_message(name: str, missing: list[str]) -> str:
     """One line naming the options a module needs and how to give them."""
-    return (f"attention {name!r} needs option(s) {missing}: its signature gives no default; give "
-            f"{missing[0]}=VALUE (ablate profile: --option {missing[0]}=VALUE; a space: a base key or a grid axis)")
+    return (
+        f"attention {name!r} needs option(s) {missing}: its signature gives no default; give "
+        f"{missing[0]}=VALUE (ablate profile: --option {missing[0]}=VALUE; a space: a base key or a grid axis)"
+    )
 
 
 def coerce_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +167,9 @@ def build_attention(name: str, channels: int, **options: Any) -> nn.Module:
         try:
             module = spec.factory(channels, **options)
         except Exception as exc:
-            raise ConfigError(f"attention {name!r}: building {name}({channels}{_kw(options)}) failed "
-                              f"({type(exc).__name__}: {exc})") from None
+            raise ConfigError(
+                f"attention {name!r}: building {name}({channels}{_kw(options)}) failed ({type(exc).__name__}: {exc})"
+            ) from None
         if not isinstance(module, nn.Module):
             raise ConfigError(f"attention {name!r}: returned {type(module).__name__}, not a torch.nn.Module")
     else:

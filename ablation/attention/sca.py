@@ -31,6 +31,7 @@ pooling), was chosen by the reading study (``docs/sca_reading.md``): it has no 2
 and no channel reduction, starts near identity (three gates near 1 multiplied), and trained with
 no collapsed seed. The reading of the first releases is ``branches: hwc, gate: sigmoid``.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -51,7 +52,12 @@ GATES = ("sigmoid", "2sigmoid")
 
 def check_branches(branches: object) -> str:
     """A non-empty string of distinct letters from ``hwcs``, returned in canonical order."""
-    if not isinstance(branches, str) or not branches or set(branches) - set(BRANCHES) or len(set(branches)) != len(branches):
+    if (
+        not isinstance(branches, str)
+        or not branches
+        or set(branches) - set(BRANCHES)
+        or len(set(branches)) != len(branches)
+    ):
         raise ConfigError(
             f"sca: branches must be a non-empty string of distinct letters from {BRANCHES!r} "
             f"(e.g. 'hwc', 'hws', 'hw', 'c'), got {branches!r}"
@@ -72,8 +78,14 @@ class SCA(nn.Module):
     """
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, branches: str = "hws", pool: str = "avg", fuse: str = "mul",
-        norm: str = "none", gate: str = "2sigmoid",
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        branches: str = "hws",
+        pool: str = "avg",
+        fuse: str = "mul",
+        norm: str = "none",
+        gate: str = "2sigmoid",
     ) -> None:
         super().__init__()
         k = check_kernel("sca", kernel_size)
@@ -136,8 +148,10 @@ class SCA(nn.Module):
         """Weights of conv_h, conv_w, conv_c (None where absent), read from the registries:
         nn.Module attribute lookup would cost more than the kernel itself on small maps."""
         modules = self._modules
-        return [None if (module := modules.get(name)) is None else module._parameters["weight"]
-                for name in ("conv_h", "conv_w", "conv_c")]
+        return [
+            None if (module := modules.get(name)) is None else module._parameters["weight"]
+            for name in ("conv_h", "conv_w", "conv_c")
+        ]
 
     def forward(self, x: Tensor) -> Tensor:
         if not (self.fused and self.kernel_ok):

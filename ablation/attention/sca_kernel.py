@@ -12,6 +12,7 @@ tracing or compiling, so that fvcore still counts the eager ops. Everything else
 machine without a C compiler, runs the eager module; the two agree to float rounding.
 Set ``ABLATION_SCA_KERNEL=0`` to turn the kernel off.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,8 +32,7 @@ import torch
 from torch import Tensor
 
 SOURCE = Path(__file__).with_name("sca_kernel.c")
-FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
-         "-shared", "-fPIC")
+FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-shared", "-fPIC")
 ENV_SWITCH = "ABLATION_SCA_KERNEL"
 POOLS = {"avg": 0, "max": 1, "avgmax": 2}
 FUSES = {"mul": 0, "mean": 1}
@@ -76,8 +76,9 @@ def _compile(cc: str, target: Path) -> None:
     try:
         errors = ""
         for arch in (["-march=native"], []):  # some compilers or CPUs have no -march=native
-            run = subprocess.run([cc, *FLAGS, *arch, "-o", tmp, str(SOURCE), "-lm"],
-                                 capture_output=True, text=True, timeout=300)
+            run = subprocess.run(
+                [cc, *FLAGS, *arch, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=300
+            )
             if run.returncode == 0:
                 os.replace(tmp, target)
                 return
@@ -98,8 +99,9 @@ def library() -> Optional[ctypes.CDLL]:
         if not cc:
             raise RuntimeError("no C compiler (cc or gcc, or $CC) on PATH")
         source = SOURCE.read_bytes()
-        key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), cc.encode(),
-                                         _cpu_signature().encode()])).hexdigest()[:16]
+        key = hashlib.sha256(
+            b"\0".join([source, " ".join(FLAGS).encode(), cc.encode(), _cpu_signature().encode()])
+        ).hexdigest()[:16]
         target = _cache_dir() / f"sca_kernel_{key}.so"
         if not target.exists():
             _compile(cc, target)
@@ -137,8 +139,15 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sca-kernel")
 
 
-def forward(x: Tensor, kernel_size: int, branches: str, pool: str, fuse: str,
-            weights: list[Optional[Tensor]], inplace: bool = False) -> Tensor:
+def forward(
+    x: Tensor,
+    kernel_size: int,
+    branches: str,
+    pool: str,
+    fuse: str,
+    weights: list[Optional[Tensor]],
+    inplace: bool = False,
+) -> Tensor:
     """SCA of ``x`` by the kernel; ``weights`` are the h, w, c conv weights (None where absent).
     ``inplace`` writes the result over ``x`` and returns it: the kernel pools a channel block
     before it gates it, so reading and writing one buffer gives the same result, without a new
@@ -147,16 +156,23 @@ def forward(x: Tensor, kernel_size: int, branches: str, pool: str, fuse: str,
     assert lib is not None, "call applies() first"
     out = x if inplace else torch.empty_like(x)
     n, c, h, w = x.shape
-    options = (c, h, w, kernel_size, _branch_mask(branches), POOLS[pool], FUSES[fuse],
-               *[None if wt is None else wt.data_ptr() for wt in weights])
+    options = (
+        c,
+        h,
+        w,
+        kernel_size,
+        _branch_mask(branches),
+        POOLS[pool],
+        FUSES[fuse],
+        *[None if wt is None else wt.data_ptr() for wt in weights],
+    )
     threads = min(torch.get_num_threads(), n)
     if threads <= 1:
         status = [lib.sca_forward(x.data_ptr(), out.data_ptr(), n, *options)]
     else:  # ctypes drops the GIL: one slice of the batch per intra-op thread
         step = c * h * w * x.element_size()
         bounds = [n * i // threads for i in range(threads + 1)]
-        jobs = [(x.data_ptr() + a * step, out.data_ptr() + a * step, b - a)
-                for a, b in zip(bounds, bounds[1:])]
+        jobs = [(x.data_ptr() + a * step, out.data_ptr() + a * step, b - a) for a, b in zip(bounds, bounds[1:])]
         pending = [_pool(threads - 1).submit(lib.sca_forward, *job, *options) for job in jobs[1:]]
         status = [lib.sca_forward(*jobs[0], *options)] + [p.result() for p in pending]
     if any(status):

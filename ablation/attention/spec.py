@@ -3,6 +3,7 @@
 The modules shipped here add themselves with :func:`register` (``modules.py``); the registry
 (``registry.py``) reads this table and adds a user's modules to it the first time they are named.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -6,6 +6,7 @@ averaged. The authors permute the tensor so that each plane is the last two dime
 along a dimension in place gives the same planes without copies (the (C, H) branch sees the
 transpose of the authors' (H, C) plane, which only transposes its learned kernel).
 """
+
 from __future__ import annotations
 
 import torch

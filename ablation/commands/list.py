@@ -1,17 +1,24 @@
 """`ablate list [NAME ...]`: the attention modules and backbones (shipped, installed by packages,
 or named by import path) with their options."""
+
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-HELP = ("list attention modules (with their options) and backbones, including those installed packages register; "
-        "or describe the ones named (e.g. an import path my_blocks:SimAM)")
+HELP = (
+    "list attention modules (with their options) and backbones, including those installed packages register; "
+    "or describe the ones named (e.g. an import path my_blocks:SimAM)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="describe only these: attention or backbone names, or import paths package.module:Class")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="describe only these: attention or backbone names, or import paths package.module:Class",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -26,9 +33,15 @@ def _attention_row(name: str) -> dict[str, Any]:
         return {"attention": name, "options": [], "from": origin(name), "display_name": name, "error": str(exc)}
     spec = ATTENTIONS[name]
     defaults = option_defaults(name)
-    return {"attention": name, "options": options, "from": origin(name), "display_name": display(name),
-            "required": sorted(spec.required), "types": {k: t.__name__ for k, t in sorted(spec.types.items())},
-            "defaults": {k: defaults[k] for k in options if k in defaults}}
+    return {
+        "attention": name,
+        "options": options,
+        "from": origin(name),
+        "display_name": display(name),
+        "required": sorted(spec.required),
+        "types": {k: t.__name__ for k, t in sorted(spec.types.items())},
+        "defaults": {k: defaults[k] for k in options if k in defaults},
+    }
 
 
 def _backbone_row(name: str) -> dict[str, Any]:
@@ -41,11 +54,20 @@ def _backbone_row(name: str) -> dict[str, Any]:
         return {"backbone": name, "from": "ablation", "display_name": name, "positions": list(positions(name))}
     try:
         takes = sorted(p for p in backbone_parameters(name) if p in OPTIONAL)
-        return {"backbone": name, "from": origin(name, BACKBONE_GROUP), "display_name": backbone_display(name),
-                "takes": takes}
+        return {
+            "backbone": name,
+            "from": origin(name, BACKBONE_GROUP),
+            "display_name": backbone_display(name),
+            "takes": takes,
+        }
     except ConfigError as exc:
-        return {"backbone": name, "from": origin(name, BACKBONE_GROUP), "display_name": name, "takes": [],
-                "error": str(exc)}
+        return {
+            "backbone": name,
+            "from": origin(name, BACKBONE_GROUP),
+            "display_name": name,
+            "takes": [],
+            "error": str(exc),
+        }
 
 
 def _is_backbone(name: str) -> bool:
@@ -83,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(failed[0]["error"])
     else:
         attention = [_attention_row(name) for name in known_names()]
-        backbones = [_backbone_row(name) for name in (*BACKBONES, *sorted(set(entry_points(BACKBONE_GROUP))
-                                                                         - set(BACKBONES)))]
+        backbones = [
+            _backbone_row(name) for name in (*BACKBONES, *sorted(set(entry_points(BACKBONE_GROUP)) - set(BACKBONES)))
+        ]
     if args.json:
         print(json.dumps({"attention": attention, "backbones": backbones}, indent=2, default=str))
         return 0
@@ -93,26 +116,34 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     if attention:
-        table = Table(title="attention modules" + ("" if args.names else " (also: any import path "
-                                                                         "package.module:Class)"))
+        table = Table(
+            title="attention modules" + ("" if args.names else " (also: any import path package.module:Class)")
+        )
         for column in ("attention", "options", "from", "shown as"):
             table.add_column(column)
         for row in attention:
-            table.add_row(row["attention"], row.get("error") or _options_text(row) or "-", row["from"],
-                          _shown(row, "attention"))
+            table.add_row(
+                row["attention"], row.get("error") or _options_text(row) or "-", row["from"], _shown(row, "attention")
+            )
         console.print(table)
     if backbones:
         table = Table(title="backbones" + ("" if args.names else " (also: any import path package.module:build)"))
         for column in ("backbone", "takes", "from", "shown as"):
             table.add_column(column)
         for row in backbones:
-            takes = row.get("error") or (f"position: {', '.join(row['positions'])}" if "positions" in row
-                                         else ", ".join(["num_classes", "attention", *row["takes"]]))
+            takes = row.get("error") or (
+                f"position: {', '.join(row['positions'])}"
+                if "positions" in row
+                else ", ".join(["num_classes", "attention", *row["takes"]])
+            )
             table.add_row(row["backbone"], takes, row["from"], _shown(row, "backbone"))
         console.print(table)
     if not args.names:
-        console.print(f"installed packages register attention modules in the entry-point group {ENTRY_POINT_GROUP!r} "
-                      f"and backbones in {BACKBONE_GROUP!r}", markup=False)
+        console.print(
+            f"installed packages register attention modules in the entry-point group {ENTRY_POINT_GROUP!r} "
+            f"and backbones in {BACKBONE_GROUP!r}",
+            markup=False,
+        )
     return 0
 
 

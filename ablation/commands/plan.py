@@ -1,12 +1,15 @@
 """`ablate plan [SPACE] --pilot DIR`: which budget of a pilot decides the most per CPU-hour, and
 what a space will cost before it starts (``ablation.analysis.plan``)."""
+
 from __future__ import annotations
 
 import argparse
 import os
 
-HELP = ("from a pilot sweep: each budget's trial time, convergence, seed spread and CPU-hours per decision, the "
-        "budget to run; with SPACE, the space's trials and wall-clock hours on this machine")
+HELP = (
+    "from a pilot sweep: each budget's trial time, convergence, seed spread and CPU-hours per decision, the "
+    "budget to run; with SPACE, the space's trials and wall-clock hours on this machine"
+)
 
 
 def _relative(text: str) -> tuple[str, float]:
@@ -16,30 +19,48 @@ def _relative(text: str) -> tuple[str, float]:
     except ValueError:
         ratio = -1.0
     if not eq or not name or not ratio > 0:
-        raise argparse.ArgumentTypeError(f"--relative-cost takes MODULE=RATIO or BACKBONE:MODULE=RATIO with a ratio "
-                                         f"> 0 (trial time relative to the pilot's baseline), e.g. cbam=1.7; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--relative-cost takes MODULE=RATIO or BACKBONE:MODULE=RATIO with a ratio "
+            f"> 0 (trial time relative to the pilot's baseline), e.g. cbam=1.7; got {text!r}"
+        )
     return name, ratio
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", nargs="?", metavar="SPACE", help="a search-space file to cost (optional)")
-    parser.add_argument("--pilot", required=True, metavar="DIR",
-                        help="the pilot: a sweep's run directory or a report folder (results.csv, epochs.csv)")
+    parser.add_argument(
+        "--pilot",
+        required=True,
+        metavar="DIR",
+        help="the pilot: a sweep's run directory or a report folder (results.csv, epochs.csv)",
+    )
     parser.add_argument("--out", metavar="DIR", help="write plan.md and plan.csv (and cost.csv with SPACE) here")
     parser.add_argument("--baseline", default="none", help="the pilot's baseline attention (default: none)")
-    parser.add_argument("--effect", type=float, default=1.0,
-                        help="target difference in points of test top-1 a decision must detect (default 1)")
-    parser.add_argument("--flat", type=float, default=0.2,
-                        help="a budget is flat when every baseline seed gained less than this many points of "
-                             "validation top-1 over its last 3 epochs (default 0.2)")
-    parser.add_argument("--alpha", type=float,
-                        help="the study's familywise alpha (default: SPACE's, else 0.05)")
-    parser.add_argument("--comparisons", type=int,
-                        help="comparisons alpha is split over (default: SPACE's, else 1)")
+    parser.add_argument(
+        "--effect",
+        type=float,
+        default=1.0,
+        help="target difference in points of test top-1 a decision must detect (default 1)",
+    )
+    parser.add_argument(
+        "--flat",
+        type=float,
+        default=0.2,
+        help="a budget is flat when every baseline seed gained less than this many points of "
+        "validation top-1 over its last 3 epochs (default 0.2)",
+    )
+    parser.add_argument("--alpha", type=float, help="the study's familywise alpha (default: SPACE's, else 0.05)")
+    parser.add_argument("--comparisons", type=int, help="comparisons alpha is split over (default: SPACE's, else 1)")
     parser.add_argument("--cores", type=float, help="cores of the machine the space runs on (default: this one's)")
-    parser.add_argument("--relative-cost", type=_relative, action="append", default=[], metavar="MODULE=RATIO",
-                        help="trial time of a module the pilot lacks relative to its baseline (repeatable; "
-                             "BACKBONE:MODULE=RATIO for a backbone the pilot lacks)")
+    parser.add_argument(
+        "--relative-cost",
+        type=_relative,
+        action="append",
+        default=[],
+        metavar="MODULE=RATIO",
+        help="trial time of a module the pilot lacks relative to its baseline (repeatable; "
+        "BACKBONE:MODULE=RATIO for a backbone the pilot lacks)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

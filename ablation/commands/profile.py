@@ -1,4 +1,5 @@
 """`ablate profile`: parameters, FLOPs and latency of one backbone with one attention variant."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,10 @@ HELP = "print params, FLOPs (multiply-adds), attention's share and latency of on
 
 
 #: The two FLOP counts, told apart under the table.
-CONVENTION = ("flops counts every op (BN, activations, residual adds, pooling too); flops_convfc counts conv and "
-              "fully connected layers only, the papers' and torchvision's convention")
+CONVENTION = (
+    "flops counts every op (BN, activations, residual adds, pooling too); flops_convfc counts conv and "
+    "fully connected layers only, the papers' and torchvision's convention"
+)
 
 
 def _stages(text: str) -> list[int]:
@@ -29,8 +32,9 @@ def _kernel_size(text: str) -> Union[int, list[int]]:
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--kernel-size takes an integer, or one per stage with attention such "
-                                         f"as 3,5,5,7; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--kernel-size takes an integer, or one per stage with attention such as 3,5,5,7; got {text!r}"
+        ) from None
     return sizes if "," in text else sizes[0]
 
 
@@ -38,20 +42,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import BACKBONES
 
     parser.add_argument("--backbone", default="resnet50", help=f"one of {', '.join(BACKBONES)} (default resnet50)")
-    parser.add_argument("--attention", default="none",
-                        help="attention module (default none): a name (see `ablate list`) or an import path "
-                             "package.module:Class of your own")
+    parser.add_argument(
+        "--attention",
+        default="none",
+        help="attention module (default none): a name (see `ablate list`) or an import path "
+        "package.module:Class of your own",
+    )
     parser.add_argument("--position", default="standard", help="where in each block (default standard)")
     parser.add_argument("--stages", type=_stages, help="comma-separated stages that get attention (default all)")
-    parser.add_argument("--kernel-size", type=_kernel_size,
-                        help="attention kernel size, or one per stage with attention (e.g. 3,5,5,7)")
+    parser.add_argument(
+        "--kernel-size", type=_kernel_size, help="attention kernel size, or one per stage with attention (e.g. 3,5,5,7)"
+    )
     parser.add_argument("--branches", help="sca branches, letters from hwcs")
     parser.add_argument("--pool", help="sca pooling: avg, max or avgmax")
     parser.add_argument("--fuse", help="sca gate fusion: mul or mean")
     parser.add_argument("--norm", help="sca gate normalisation: none or bn")
     parser.add_argument("--gate", help="sca gate: sigmoid or 2sigmoid")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="an option of your own module (repeatable; values read as YAML)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of your own module (repeatable; values read as YAML)",
+    )
     parser.add_argument("--reduction", type=int, help="channel reduction (se, cbam, coord)")
     parser.add_argument("--width-mult", type=float, default=1.0, help="MobileNetV2 width multiplier")
     parser.add_argument("--small-input", action="store_true", help="stem for 28-32 px images")
@@ -63,9 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="latency device (default cpu)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    parser.add_argument("--path", default="eager", choices=EXECUTION_PATHS,
-                        help="execution path for latency: eager PyTorch ops (default), torch.compile, or eager with "
-                             "SCA's hand-fused CPU kernel")
+    parser.add_argument(
+        "--path",
+        default="eager",
+        choices=EXECUTION_PATHS,
+        help="execution path for latency: eager PyTorch ops (default), torch.compile, or eager with "
+        "SCA's hand-fused CPU kernel",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -90,21 +107,43 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     model = build_model(
-        args.backbone, args.attention, args.position, args.stages, num_classes=args.num_classes,
-        in_channels=args.in_channels, small_input=args.small_input, width_mult=args.width_mult, **_options(args),
+        args.backbone,
+        args.attention,
+        args.position,
+        args.stages,
+        num_classes=args.num_classes,
+        in_channels=args.in_channels,
+        small_input=args.small_input,
+        width_mult=args.width_mult,
+        **_options(args),
     )
     report = profile_model(
-        model, args.input_size, args.in_channels, batch_size=args.batch_size, runs=args.runs,
-        device=args.device, threads=args.threads, latency=not args.no_latency, path=args.path,
+        model,
+        args.input_size,
+        args.in_channels,
+        batch_size=args.batch_size,
+        runs=args.runs,
+        device=args.device,
+        threads=args.threads,
+        latency=not args.no_latency,
+        path=args.path,
     )
     placement = {"position": args.position, "stages": args.stages}  # shown where the backbone takes them
-    figures = {"backbone": args.backbone, "attention": args.attention,
-               **{k: placement[k] for k in placement_keys(args.backbone)},
-               **_options(args), "input_size": args.input_size, **report.as_dict(),
-               "latency_path": args.path}
+    figures = {
+        "backbone": args.backbone,
+        "attention": args.attention,
+        **{k: placement[k] for k in placement_keys(args.backbone)},
+        **_options(args),
+        "input_size": args.input_size,
+        **report.as_dict(),
+        "latency_path": args.path,
+    }
     if report.uncounted:
-        print(f"warning: fvcore has no FLOP handle for {report.as_dict()['uncounted_ops']}: those ops are counted "
-              f"as 0 FLOPs, so the FLOPs above are a lower bound", file=sys.stderr)
+        print(
+            f"warning: fvcore has no FLOP handle for {report.as_dict()['uncounted_ops']}: those ops are counted "
+            f"as 0 FLOPs, so the FLOPs above are a lower bound",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({**figures, "attention_flops_by_module": report.attention_flops_by_module}, indent=2))
     else:

@@ -1,4 +1,5 @@
 """`ablate report RUN_DIR`: rank a sweep's variants and write its report from disk alone."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,13 +12,22 @@ HELP = "rank a sweep's variants (Optuna) and write its report (Markdown, HTML, L
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="run directory of a sweep (runs/<name>/, holding results.csv)")
     parser.add_argument("--out", help="report folder (default: reports/<name>)")
-    parser.add_argument("--storage", help="Optuna storage URL for the study (default: sqlite:///RUN_DIR/optuna.db, copied into the "
-                             "report folder)")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="first time every completed variant side by side (interleaved rounds, ratio to the "
-                             "plain backbone) and write RUN_DIR/latency.csv; settings from the space's latency section")
-    parser.add_argument("--path", choices=EXECUTION_PATHS, help="execution path of the calibration (default: the space's)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of the calibration, >= 3 (default: the space's, 15 unless set)")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL for the study (default: sqlite:///RUN_DIR/optuna.db, copied into the report folder)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first time every completed variant side by side (interleaved rounds, ratio to the "
+        "plain backbone) and write RUN_DIR/latency.csv; settings from the space's latency section",
+    )
+    parser.add_argument(
+        "--path", choices=EXECUTION_PATHS, help="execution path of the calibration (default: the space's)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds of the calibration, >= 3 (default: the space's, 15 unless set)"
+    )
     parser.add_argument("--device", default="cpu", help="device of the calibration (default: cpu)")
 
 

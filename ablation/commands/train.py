@@ -1,4 +1,5 @@
 """`ablate train [CONFIG.yaml] key=value ...`: train one trial and print (or save) its metrics."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,13 @@ HELP = "train one trial (a YAML config and/or key=value overrides); write its me
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("settings", nargs="*", metavar="CONFIG.yaml | key=value",
-                        help="a YAML file of trial-config keys, then key=value overrides "
-                             "(e.g. backbone=resnet20 attention=sca kernel_size=5 dataset=fashion-mnist epochs=3)")
+    parser.add_argument(
+        "settings",
+        nargs="*",
+        metavar="CONFIG.yaml | key=value",
+        help="a YAML file of trial-config keys, then key=value overrides "
+        "(e.g. backbone=resnet20 attention=sca kernel_size=5 dataset=fashion-mnist epochs=3)",
+    )
     parser.add_argument("--out", metavar="FILE.json", help="write the final metrics (with history) as JSON")
     parser.add_argument("--checkpoint-dir", metavar="DIR", help="keep the latest epoch's checkpoint in DIR")
     parser.add_argument("--resume", metavar="DIR", help="continue from a checkpoint directory")
@@ -56,8 +61,14 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = as_config(load_settings(args.settings))
     console = Console(stderr=True, quiet=args.quiet)
-    with Progress(TextColumn("epoch {task.fields[epoch]}/" + str(cfg.epochs)), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}/" + str(cfg.epochs)),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("train", total=None, epoch=0)
 
         def progress(epoch: int, step: int, steps: int) -> None:
@@ -72,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
                 f"epoch {metrics['epoch']:>3}  train_loss {metrics['train_loss']:.4f}  val_loss {metrics['val_loss']:.4f}  "
                 f"val top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  {metrics['images_per_s']:.0f} img/s  "
                 f"{metrics['epoch_time_s']:.1f}s",
-                soft_wrap=True, markup=False, highlight=False,
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
             )
 
         result = run_trial(cfg, report=report, resume_from=args.resume, progress=progress)
@@ -80,8 +93,24 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
-    summary = {k: result[k] for k in ("top1", "top5", "val_loss", "test_top1", "test_top5", "best_top1",
-                                       "best_epoch", "epochs_done", "train_time_s", "params", "flops",
-                                       "flops_convfc", "latency_ms") if k in result}
+    summary = {
+        k: result[k]
+        for k in (
+            "top1",
+            "top5",
+            "val_loss",
+            "test_top1",
+            "test_top5",
+            "best_top1",
+            "best_epoch",
+            "epochs_done",
+            "train_time_s",
+            "params",
+            "flops",
+            "flops_convfc",
+            "latency_ms",
+        )
+        if k in result
+    }
     print(json.dumps(summary))
     return 0

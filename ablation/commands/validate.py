@@ -1,4 +1,5 @@
 """`ablate validate SPACE.yaml`: check a search space, list its trials and estimate their cost."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,18 @@ TRAIN_FLOPS_FACTOR = 3
 #: (classes, channels, input size) of data sets whose files may be absent where a space is
 #: validated (e.g. a cluster's ImageNet): forward FLOPs are still shown, training FLOPs not.
 NOMINAL_SHAPES: dict[str, tuple[int, int, int]] = {
-    "imagefolder": (1000, 3, 224), "fashion-mnist": (10, 1, 28), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32),
+    "imagefolder": (1000, 3, 224),
+    "fashion-mnist": (10, 1, 28),
+    "cifar10": (10, 3, 32),
+    "cifar100": (100, 3, 32),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search-space YAML file (see search_spaces/)")
-    parser.add_argument("--no-cost", action="store_true", help="skip the FLOPs estimate (no data set or model is loaded)")
+    parser.add_argument(
+        "--no-cost", action="store_true", help="skip the FLOPs estimate (no data set or model is loaded)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,9 +55,17 @@ def _forward_flops(model_key: str, num_classes: int, in_channels: int, input_siz
 
     cfg = TrialConfig.model_validate_json(model_key)
     small_input = cfg.small_input if cfg.small_input is not None else input_size <= 64
-    model = build_model(cfg.backbone, cfg.attention, cfg.position, cfg.stages, num_classes=num_classes,
-                        in_channels=in_channels, small_input=small_input, width_mult=cfg.width_mult,
-                        **cfg.attention_kwargs())
+    model = build_model(
+        cfg.backbone,
+        cfg.attention,
+        cfg.position,
+        cfg.stages,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        width_mult=cfg.width_mult,
+        **cfg.attention_kwargs(),
+    )
     # one thread: a single traced image gains nothing from more, and on a busy machine threads that
     # wait on each other made the count take seconds per model
     return float(profile_model(model, input_size, in_channels, threads=1, latency=False).flops)
@@ -72,8 +86,12 @@ def trial_cost(cfg: TrialConfig) -> dict[str, Any]:
         flops = _forward_flops(model_key, *nominal) if nominal else None
         return {"forward_flops": flops, "train_images": None, "train_flops": None, "note": str(exc)}
     flops = _forward_flops(model_key, classes, channels, size)
-    return {"forward_flops": flops, "train_images": images,
-            "train_flops": flops * TRAIN_FLOPS_FACTOR * cfg.epochs * images, "note": ""}
+    return {
+        "forward_flops": flops,
+        "train_images": images,
+        "train_flops": flops * TRAIN_FLOPS_FACTOR * cfg.epochs * images,
+        "note": "",
+    }
 
 
 def trial_costs(configs: list[TrialConfig]) -> list[dict[str, Any]]:
@@ -99,16 +117,24 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
     spec = space.spec
     console.print(f"[bold]{spec.name}[/bold]: {' '.join(spec.description.split())}")
     budget = spec.budget
-    sched = "none" if budget.scheduler == "none" else (
-        f"asha (grace {budget.grace_period}, reduction {budget.reduction_factor:g})")
+    sched = (
+        "none"
+        if budget.scheduler == "none"
+        else (f"asha (grace {budget.grace_period}, reduction {budget.reduction_factor:g})")
+    )
     seeds = space.seed_budget
-    console.print(f"{'at most ' if seeds else ''}{space.num_trials} trials, {budget.epochs} epochs each, "
-                  f"scheduler {sched}, {spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU per trial, "
-                  f"max failures {budget.max_failures}")
+    console.print(
+        f"{'at most ' if seeds else ''}{space.num_trials} trials, {budget.epochs} epochs each, "
+        f"scheduler {sched}, {spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU per trial, "
+        f"max failures {budget.max_failures}"
+    )
     if seeds:
-        console.print(f"seeds as a budget: {seeds.min_} per variant, then one more where a comparison is open, "
-                      f"up to {seeds.max_} (alpha {seeds.alpha:g}, equivalence ±{seeds.equivalence:g} points"
-                      + (f", reference {seeds.reference}" if seeds.reference else "") + ")")
+        console.print(
+            f"seeds as a budget: {seeds.min_} per variant, then one more where a comparison is open, "
+            f"up to {seeds.max_} (alpha {seeds.alpha:g}, equivalence ±{seeds.equivalence:g} points"
+            + (f", reference {seeds.reference}" if seeds.reference else "")
+            + ")"
+        )
     keys = space.varying_keys()
     configs = space.configs()
     if spec.sample is not None:
@@ -141,12 +167,16 @@ def print_space(space: SearchSpace, costs: Optional[list[dict[str, Any]]]) -> No
     what = "mean over the corners x samples" if space.sampled else "sum over trials"
     if known:
         total = sum(known) / len(known) * len(configs) * scale if space.sampled else sum(known)
-        console.print(f"estimated training cost: {_si(total)}FLOPs ({what}; forward FLOPs from fvcore, "
-                      f"multiply-adds, x{TRAIN_FLOPS_FACTOR} for forward+backward x epochs x training images; "
-                      f"evaluation not included)")
+        console.print(
+            f"estimated training cost: {_si(total)}FLOPs ({what}; forward FLOPs from fvcore, "
+            f"multiply-adds, x{TRAIN_FLOPS_FACTOR} for forward+backward x epochs x training images; "
+            f"evaluation not included)"
+        )
     for note in notes:
-        console.print(f"training cost unknown where data is missing (forward FLOPs at the data set's nominal "
-                      f"shape): {note}", markup=False)
+        console.print(
+            f"training cost unknown where data is missing (forward FLOPs at the data set's nominal shape): {note}",
+            markup=False,
+        )
 
 
 def _cell(value: Any) -> str:

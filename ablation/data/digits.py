@@ -10,6 +10,7 @@ scikit-learn (about 2 s of CPU at start-up); ``tests/test_data.py`` compares bot
 scikit-learn where it is installed. Both are scikit-learn's work under its BSD 3-clause licence:
 see ``DIGITS_NOTICE`` beside this file.
 """
+
 from __future__ import annotations
 
 import gzip

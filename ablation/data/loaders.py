@@ -24,6 +24,7 @@ Sizes: ``subset`` keeps that many (or that fraction) of the training images left
 validation carve-out, drawn with the trial's seed; ``eval_subset`` caps the validation and the
 test split each (fixed seed: every trial is evaluated on the same images). Neither given: all.
 """
+
 from __future__ import annotations
 
 import math
@@ -132,8 +133,9 @@ def check_subset(subset: Any, key: str = "subset") -> Optional[Union[int, float]
             return value
         if value >= 1 and value.is_integer():
             return int(value)
-    raise ConfigError(f"{key} must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), "
-                      f"got {subset!r}")
+    raise ConfigError(
+        f"{key} must be a fraction in (0, 1) (e.g. 0.1) or a whole count >= 1 of images (e.g. 5000), got {subset!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -160,19 +162,31 @@ def _pick(idx: np.ndarray, subset: Any, seed: int) -> np.ndarray:
     return idx if keep is None else idx[keep]
 
 
-def _split_indices(n_train: int, n_test: int, sizes: _Sizes, seed: int,
-                   val_split: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split_indices(
+    n_train: int, n_test: int, sizes: _Sizes, seed: int, val_split: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (training, validation, test): the validation carve-out, then ``sizes``."""
     train_pool, val_pool = carve_val(n_train, val_split)
-    return (_pick(train_pool, sizes.train, seed), _pick(val_pool, sizes.eval, VAL_SEED),
-            _pick(np.arange(n_test), sizes.eval, VAL_SEED))
+    return (
+        _pick(train_pool, sizes.train, seed),
+        _pick(val_pool, sizes.eval, VAL_SEED),
+        _pick(np.arange(n_test), sizes.eval, VAL_SEED),
+    )
 
 
 def _memory_bundle(base: str, a: Arrays, batch_size: int, sizes: _Sizes, seed: int, val_split: float) -> DataBundle:
     train_idx, val_idx, test_idx = _split_indices(len(a.train_y), len(a.test_y), sizes, seed, val_split)
-    tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in
-               (a.train_x[train_idx], a.train_y[train_idx], a.train_x[val_idx], a.train_y[val_idx],
-                a.test_x[test_idx], a.test_y[test_idx])]
+    tensors = [
+        torch.from_numpy(np.ascontiguousarray(v))
+        for v in (
+            a.train_x[train_idx],
+            a.train_y[train_idx],
+            a.train_x[val_idx],
+            a.train_y[val_idx],
+            a.test_x[test_idx],
+            a.test_y[test_idx],
+        )
+    ]
     tx, ty, vx, vy, sx, sy = tensors
     pixels = tx.transpose(0, 1).reshape(tx.shape[1], -1).float().div_(255)
     mean, std = pixels.mean(1), pixels.std(1).clamp_min(1e-3)
@@ -198,8 +212,12 @@ class EpochLoader:
 
         self.seed, self.generator, self.images = seed, torch.Generator(), len(dataset)
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=train, drop_last=train and len(dataset) >= batch_size,
-            num_workers=workers, generator=self.generator,
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) >= batch_size,
+            num_workers=workers,
+            generator=self.generator,
             pin_memory=torch.cuda.is_available(),
         )
         self.set_epoch(0)
@@ -218,15 +236,17 @@ class EpochLoader:
         return iter(self.loader)
 
 
-def _imagefolder(data_dir: Optional[str], batch_size: int, workers: int, sizes: _Sizes, seed: int,
-                 val_split: float) -> DataBundle:
+def _imagefolder(
+    data_dir: Optional[str], batch_size: int, workers: int, sizes: _Sizes, seed: int, val_split: float
+) -> DataBundle:
     from torch.utils.data import Subset
     from torchvision import datasets, transforms
 
     root = imagefolder_root(data_dir)
     norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), norm])
+    train_tf = transforms.Compose(
+        [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
+    )
     val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), norm])
     try:
         train = datasets.ImageFolder(str(root / "train"), train_tf)

@@ -7,6 +7,7 @@ an epoch's batches do not depend on what ran before it (a resumed trial sees the
 An epoch's random draws are made on the CPU up front, in the order a batch-by-batch draw makes
 them, and moved to the data's device once: with the data on a GPU, no batch waits on a copy.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Union
@@ -67,8 +68,9 @@ class MemoryLoader:
         if self.train:
             gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(n, generator=gen)
-            draws = [self._draw(len(order[b * self.batch_size : (b + 1) * self.batch_size]), gen)
-                     for b in range(len(self))]
+            draws = [
+                self._draw(len(order[b * self.batch_size : (b + 1) * self.batch_size]), gen) for b in range(len(self))
+            ]
             order = order.to(device)
             if draws and draws[0]:  # one copy of each kind of draw for the whole epoch
                 stacked = {k: torch.stack([d[k] for d in draws]).to(device) for k in draws[0]}
@@ -100,8 +102,12 @@ class MemoryLoader:
             padded = torch.nn.functional.pad(x, (p, p, p, p))
             rows = (draw["dy"][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
             cols = (draw["dx"][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-            x = padded[torch.arange(b, device=x.device)[:, None, None, None],
-                       torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+            x = padded[
+                torch.arange(b, device=x.device)[:, None, None, None],
+                torch.arange(c, device=x.device)[None, :, None, None],
+                rows,
+                cols,
+            ]
         if self.flip:
             x = torch.where(draw["flip"][:, None, None, None], x.flip(3), x)
         return x

@@ -4,6 +4,7 @@
 Nothing here downloads unless asked: where files are missing a ``DataError`` says where they
 were looked for and where to put them.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -57,6 +58,7 @@ def missing_error(name: str, dirs: list[Path], wanted: str) -> DataError:
 
 
 # --- digits -----------------------------------------------------------------------------------
+
 
 def load_digits_arrays(size: int = 32, test_fraction: float = 0.2) -> Arrays:
     """scikit-learn's bundled 8x8 digits (a copy embedded here, read without scikit-learn:
@@ -120,13 +122,19 @@ def load_fashion_arrays(data_dir: Optional[str]) -> Arrays:
             for split in ("train", "test"):
                 if len(arr[f"{split}_x"]) != len(arr[f"{split}_y"]):
                     raise DataError(f"fashion-mnist in {folder}: {split} images and labels differ in count")
-            return Arrays(arr["train_x"][:, None], arr["train_y"].astype(np.int64),
-                          arr["test_x"][:, None], arr["test_y"].astype(np.int64), 10)
+            return Arrays(
+                arr["train_x"][:, None],
+                arr["train_y"].astype(np.int64),
+                arr["test_x"][:, None],
+                arr["test_y"].astype(np.int64),
+                10,
+            )
     names = ", ".join(f"{s}[.gz]" for s in FASHION_FILES.values())
     raise missing_error("fashion-mnist", dirs, names)
 
 
 # --- CIFAR-10/100 (torchvision's pickled batches) -----------------------------------------------
+
 
 def _cifar_layout(name: str):
     from torchvision.datasets import CIFAR10, CIFAR100
@@ -149,8 +157,9 @@ def _read_cifar_batches(folder: Path, files: list[str], label_key: bytes) -> tup
             xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(entry[label_key], dtype=np.int64).reshape(-1))
         except Exception as exc:
-            raise DataError(f"cannot read CIFAR batch {folder / fname} (damaged or not a CIFAR batch; "
-                            f"replace it): {exc!r}") from None
+            raise DataError(
+                f"cannot read CIFAR batch {folder / fname} (damaged or not a CIFAR batch; replace it): {exc!r}"
+            ) from None
         if len(xs[-1]) != len(ys[-1]):
             raise DataError(f"CIFAR batch {folder / fname}: {len(xs[-1])} images but {len(ys[-1])} labels")
     return np.concatenate(xs), np.concatenate(ys)
@@ -190,8 +199,7 @@ def parse_synthetic(name: str) -> dict:
         key, eq, value = item.partition("=")
         if not eq or key not in opts:
             raise ConfigError(
-                f"dataset {name!r}: bad synthetic option {item!r}; use synthetic:key=value,... "
-                f"with keys {sorted(opts)}"
+                f"dataset {name!r}: bad synthetic option {item!r}; use synthetic:key=value,... with keys {sorted(opts)}"
             )
         try:
             opts[key] = type(opts[key])(value)
@@ -202,8 +210,7 @@ def parse_synthetic(name: str) -> dict:
     return opts
 
 
-def make_synthetic_arrays(size: int, channels: int, classes: int, train: int, val: int,
-                          noise: float) -> Arrays:
+def make_synthetic_arrays(size: int, channels: int, classes: int, train: int, val: int, noise: float) -> Arrays:
     """Images whose class sets a smooth pattern (a plane wave of class-specific orientation,
     frequency and colour), randomly shifted in phase and buried in noise: learnable, not trivial.
     The content is fixed (seed 0); trial seeds change only the training order."""

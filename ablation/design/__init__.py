@@ -9,6 +9,7 @@ in ``seed_noise.py``).
 Public names are imported from their module on first use (so that importing one module of this
 package does not import the others' libraries, such as Ray or matplotlib).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,21 +26,61 @@ if TYPE_CHECKING:
 
 #: Public name -> the module of this package that defines it.
 _HOMES: dict[str, str] = {
-    "ATTENTION_OPTION_KEYS": "config", "TrialConfig": "config", "parse_overrides": "config",
-    "SearchSpace": "space", "SeedBudget": "space", "Statistics": "space", "load_space": "space",
-    "parse_space": "space", "trial_config": "space",
-    "EXECUTION_PATHS": "execution", "ExecutionPath": "execution",
-    "TRAIN_PATHS": "train_path", "TrainPath": "train_path",
-    "CONFIG_COLUMNS": "columns", "ID_COLUMNS": "columns", "METRIC_COLUMNS": "columns", "cell_text": "columns",
-    "config_columns": "columns", "is_attention_factor": "columns",
-    "Comparison": "seed_budget", "MissingBaseline": "seed_budget", "comparisons": "seed_budget",
+    "ATTENTION_OPTION_KEYS": "config",
+    "TrialConfig": "config",
+    "parse_overrides": "config",
+    "SearchSpace": "space",
+    "SeedBudget": "space",
+    "Statistics": "space",
+    "load_space": "space",
+    "parse_space": "space",
+    "trial_config": "space",
+    "EXECUTION_PATHS": "execution",
+    "ExecutionPath": "execution",
+    "TRAIN_PATHS": "train_path",
+    "TrainPath": "train_path",
+    "CONFIG_COLUMNS": "columns",
+    "ID_COLUMNS": "columns",
+    "METRIC_COLUMNS": "columns",
+    "cell_text": "columns",
+    "config_columns": "columns",
+    "is_attention_factor": "columns",
+    "Comparison": "seed_budget",
+    "MissingBaseline": "seed_budget",
+    "comparisons": "seed_budget",
     "decisions": "seed_budget",
-    "Decision": "sequential", "Plan": "sequential", "look": "sequential",
+    "Decision": "sequential",
+    "Plan": "sequential",
+    "look": "sequential",
 }
-__all__ = ["ATTENTION_OPTION_KEYS", "CONFIG_COLUMNS", "Comparison", "Decision", "EXECUTION_PATHS", "ExecutionPath",
-           "ID_COLUMNS", "METRIC_COLUMNS", "MissingBaseline", "Plan", "SearchSpace", "SeedBudget", "Statistics",
-           "TRAIN_PATHS", "TrainPath", "TrialConfig", "cell_text", "comparisons", "config_columns", "decisions",
-           "is_attention_factor", "load_space", "look", "parse_overrides", "parse_space", "trial_config"]
+__all__ = [
+    "ATTENTION_OPTION_KEYS",
+    "CONFIG_COLUMNS",
+    "Comparison",
+    "Decision",
+    "EXECUTION_PATHS",
+    "ExecutionPath",
+    "ID_COLUMNS",
+    "METRIC_COLUMNS",
+    "MissingBaseline",
+    "Plan",
+    "SearchSpace",
+    "SeedBudget",
+    "Statistics",
+    "TRAIN_PATHS",
+    "TrainPath",
+    "TrialConfig",
+    "cell_text",
+    "comparisons",
+    "config_columns",
+    "decisions",
+    "is_attention_factor",
+    "load_space",
+    "look",
+    "parse_overrides",
+    "parse_space",
+    "trial_config",
+]
 
 
 def __getattr__(name: str) -> Any:

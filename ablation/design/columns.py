@@ -6,6 +6,7 @@ The sweep writes these columns (``ablation.run.results``), the seed budget pairs
 them (``ablation.design.seed_budget``) and the analysis groups by them (``ablation.analysis``),
 so all three read them from here.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,22 +20,77 @@ if TYPE_CHECKING:
 
 ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
 CONFIG_COLUMNS: tuple[str, ...] = (
-    "backbone", "attention", "position", "stages", "kernel_size", "branches", "pool", "fuse", "norm", "gate",
-    "reduction", "dataset", "width_mult", "epochs", "val_split", "latency_path", "train_path", "seed",
+    "backbone",
+    "attention",
+    "position",
+    "stages",
+    "kernel_size",
+    "branches",
+    "pool",
+    "fuse",
+    "norm",
+    "gate",
+    "reduction",
+    "dataset",
+    "width_mult",
+    "epochs",
+    "val_split",
+    "latency_path",
+    "train_path",
+    "seed",
 )
 #: Facts about a trial's data and machine (from its last report): not part of the variant.
 TRIAL_INFO_COLUMNS: tuple[str, ...] = (
-    "num_classes", "in_channels", "input_size", "train_images", "val_images", "test_images", *PROVENANCE_KEYS,
+    "num_classes",
+    "in_channels",
+    "input_size",
+    "train_images",
+    "val_images",
+    "test_images",
+    *PROVENANCE_KEYS,
 )
 METRIC_COLUMNS: tuple[str, ...] = (
-    "epochs_done", "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "collapsed",
-    "best_top1", "best_epoch", "params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms",
-    "uncounted_ops", "train_time_s", "compile_time_s", "images_per_s", "train_setup", *TRIAL_INFO_COLUMNS,
+    "epochs_done",
+    "top1",
+    "top5",
+    "val_loss",
+    "train_loss",
+    "test_top1",
+    "test_top5",
+    "test_loss",
+    "collapsed",
+    "best_top1",
+    "best_epoch",
+    "params",
+    "flops",
+    "flops_convfc",
+    "attention_params",
+    "attention_flops",
+    "latency_ms",
+    "uncounted_ops",
+    "train_time_s",
+    "compile_time_s",
+    "images_per_s",
+    "train_setup",
+    *TRIAL_INFO_COLUMNS,
 )
 #: Metrics taken from a trial's last report (the rest are derived from its whole history).
 LAST_METRICS: tuple[str, ...] = (
-    "top1", "top5", "val_loss", "train_loss", "test_top1", "test_top5", "test_loss", "params", "flops",
-    "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops", "train_setup",
+    "top1",
+    "top5",
+    "val_loss",
+    "train_loss",
+    "test_top1",
+    "test_top5",
+    "test_loss",
+    "params",
+    "flops",
+    "flops_convfc",
+    "attention_params",
+    "attention_flops",
+    "latency_ms",
+    "uncounted_ops",
+    "train_setup",
     *TRIAL_INFO_COLUMNS,
 )
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
@@ -42,8 +98,18 @@ STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pendi
 NOT_VARIANT_COLUMNS: tuple[str, ...] = ("data_dir", "device", "threads", "download", "workers")
 
 #: Config columns describing an attention variant (the rest describe the setting it runs in).
-ATTENTION_FACTORS: tuple[str, ...] = ("attention", "position", "stages", "kernel_size", "branches", "pool", "fuse",
-                                      "norm", "gate", "reduction")
+ATTENTION_FACTORS: tuple[str, ...] = (
+    "attention",
+    "position",
+    "stages",
+    "kernel_size",
+    "branches",
+    "pool",
+    "fuse",
+    "norm",
+    "gate",
+    "reduction",
+)
 
 
 def is_attention_factor(column: str) -> bool:

@@ -1,4 +1,5 @@
 """The trial config: one variant, trained once. Shared by `ablate train`, sweeps and reports."""
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,10 @@ class TrialConfig(BaseModel):
         allowed = attention_options(self.attention)
         unknown = sorted(k for k in (self.model_extra or {}) if k not in allowed)
         if unknown:
-            raise ValueError(f"unknown key(s) {unknown}: neither trial-config keys nor options of attention "
-                             f"{self.attention!r} (its options: {sorted(allowed) or 'none'})")
+            raise ValueError(
+                f"unknown key(s) {unknown}: neither trial-config keys nor options of attention "
+                f"{self.attention!r} (its options: {sorted(allowed) or 'none'})"
+            )
         given = [k for k in ATTENTION_OPTION_KEYS if getattr(self, k) is not None]
         bad = [k for k in given if k not in allowed]
         if bad:

@@ -9,6 +9,7 @@ module:
 - ``fused-sca``: eager, except that SCA runs its hand-fused CPU kernel (``sca_kernel``). Only
   on request, and every table that shows such latencies says so: the peers get no such kernel.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, cast, get_args

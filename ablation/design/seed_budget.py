@@ -7,6 +7,7 @@ comparison's state is the first look, over its paired seeds in order, at which
 :func:`ablation.design.sequential.look` decides it; the sweep (``ablation.run.seed_search``) and the report
 both read it from here, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,11 +77,18 @@ def comparisons(points: Iterable[Mapping[str, Any]], reference: Optional[Mapping
     """Every attention variant against its baseline, and against ``reference`` where one matches
     in the same setting; raises :class:`MissingBaseline` naming what is missing."""
     by_key = cells(points)
-    plain = {json.dumps(setting(c), sort_keys=True, default=str): k for k, c in by_key.items() if c.get("attention") == "none"}
+    plain = {
+        json.dumps(setting(c), sort_keys=True, default=str): k
+        for k, c in by_key.items()
+        if c.get("attention") == "none"
+    }
     refs = {}
     if reference:
-        refs = {json.dumps(setting(c), sort_keys=True, default=str): k for k, c in by_key.items()
-                if all(_same(c.get(name), value) for name, value in reference.items())}
+        refs = {
+            json.dumps(setting(c), sort_keys=True, default=str): k
+            for k, c in by_key.items()
+            if all(_same(c.get(name), value) for name, value in reference.items())
+        }
         if not refs:
             raise MissingBaseline(f"no variant in the grid matches reference {dict(reference)}")
     found = []
@@ -89,10 +97,15 @@ def comparisons(points: Iterable[Mapping[str, Any]], reference: Optional[Mapping
             continue
         where = json.dumps(setting(cell), sort_keys=True, default=str)
         if where not in plain:
-            shown = {k: v for k, v in setting(cell).items()
-                     if k == "backbone" or len({repr(c.get(k)) for c in by_key.values()}) > 1}
-            raise MissingBaseline(f"variant {_describe(cell)} has no baseline in the grid (attention: none with "
-                                  f"the same settings, {shown}); add it to the grid")
+            shown = {
+                k: v
+                for k, v in setting(cell).items()
+                if k == "backbone" or len({repr(c.get(k)) for c in by_key.values()}) > 1
+            }
+            raise MissingBaseline(
+                f"variant {_describe(cell)} has no baseline in the grid (attention: none with "
+                f"the same settings, {shown}); add it to the grid"
+            )
         found.append(Comparison(key, plain[where], "baseline"))
         if where in refs and refs[where] != key:
             found.append(Comparison(key, refs[where], "reference"))
@@ -148,8 +161,9 @@ def state_of(comparison: Comparison, values: Mapping[tuple[str, int], Optional[f
     return State(comparison, state)
 
 
-def seeds_wanted(comps: list[Comparison], keys: Iterable[str], values: Mapping[tuple[str, int], Optional[float]],
-                 plan: Plan) -> dict[str, int]:
+def seeds_wanted(
+    comps: list[Comparison], keys: Iterable[str], values: Mapping[tuple[str, int], Optional[float]], plan: Plan
+) -> dict[str, int]:
     """How many seeds each variant needs now: ``min``, and one past the paired seeds of every
     comparison of it that is still open (up to ``max``)."""
     wanted = {key: plan.min_seeds for key in keys}
@@ -162,8 +176,9 @@ def seeds_wanted(comps: list[Comparison], keys: Iterable[str], values: Mapping[t
     return wanted
 
 
-def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[str, Any]] = None,
-              epochs: Optional[int] = None) -> tuple["pd.DataFrame", dict[str, float]]:
+def decisions(
+    results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[str, Any]] = None, epochs: Optional[int] = None
+) -> tuple["pd.DataFrame", dict[str, float]]:
     """Every comparison of a seed-budget sweep from its ``results.csv`` table: variant and other
     (the results' variant ids), kind, decision, paired seeds, mean difference and interval, seeds
     each side ran (``plan`` sized to the study's comparisons by :func:`for_study`); and the compute spent against ``max`` seeds for every variant (trials, and
@@ -190,16 +205,30 @@ def decisions(results: "pd.DataFrame", plan: Plan, reference: Optional[Mapping[s
     for comp in comps:
         state = state_of(comp, values, plan)
         d = state.decision
-        rows.append({"variant": ids[comp.variant], "other": ids[comp.other], "kind": comp.kind,
-                     "decision": f"stopped ({state.stopped})" if state.stopped else d.decision,
-                     "n": d.n, "mean": d.mean, "low": d.low, "high": d.high, "sd": d.sd,
-                     "level": plan.alpha_at(d.n) if d.n >= plan.min_seeds else math.nan, "share": plan.share,
-                     "seeds_variant": int(ran.get(ids[comp.variant], 0)), "seeds_other": int(ran.get(ids[comp.other], 0))})
+        rows.append(
+            {
+                "variant": ids[comp.variant],
+                "other": ids[comp.other],
+                "kind": comp.kind,
+                "decision": f"stopped ({state.stopped})" if state.stopped else d.decision,
+                "n": d.n,
+                "mean": d.mean,
+                "low": d.low,
+                "high": d.high,
+                "sd": d.sd,
+                "level": plan.alpha_at(d.n) if d.n >= plan.min_seeds else math.nan,
+                "share": plan.share,
+                "seeds_variant": int(ran.get(ids[comp.variant], 0)),
+                "seeds_other": int(ran.get(ids[comp.other], 0)),
+            }
+        )
     n_cells = len(cells(points))
     spent = {"trials": float(len(results)), "trials_max": float(n_cells * plan.max_seeds)}
     if epochs:
-        spent |= {"epochs": float(results["epochs_done"].fillna(0).sum()),
-                  "epochs_max": float(n_cells * plan.max_seeds * epochs)}
+        spent |= {
+            "epochs": float(results["epochs_done"].fillna(0).sum()),
+            "epochs_max": float(n_cells * plan.max_seeds * epochs),
+        }
     return pd.DataFrame(rows), spent
 
 

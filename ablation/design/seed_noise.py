@@ -9,6 +9,7 @@ variant with one shared baseline, and optionally of the same variants with a sha
 (as ``fashion_peers_adaptive``: 6 variants against none, 5 against ECA: 11 comparisons); seeds
 are paired, so comparisons sharing a side are correlated.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -45,8 +46,15 @@ class Outcome:
     grid: int
 
 
-def study(plan: Plan, differences: list[float], noise: str, sd: float, studies: int, seed: int = 0,
-          with_reference: bool = False) -> Outcome:
+def study(
+    plan: Plan,
+    differences: list[float],
+    noise: str,
+    sd: float,
+    studies: int,
+    seed: int = 0,
+    with_reference: bool = False,
+) -> Outcome:
     """Simulate ``studies`` studies of ``len(differences)`` variants, variant i's true difference
     to the baseline being ``differences[i]`` (points); with ``with_reference`` the last variant
     is also the reference every other variant is compared with. Per-variant seed noise of spread
@@ -59,7 +67,8 @@ def study(plan: Plan, differences: list[float], noise: str, sd: float, studies: 
     pairs = [(i, None) for i in range(k)] + ([(i, k - 1) for i in range(k - 1)] if with_reference else [])
     plan = replace(plan, comparisons=len(pairs))
     columns: list[tuple[np.ndarray, np.ndarray]] = [
-        paths(values[i] - (base if j is None else values[j]), plan) for i, j in pairs]
+        paths(values[i] - (base if j is None else values[j]), plan) for i, j in pairs
+    ]
     decisions = np.stack([d for d, _ in columns], axis=1)
     seeds = np.stack([n for _, n in columns], axis=1)
     per_cell = np.zeros((studies, k + 1), dtype=int)
@@ -81,5 +90,8 @@ def truths(differences: list[float], with_reference: bool = False) -> np.ndarray
 def wrong(decisions: np.ndarray, truth: np.ndarray, equivalence: float) -> np.ndarray:
     """Wrong decisions: better or worse against the sign of the truth (or with none), equivalent
     with the truth at or beyond the margin."""
-    return (((decisions == "better") & (truth <= 0)) | ((decisions == "worse") & (truth >= 0))
-            | ((decisions == "equivalent") & (np.abs(truth) >= equivalence)))
+    return (
+        ((decisions == "better") & (truth <= 0))
+        | ((decisions == "worse") & (truth >= 0))
+        | ((decisions == "equivalent") & (np.abs(truth) >= equivalence))
+    )

@@ -50,6 +50,7 @@ or worse decision, so the error bound above still holds (non-binding). Assumptio
 differences of a comparison are independent draws of one distribution, seeds paired (the same
 seed for variant and baseline); the t interval is exact for normal differences.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,14 +61,18 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import optimize, signal, stats
 
-METHOD = ("group-sequential Student-t repeated confidence intervals: alpha spent over the looks by the Lan-DeMets "
-          "O'Brien-Fleming-type function (information = seeds / max seeds), z-boundary by numerical integration, "
-          "t quantile at the same nominal level; assumes i.i.d. paired differences")
+METHOD = (
+    "group-sequential Student-t repeated confidence intervals: alpha spent over the looks by the Lan-DeMets "
+    "O'Brien-Fleming-type function (information = seeds / max seeds), z-boundary by numerical integration, "
+    "t quantile at the same nominal level; assumes i.i.d. paired differences"
+)
 DECISIONS = ("better", "worse", "equivalent", "open", "undecided", "futile")
 FAMILIES = ("study", "comparison")
-FUTILITY = ("non-binding futility stop: an open comparison ends as futile when its conditional power (the chance "
-            "that the look at max seeds decides it, if the mean and spread seen so far are the truth) is below "
-            "the futility threshold")
+FUTILITY = (
+    "non-binding futility stop: an open comparison ends as futile when its conditional power (the chance "
+    "that the look at max seeds decides it, if the mean and spread seen so far are the truth) is below "
+    "the futility threshold"
+)
 
 
 @dataclass(frozen=True)
@@ -173,10 +178,10 @@ def t_levels(alpha: float, min_seeds: int, max_seeds: int) -> tuple[float, ...]:
     x = rng.standard_normal((CALIBRATION_PATHS, max_seeds))
     n = np.arange(1, max_seeds + 1)
     total, squares = np.cumsum(x, axis=1), np.cumsum(x * x, axis=1)
-    sd = np.sqrt(np.maximum(squares - total ** 2 / n, 0) / np.maximum(n - 1, 1))
+    sd = np.sqrt(np.maximum(squares - total**2 / n, 0) / np.maximum(n - 1, 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = (np.abs(total / n) / (sd / np.sqrt(n)))[:, min_seeds - 1:]
-    df = n[min_seeds - 1:] - 1
+        t = (np.abs(total / n) / (sd / np.sqrt(n)))[:, min_seeds - 1 :]
+    df = n[min_seeds - 1 :] - 1
 
     def error(scale: float) -> float:
         levels = np.array(nominal_levels(alpha * scale, min_seeds, max_seeds))
@@ -243,8 +248,9 @@ def conditional_power(mean, sd, n: int, plan: Plan):
     with np.errstate(divide="ignore", invalid="ignore"):
         power = stats.norm.sf((half - mean) / spread) + stats.norm.cdf((-half - mean) / spread)
         inner = plan.equivalence - half
-        power = power + np.where(inner > 0, stats.norm.cdf((inner - mean) / spread)
-                                 - stats.norm.cdf((-inner - mean) / spread), 0.0)
+        power = power + np.where(
+            inner > 0, stats.norm.cdf((inner - mean) / spread) - stats.norm.cdf((-inner - mean) / spread), 0.0
+        )
     power = np.where(spread == 0, 1.0, np.minimum(power, 1.0))
     return power if power.ndim else float(power)
 

@@ -8,6 +8,7 @@ the same variant twice. A per-stage option (``kernel_size: [3, 5, 5, 7]``) is on
 grid axis it sits inside the axis's list (``kernel_size: [[3, 5, 5, 7], 3]``); it cannot be
 sampled. Every error names the key path and the allowed values.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -60,8 +61,14 @@ class SeedBudget(BaseModel):
         """The sequential plan these settings describe."""
         from .sequential import Plan
 
-        return Plan(alpha=self.alpha, equivalence=self.equivalence, min_seeds=self.min_, max_seeds=self.max_,
-                    futility=self.futility, family=self.family)
+        return Plan(
+            alpha=self.alpha,
+            equivalence=self.equivalence,
+            min_seeds=self.min_,
+            max_seeds=self.max_,
+            futility=self.futility,
+            family=self.family,
+        )
 
 
 class Budget(BaseModel):
@@ -212,8 +219,7 @@ class SpaceFile(BaseModel):
     def section_values(self) -> dict[str, Any]:
         """The trial-config keys set by sections (a parity study's paths: the first; the rest
         are a grid axis, see :func:`_expand`)."""
-        return {"epochs": self.budget.epochs, "latency_path": self.latency.path,
-                "train_path": self.train.paths()[0]}
+        return {"epochs": self.budget.epochs, "latency_path": self.latency.path, "train_path": self.train.paths()[0]}
 
 
 def applicable(point: dict[str, Any]) -> dict[str, Any]:
@@ -337,8 +343,10 @@ def _display_names(points: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
         for name in names:
             label = shown(name)
             if label in seen:
-                raise ConfigError(f"{kind} {name!r} and {seen[label]!r} would both show as {label!r} in tables and "
-                                  f"plots; give one a different display_name")
+                raise ConfigError(
+                    f"{kind} {name!r} and {seen[label]!r} would both show as {label!r} in tables and "
+                    f"plots; give one a different display_name"
+                )
             seen[label] = name
         out[kind] = {name: label for label, name in seen.items() if label != name}
     return out
@@ -420,8 +428,12 @@ def _block_path(grid: Any, i: int) -> str:
 def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     """Validate ``spec`` and return its unique full config dicts (grid) or corners (sample)."""
     base_attention = spec.base.get("attention", "none")
-    grid_attentions = [a for b in (spec.grid if isinstance(spec.grid, list) else [spec.grid])
-                       if isinstance(b, dict) and isinstance(b.get("attention"), list) for a in b["attention"]]
+    grid_attentions = [
+        a
+        for b in (spec.grid if isinstance(spec.grid, list) else [spec.grid])
+        if isinstance(b, dict) and isinstance(b.get("attention"), list)
+        for a in b["attention"]
+    ]
     base_options = _option_keys([base_attention, *grid_attentions])
     for key in spec.base:
         if key not in SPACE_KEYS and key not in base_options:
@@ -457,8 +469,9 @@ def _expand(spec: SpaceFile) -> list[dict[str, Any]]:
     return found
 
 
-def _seed_budget_blocks(spec: SpaceFile, budget: SeedBudget, blocks: list[dict[str, list[Any]]],
-                        paths: list[str]) -> list[dict[str, list[Any]]]:
+def _seed_budget_blocks(
+    spec: SpaceFile, budget: SeedBudget, blocks: list[dict[str, list[Any]]], paths: list[str]
+) -> list[dict[str, list[Any]]]:
     """Every grid block crossed with the seeds ``0 .. max - 1`` (the budget's most)."""
     if spec.sample is not None:
         raise ConfigError("budget.seeds: a seed budget needs a grid (sampled spaces have no variants to compare)")
@@ -489,8 +502,10 @@ def _sample_blocks(sample: Sample) -> tuple[list[dict[str, list[Any]]], list[str
             raise ConfigError(f"sample.params.{key}: unknown key{_section_hint(key)}; allowed: {list(SPACE_KEYS)}")
         block[key] = dist.corners()
         if key in _per_stage_keys() and any(isinstance(v, list) for v in block[key]):
-            raise ConfigError(f"sample.params.{key}: per-stage lists cannot be sampled (Optuna's choices are "
-                              f"single values); cross them in a grid, e.g. {key}: [[3, 5, 5, 7], 3]")
+            raise ConfigError(
+                f"sample.params.{key}: per-stage lists cannot be sampled (Optuna's choices are "
+                f"single values); cross them in a grid, e.g. {key}: [[3, 5, 5, 7], 3]"
+            )
     return [block], ["sample.params"]
 
 
@@ -501,12 +516,17 @@ def _check_values(base: dict, base_paths: dict, block: dict[str, list[Any]], pre
     attentions = block.get("attention", [base.get("attention", "none")])
     for j, name in enumerate(attentions):
         if not isinstance(name, str) or name not in _attention_names():
-            where = f"{prefix}.attention[{j}]" if "attention" in block else base_paths.get("attention", "base.attention")
+            where = (
+                f"{prefix}.attention[{j}]" if "attention" in block else base_paths.get("attention", "base.attention")
+            )
             try:
                 attention_options(name)  # an import path or an entry point: loaded and checked here
             except (ConfigError, TypeError) as exc:
-                message = str(exc) if isinstance(name, str) and ":" in name else \
-                    f"unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}, or an import path 'package.module:Class'"
+                message = (
+                    str(exc)
+                    if isinstance(name, str) and ":" in name
+                    else f"unknown attention {name!r}; allowed: {sorted(ATTENTIONS)}, or an import path 'package.module:Class'"
+                )
                 raise ConfigError(f"{where}: {message}") from None
     for key in _all_option_keys(base, block):
         values = block.get(key, [base[key]] if base.get(key) is not None else [])
@@ -529,7 +549,9 @@ def _check_options_used(base: dict, base_paths: dict, block: dict[str, list[Any]
         if given and not any(key in attention_options(a) for a in attentions):
             where = f"{prefix}.{key}" if key in block else base_paths[key]
             takers = sorted(a for a in ATTENTIONS if key in attention_options(a))
-            raise ConfigError(f"{where}: no attention here takes {key!r} (got {sorted(set(attentions))}); modules that take it: {takers}")
+            raise ConfigError(
+                f"{where}: no attention here takes {key!r} (got {sorted(set(attentions))}); modules that take it: {takers}"
+            )
 
 
 def _all_option_keys(base: dict, block: dict) -> list[str]:
@@ -593,7 +615,9 @@ def _validated(raw: dict[str, Any], where: dict[str, str]) -> TrialConfig:
             raise ConfigError(f"{path}: {err['msg'].removeprefix('Value error, ')}") from None
         path = where.get(key, f"base.{key}")
         message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{path}: {message}" + ("" if ", got " in message else f" (got {err.get('input')!r})")) from None
+        raise ConfigError(
+            f"{path}: {message}" + ("" if ", got " in message else f" (got {err.get('input')!r})")
+        ) from None
     _check_model(cfg, where)
     _check_point(cfg, where)
     return cfg
@@ -637,16 +661,18 @@ def _check_model(cfg: TrialConfig, where: dict[str, str]) -> None:
         raise ConfigError(f"{' with '.join(paths)}: {message}")
     for key in _per_stage_keys():
         value = cfg.attention_kwargs().get(key)
-        message = _per_stage_error(cfg.backbone, cfg.position, stages, key, tuple(value)) \
-            if isinstance(value, list) else None
+        message = (
+            _per_stage_error(cfg.backbone, cfg.position, stages, key, tuple(value)) if isinstance(value, list) else None
+        )
         if message:
             paths = [where[k] for k in (key, *MODEL_KEYS) if k in where]
             raise ConfigError(f"{' with '.join(paths)}: {message}")
 
 
 @lru_cache(maxsize=None)
-def _per_stage_error(backbone: str, position: str, stages: Optional[tuple[int, ...]], key: str,
-                     values: tuple[Any, ...]) -> Optional[str]:
+def _per_stage_error(
+    backbone: str, position: str, stages: Optional[tuple[int, ...]], key: str, values: tuple[Any, ...]
+) -> Optional[str]:
     from ..models import stage_options
 
     try:
@@ -665,4 +691,3 @@ def _model_error(backbone: str, position: str, stages: Optional[tuple[int, ...]]
     except ValueError as exc:
         return str(exc)
     return None
-

@@ -19,6 +19,7 @@ per-module choice:
 
 ``amp: false`` or ``channels_last: false`` in a config turn that part off on either path.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ TRAIN_PATHS: tuple[str, ...] = get_args(TrainPath)
 DESCRIPTIONS: dict[str, str] = {
     "eager": "PyTorch eager ops; on the CPU fp32 and NCHW (the reference), on CUDA mixed precision and channels_last",
     "fast": "channels_last, bf16 autocast where the hardware has native bf16 (else fp16 on CUDA, fp32 on the CPU) "
-            "and torch.compile of the training step; compile time kept apart from training time",
+    "and torch.compile of the training step; compile time kept apart from training time",
 }
 #: CPU flags (``/proc/cpuinfo``) that mean native bf16 arithmetic: x86 AVX512-BF16 or AMX, Arm BF16.
 BF16_FLAGS: frozenset[str] = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -107,8 +108,9 @@ def train_setup(path: str, device: "torch.device", amp: bool = True, channels_la
         else:
             fallback = "fell back to fp32: this CPU has no native bf16 (avx512_bf16, amx_bf16 or Arm bf16)"
     fast = path == "fast"
-    return TrainSetup(path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda,
-                      attention_fp32=fast and dtype is not None)
+    return TrainSetup(
+        path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda, attention_fp32=fast and dtype is not None
+    )
 
 
 #: fp32 subclasses of attention module classes, made once per class by :func:`attention_in_fp32`.
@@ -121,6 +123,7 @@ def _fp32_class(cls: type) -> type:
     import torch
 
     if cls not in _FP32_CLASSES:
+
         def forward(self, x, *args, **kwargs):
             device = x.device.type
             if not torch.is_autocast_enabled(device):
@@ -128,8 +131,16 @@ def _fp32_class(cls: type) -> type:
             with torch.autocast(device, enabled=False):
                 return cls.forward(self, x.float(), *args, **kwargs).to(x.dtype)
 
-        _FP32_CLASSES[cls] = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__,
-                                                          "__qualname__": cls.__qualname__, "fp32_attention": True})
+        _FP32_CLASSES[cls] = type(
+            cls.__name__,
+            (cls,),
+            {
+                "forward": forward,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "fp32_attention": True,
+            },
+        )
     return _FP32_CLASSES[cls]
 
 

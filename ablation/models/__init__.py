@@ -8,6 +8,7 @@ attention. A backbone given as an import path (``my_pkg.nets:build``) or registe
 installed package in the entry-point group ``ablation.backbones`` is the user's own: it places
 the attention itself (``ablation/external.py``), so its options are one value for all.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -65,8 +66,10 @@ def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[
     if backbone != "mobilenet_v2" and width_mult != 1.0:
         raise ConfigError(f"width_mult applies to mobilenet_v2 only; got {width_mult} for {backbone}")
     if backbone not in BACKBONES:
-        raise ConfigError(f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, a backbone an installed "
-                          f"package registers (ablate list), or an import path 'package.module:build' of your own")
+        raise ConfigError(
+            f"backbone {backbone!r} unknown; allowed: {list(BACKBONES)}, a backbone an installed "
+            f"package registers (ablate list), or an import path 'package.module:build' of your own"
+        )
     if position not in positions(backbone):
         raise ConfigError(f"position {position!r} does not exist in {backbone}; allowed: {list(positions(backbone))}")
     if stages is None:
@@ -83,8 +86,9 @@ def validate_model_args(backbone: str, position: str, stages: Optional[Sequence[
         )
 
 
-def stage_options(backbone: str, position: str, stages: Optional[Sequence[int]],
-                  options: dict[str, Any]) -> Optional[dict[int, dict[str, Any]]]:
+def stage_options(
+    backbone: str, position: str, stages: Optional[Sequence[int]], options: dict[str, Any]
+) -> Optional[dict[int, dict[str, Any]]]:
     """The attention options of each stage with attention where a :data:`PER_STAGE_OPTIONS` key
     holds a list (element i for the i-th of ``stages``, in the order given; default all stages
     in order), or None where none does. ``ConfigError`` where a list's length is not the number
@@ -94,13 +98,17 @@ def stage_options(backbone: str, position: str, stages: Optional[Sequence[int]],
         return None
     key, values = next(iter(listed.items()))
     if is_user_backbone(backbone, BACKBONES):
-        raise ConfigError(f"{key}: a per-stage list {values} needs one of the backbones {list(BACKBONES)}; "
-                          f"backbone {backbone!r} places attention itself, so give one value")
+        raise ConfigError(
+            f"{key}: a per-stage list {values} needs one of the backbones {list(BACKBONES)}; "
+            f"backbone {backbone!r} places attention itself, so give one value"
+        )
     chosen = list(stages) if stages is not None else valid_stages(backbone, position)
     for key, values in listed.items():
         if len(values) != len(chosen):
-            raise ConfigError(f"{key}: a per-stage list needs one value per stage with attention, {len(chosen)} "
-                              f"here (stages {chosen} of {backbone} at position {position!r}); got {values}")
+            raise ConfigError(
+                f"{key}: a per-stage list needs one value per stage with attention, {len(chosen)} "
+                f"here (stages {chosen} of {backbone} at position {position!r}); got {values}"
+            )
     return {stage: {**options, **{k: v[i] for k, v in listed.items()}} for i, stage in enumerate(chosen)}
 
 
@@ -146,5 +154,14 @@ def build_model(
     return model
 
 
-__all__ = ["BACKBONES", "PER_STAGE_OPTIONS", "backbone_display", "build_model", "placement_keys", "positions",
-           "stage_options", "valid_stages", "validate_model_args"]
+__all__ = [
+    "BACKBONES",
+    "PER_STAGE_OPTIONS",
+    "backbone_display",
+    "build_model",
+    "placement_keys",
+    "positions",
+    "stage_options",
+    "valid_stages",
+    "validate_model_args",
+]

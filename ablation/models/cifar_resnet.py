@@ -1,5 +1,6 @@
 """CIFAR ResNet-20/56 (He et al. 2016, sec. 4.2) from torchvision's ResNet and BasicBlock; in a
 module of its own so that ``resnet.py`` can be imported without torchvision."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,4 +1,5 @@
 """Helpers that put an attention module into an existing block without rewriting it."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, cast

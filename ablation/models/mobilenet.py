@@ -5,6 +5,7 @@ Attention positions inside each inverted-residual block: ``standard`` after the 
 (its BN), before the residual addition; ``dw`` after the depthwise conv (BN + ReLU6);
 ``post`` after the residual addition (blocks with a residual only, so stages 2-6).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

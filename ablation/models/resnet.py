@@ -7,6 +7,7 @@ Attention positions inside each residual block:
 ``pre`` start of the residual branch (before the first conv);
 ``post`` after the addition and ReLU; ``identity`` on the shortcut.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

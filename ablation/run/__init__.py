@@ -9,6 +9,7 @@ through atomic storage (``atomic_storage.py``) and optional trackers (``tracking
 Public names are imported from their module on first use (so that importing one module of this
 package does not import the others' libraries, such as Ray or matplotlib).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -26,20 +27,47 @@ if TYPE_CHECKING:
 
 #: Public name -> the module of this package that defines it.
 _HOMES: dict[str, str] = {
-    "SweepOutcome": "sweep", "run_sweep": "sweep",
+    "SweepOutcome": "sweep",
+    "run_sweep": "sweep",
     "SeedSearcher": "seed_search",
-    "as_config": "train", "resolve_device": "train", "run_trial": "train",
+    "as_config": "train",
+    "resolve_device": "train",
+    "run_trial": "train",
     "profile_model": "profile",
-    "RESULTS_FILE": "results", "SWEEP_FILE": "results", "TrialRecord": "results", "read_results": "results",
-    "results_table": "results", "write_results": "results",
-    "EPOCHS_FILE": "epochs", "read_epochs": "epochs",
+    "RESULTS_FILE": "results",
+    "SWEEP_FILE": "results",
+    "TrialRecord": "results",
+    "read_results": "results",
+    "results_table": "results",
+    "write_results": "results",
+    "EPOCHS_FILE": "epochs",
+    "read_epochs": "epochs",
     "is_collapsed": "collapse",
-    "LATENCY_FILE": "calibrate", "calibrate_run": "calibrate", "read_latency": "calibrate",
+    "LATENCY_FILE": "calibrate",
+    "calibrate_run": "calibrate",
+    "read_latency": "calibrate",
 }
-__all__ = ["EPOCHS_FILE", "LATENCY_FILE", "RESULTS_FILE", "SWEEP_FILE", "SeedSearcher", "SweepOutcome",
-           "TrialRecord", "as_config", "calibrate_run", "is_collapsed", "profile_model", "read_epochs",
-           "read_latency", "read_results", "resolve_device", "results_table", "run_sweep", "run_trial",
-           "write_results"]
+__all__ = [
+    "EPOCHS_FILE",
+    "LATENCY_FILE",
+    "RESULTS_FILE",
+    "SWEEP_FILE",
+    "SeedSearcher",
+    "SweepOutcome",
+    "TrialRecord",
+    "as_config",
+    "calibrate_run",
+    "is_collapsed",
+    "profile_model",
+    "read_epochs",
+    "read_latency",
+    "read_results",
+    "resolve_device",
+    "results_table",
+    "run_sweep",
+    "run_trial",
+    "write_results",
+]
 
 
 def __getattr__(name: str) -> Any:

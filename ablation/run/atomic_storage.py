@@ -8,6 +8,7 @@ mid-copy leaves empty or half-written files there: finished trials with no resul
 Here every file is written beside its target and renamed over it when complete, so a kill leaves
 each file either as it was or as it is now, never cut.
 """
+
 from __future__ import annotations
 
 import io

@@ -12,6 +12,7 @@ range of those per-round ratios. On the CPU with one thread the clock is the thr
 (it leaves out waiting for a core); otherwise wall time (with CUDA synchronisation on a GPU).
 The result is ``latency.csv`` in the run directory; reports read it from there.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -43,7 +44,7 @@ def interleaved_rounds(models: dict[str, Callable], inputs: torch.Tensor, rounds
             model(inputs)
         keys = list(models)
         for r in range(rounds):
-            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
                 wall, cpu = [], []
                 for _ in range(runs):
                     sync()
@@ -68,8 +69,12 @@ def summarize(records: list[dict], base_of: dict[str, str], clock: str = "cpu") 
     for variant in dict.fromkeys(r["variant"] for r in records):
         mine = [r for r in records if r["variant"] == variant]
         ratios = [r[f"{clock}_ms"] / by_round[(r["round"], base_of[variant])] for r in mine]
-        out[variant] = {"ms": statistics.median(r[f"{clock}_ms"] for r in mine), "ratio": statistics.median(ratios),
-                        "ratio_q25": _quantile(ratios, 0.25), "ratio_q75": _quantile(ratios, 0.75)}
+        out[variant] = {
+            "ms": statistics.median(r[f"{clock}_ms"] for r in mine),
+            "ratio": statistics.median(ratios),
+            "ratio_q25": _quantile(ratios, 0.25),
+            "ratio_q75": _quantile(ratios, 0.75),
+        }
     return out
 
 
@@ -82,15 +87,18 @@ def variant_configs(results: pd.DataFrame, base: dict[str, Any]) -> dict[str, tu
     shape_keys = ("num_classes", "in_channels", "input_size")
     missing = [k for k in shape_keys if k not in done or done[k].isna().any()]
     if missing:
-        raise DataError(f"results.csv lacks {missing} (trials made before they were recorded); "
-                        f"re-run the sweep to calibrate its latency")
+        raise DataError(
+            f"results.csv lacks {missing} (trials made before they were recorded); "
+            f"re-run the sweep to calibrate its latency"
+        )
     out = {}
     for _, row in done.iterrows():
         cfg = dict(base)
         for key in row.index:
             value = row[key]
             if (key in TrialConfig.model_fields or is_attention_factor(key)) and not (
-                    value is None or (isinstance(value, float) and pd.isna(value))):
+                value is None or (isinstance(value, float) and pd.isna(value))
+            ):
                 cfg[key] = value
         if isinstance(cfg.get("stages"), str):
             cfg["stages"] = [int(s) for s in cfg["stages"].split(",")]
@@ -110,13 +118,30 @@ def _build(cfg: dict, shape: dict) -> torch.nn.Module:
     config = trial_config(cfg)
     options, cfg = config.attention_kwargs(), config.model_dump()
     small = cfg["small_input"] if cfg.get("small_input") is not None else shape["input_size"] <= 64
-    return build_model(cfg["backbone"], cfg["attention"], cfg["position"], cfg["stages"],
-                       num_classes=shape["num_classes"], in_channels=shape["in_channels"], small_input=small,
-                       width_mult=cfg["width_mult"], **options).eval()
+    return build_model(
+        cfg["backbone"],
+        cfg["attention"],
+        cfg["position"],
+        cfg["stages"],
+        num_classes=shape["num_classes"],
+        in_channels=shape["in_channels"],
+        small_input=small,
+        width_mult=cfg["width_mult"],
+        **options,
+    ).eval()
 
 
-def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager", rounds: int = 15,
-              runs: int = 3, batch: int = 1, threads: int = 1, device: str = "cpu") -> pd.DataFrame:
+def calibrate(
+    results: pd.DataFrame,
+    base: dict[str, Any],
+    *,
+    path: str = "eager",
+    rounds: int = 15,
+    runs: int = 3,
+    batch: int = 1,
+    threads: int = 1,
+    device: str = "cpu",
+) -> pd.DataFrame:
     """The calibration table: one row per variant (``variant``, ``ms``, ``ratio``, ``ratio_q25``,
     ``ratio_q75``) plus how it was measured (path, device, batch, threads, rounds, clock, the CPU and what decides
     its numerics)."""
@@ -154,15 +179,37 @@ def calibrate(results: pd.DataFrame, base: dict[str, Any], *, path: str = "eager
     summary = summarize(records, base_of, clock)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     gpu = torch.cuda.get_device_name(target) if target.type == "cuda" else "none"
-    rows = [{"variant": v, **summary[v], "plain_ms": summary[base_of[v]]["ms"], "path": path,
-             "device": str(target), "gpu": gpu, **cpu_fingerprint(), "batch": batch, "threads": threads,
-             "rounds": rounds, "runs": runs, "clock": clock, "torch_version": str(torch.__version__), "measured": when}
-            for v in configs]
+    rows = [
+        {
+            "variant": v,
+            **summary[v],
+            "plain_ms": summary[base_of[v]]["ms"],
+            "path": path,
+            "device": str(target),
+            "gpu": gpu,
+            **cpu_fingerprint(),
+            "batch": batch,
+            "threads": threads,
+            "rounds": rounds,
+            "runs": runs,
+            "clock": clock,
+            "torch_version": str(torch.__version__),
+            "measured": when,
+        }
+        for v in configs
+    ]
     return pd.DataFrame(rows)
 
 
-def calibrate_run(run_dir: str | Path, *, path: Optional[str] = None, rounds: Optional[int] = None,
-                  batch: Optional[int] = None, threads: Optional[int] = None, device: str = "cpu") -> Path:
+def calibrate_run(
+    run_dir: str | Path,
+    *,
+    path: Optional[str] = None,
+    rounds: Optional[int] = None,
+    batch: Optional[int] = None,
+    threads: Optional[int] = None,
+    device: str = "cpu",
+) -> Path:
     """Calibrate the completed variants of the sweep in ``run_dir`` and write ``latency.csv``;
     unset settings come from the space's ``latency`` section (in ``sweep.json``)."""
     import json
@@ -175,9 +222,15 @@ def calibrate_run(run_dir: str | Path, *, path: Optional[str] = None, rounds: Op
     info_path = run_dir / SWEEP_FILE
     space = json.loads(info_path.read_text()).get("space", {}) if info_path.is_file() else {}
     spec = space.get("latency", {})
-    table = calibrate(read_results(run_dir), space.get("base", {}),
-                      path=path or spec.get("path", "eager"), rounds=rounds or spec.get("rounds", 15),
-                      batch=batch or spec.get("batch", 1), threads=threads or spec.get("threads", 1), device=device)
+    table = calibrate(
+        read_results(run_dir),
+        space.get("base", {}),
+        path=path or spec.get("path", "eager"),
+        rounds=rounds or spec.get("rounds", 15),
+        batch=batch or spec.get("batch", 1),
+        threads=threads or spec.get("threads", 1),
+        device=device,
+    )
     out = run_dir / LATENCY_FILE
     atomic_write_text(out, table.to_csv(index=False))
     return out

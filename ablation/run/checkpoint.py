@@ -1,4 +1,5 @@
 """A trial's checkpoint: everything needed to resume it at the next epoch, in one file."""
+
 from __future__ import annotations
 
 import os

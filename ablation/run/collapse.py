@@ -9,6 +9,7 @@ A completed trial is *collapsed* when, at its last epoch,
 Collapsed trials stay in every mean (nothing is dropped silently); reports flag their variants,
 show per-seed values and medians next to means, and list the collapsed trials.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,11 @@ from typing import Any
 
 CHANCE_MARGIN = 5.0
 LOSS_FRACTION = 0.9
-RULE = (f"a trial is flagged collapsed when its final validation top-1 is within {CHANCE_MARGIN:g} points of "
-        f"chance (100/classes) or its final training loss is at least {LOSS_FRACTION:g} x ln(classes), the loss "
-        f"of a uniform guess")
+RULE = (
+    f"a trial is flagged collapsed when its final validation top-1 is within {CHANCE_MARGIN:g} points of "
+    f"chance (100/classes) or its final training loss is at least {LOSS_FRACTION:g} x ln(classes), the loss "
+    f"of a uniform guess"
+)
 
 
 def is_collapsed(top1: Any, train_loss: Any, num_classes: Any) -> bool:

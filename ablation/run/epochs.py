@@ -4,6 +4,7 @@ One row per (trial, epoch), rewritten atomically by the sweep's driver as trials
 training curves can be drawn at any time from disk (Ray's own files are not read by reports).
 ``top1``/``top5``/``val_loss`` are on the validation (selection) split.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,15 +16,30 @@ from ..design.config import TrialConfig
 
 EPOCHS_FILE = "epochs.csv"
 EPOCH_COLUMNS: tuple[str, ...] = (
-    "trial_id", "variant", "backbone", "attention", "seed", "epoch", "train_loss", "val_loss", "top1", "top5",
-    "lr", "epoch_time_s",
+    "trial_id",
+    "variant",
+    "backbone",
+    "attention",
+    "seed",
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "top1",
+    "top5",
+    "lr",
+    "epoch_time_s",
 )
 
 
 def epoch_rows(trial_id: str, config: dict[str, Any], history: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of one trial: its ids, then each reported epoch's metrics."""
-    ids = {"trial_id": trial_id, "variant": TrialConfig(**config).variant_key(), "backbone": config.get("backbone"),
-           "attention": config.get("attention"), "seed": config.get("seed")}
+    ids = {
+        "trial_id": trial_id,
+        "variant": TrialConfig(**config).variant_key(),
+        "backbone": config.get("backbone"),
+        "attention": config.get("attention"),
+        "seed": config.get("seed"),
+    }
     return [{**ids, **{k: m.get(k) for k in EPOCH_COLUMNS if k not in ids}} for m in history if m.get("epoch")]
 
 

@@ -18,6 +18,7 @@ connected layers: ``flops_convfc`` is that subtotal (multiply-adds of ``conv`` a
 ``linear``/``addmm``), reported beside ``flops`` so that a figure can be placed against a
 paper's. ResNet-50 at 224 px: 4.089 G (torchvision's 4.09), against 4.128 G in full.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,19 +42,53 @@ from ..attention import is_attention
 
 #: Ops counted as zero, with the reason.
 ZERO_COST_OPS: dict[str, str] = {
-    **{op: "shape or view change, no arithmetic" for op in (
-        "aten::view", "aten::reshape", "aten::flatten", "aten::unsqueeze", "aten::squeeze",
-        "aten::transpose", "aten::permute", "aten::expand", "aten::expand_as", "aten::t",
-        "aten::size", "aten::Int", "aten::ScalarImplicit", "aten::numel",
-    )},
-    **{op: "copies or splits data, no arithmetic" for op in (
-        "aten::cat", "aten::stack", "aten::split", "aten::split_with_sizes", "aten::chunk",
-        "aten::slice", "aten::select", "aten::contiguous", "aten::clone", "aten::to",
-        "aten::detach", "aten::copy_",
-    )},
-    **{op: "allocates a tensor, no arithmetic" for op in (
-        "aten::new_full", "aten::full", "aten::zeros", "aten::ones", "aten::empty", "aten::zeros_like",
-    )},
+    **{
+        op: "shape or view change, no arithmetic"
+        for op in (
+            "aten::view",
+            "aten::reshape",
+            "aten::flatten",
+            "aten::unsqueeze",
+            "aten::squeeze",
+            "aten::transpose",
+            "aten::permute",
+            "aten::expand",
+            "aten::expand_as",
+            "aten::t",
+            "aten::size",
+            "aten::Int",
+            "aten::ScalarImplicit",
+            "aten::numel",
+        )
+    },
+    **{
+        op: "copies or splits data, no arithmetic"
+        for op in (
+            "aten::cat",
+            "aten::stack",
+            "aten::split",
+            "aten::split_with_sizes",
+            "aten::chunk",
+            "aten::slice",
+            "aten::select",
+            "aten::contiguous",
+            "aten::clone",
+            "aten::to",
+            "aten::detach",
+            "aten::copy_",
+        )
+    },
+    **{
+        op: "allocates a tensor, no arithmetic"
+        for op in (
+            "aten::new_full",
+            "aten::full",
+            "aten::zeros",
+            "aten::ones",
+            "aten::empty",
+            "aten::zeros_like",
+        )
+    },
     "aten::dropout": "identity in eval mode",
     "aten::dropout_": "identity in eval mode",
 }
@@ -100,10 +135,31 @@ def _matmul(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 ELEMENTWISE_OPS = (
-    "aten::add", "aten::add_", "aten::sub", "aten::rsub", "aten::mul", "aten::mul_", "aten::div", "aten::div_",
-    "aten::reciprocal", "aten::sigmoid", "aten::sigmoid_", "aten::relu", "aten::relu_", "aten::hardtanh", "aten::hardtanh_",
-    "aten::hardswish", "aten::hardswish_", "aten::hardsigmoid", "aten::hardsigmoid_", "aten::clamp",
-    "aten::clamp_", "aten::silu", "aten::silu_", "aten::gelu", "aten::tanh",
+    "aten::add",
+    "aten::add_",
+    "aten::sub",
+    "aten::rsub",
+    "aten::mul",
+    "aten::mul_",
+    "aten::div",
+    "aten::div_",
+    "aten::reciprocal",
+    "aten::sigmoid",
+    "aten::sigmoid_",
+    "aten::relu",
+    "aten::relu_",
+    "aten::hardtanh",
+    "aten::hardtanh_",
+    "aten::hardswish",
+    "aten::hardswish_",
+    "aten::hardsigmoid",
+    "aten::hardsigmoid_",
+    "aten::clamp",
+    "aten::clamp_",
+    "aten::silu",
+    "aten::silu_",
+    "aten::gelu",
+    "aten::tanh",
 )
 REDUCTION_OPS = ("aten::mean", "aten::sum", "aten::amax", "aten::amin", "aten::max", "aten::min")
 #: Operators (as fvcore's ``by_operator`` names them) of the papers' count: convolutions and
@@ -208,9 +264,7 @@ def _size(input_size: Union[int, tuple[int, int]]) -> tuple[int, int]:
     return (input_size, input_size) if isinstance(input_size, int) else (input_size[0], input_size[1])
 
 
-def measure_latency(
-    model: nn.Module, inputs: torch.Tensor, runs: int = 20, warmup: int = 5
-) -> float:
+def measure_latency(model: nn.Module, inputs: torch.Tensor, runs: int = 20, warmup: int = 5) -> float:
     """Median wall time in ms of ``runs`` forward passes after ``warmup`` untimed ones (no grad)."""
     sync = torch.cuda.synchronize if inputs.device.type == "cuda" else (lambda: None)
     times = []

@@ -4,6 +4,7 @@ Rows are built from Ray Tune trials (live, in the driver, or loaded from a run d
 written atomically (temp file + rename), so a reader never sees a half-written file and a crash
 during a write leaves the previous version. Columns follow ``docs/contracts.md``.
 """
+
 from __future__ import annotations
 
 import json
@@ -166,9 +167,9 @@ def results_table(records: Iterable[TrialRecord]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     fixed = set(ID_COLUMNS) | set(CONFIG_COLUMNS) | set(METRIC_COLUMNS)
     extra = [
-        c for c in TrialConfig.model_fields
-        if c not in fixed and c not in NOT_VARIANT_COLUMNS and c in frame
-        and frame[c].astype(str).nunique() > 1
+        c
+        for c in TrialConfig.model_fields
+        if c not in fixed and c not in NOT_VARIANT_COLUMNS and c in frame and frame[c].astype(str).nunique() > 1
     ]
     extra += sorted(c for c in frame if c not in fixed and c not in TrialConfig.model_fields)  # a user module's options
     columns = [*ID_COLUMNS, *extra, *CONFIG_COLUMNS, *METRIC_COLUMNS]

@@ -9,6 +9,7 @@ After a driver crash, ``--resume`` rebuilds its state from the trials Tune itsel
 experiment state in the run directory), never from a snapshot of its own that could be older or
 newer than Tune's: a seed is neither lost nor run twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ from ..design.sequential import Plan
 class SeedSearcher(Searcher):
     """Suggests ``{"point": config}`` for the next (variant, seed) a comparison needs."""
 
-    def __init__(self, points: list[dict[str, Any]], plan: Plan, epochs: int, run_dir: str | Path,
-                 reference: Optional[dict[str, Any]] = None, columns: Iterable[str] = ()):
+    def __init__(
+        self,
+        points: list[dict[str, Any]],
+        plan: Plan,
+        epochs: int,
+        run_dir: str | Path,
+        reference: Optional[dict[str, Any]] = None,
+        columns: Iterable[str] = (),
+    ):
         super().__init__()
         self.columns = tuple(columns)  # keys every suggested point carries (None where a variant has none)
         self.cells = cells(points)
@@ -68,9 +76,14 @@ class SeedSearcher(Searcher):
 
     # Tune saves this with its experiment state; the state itself is rebuilt on restore.
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_text(json.dumps(
-            {"finished": [[k, s, v] for (k, s), v in self.values.items()],
-             "live": {t: list(p) for t, p in self.live.items()}}))
+        Path(checkpoint_path).write_text(
+            json.dumps(
+                {
+                    "finished": [[k, s, v] for (k, s), v in self.values.items()],
+                    "live": {t: list(p) for t, p in self.live.items()},
+                }
+            )
+        )
 
     def restore(self, checkpoint_path: str) -> None:
         self.restore_from_dir(str(Path(checkpoint_path).parent))

@@ -6,6 +6,7 @@ epoch. The run directory (``<storage>/<name>/``) holds Ray's experiment state, t
 folders, ``results.csv`` (rewritten atomically as trials start and finish) and ``sweep.json``.
 A sweep whose driver died continues with ``resume=True`` without re-running finished trials.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ from ray import tune
 from .atomic_storage import atomic_local_fs, remove_partials
 from .epochs import epoch_rows, write_epochs
 from ..errors import AblationError, ConfigError
-from .results import (SWEEP_FILE, TrialRecord, merge_by_epoch, record_from_trial, records_from_run_dir, write_json,
-                      write_results)
+from .results import (
+    SWEEP_FILE,
+    TrialRecord,
+    merge_by_epoch,
+    record_from_trial,
+    records_from_run_dir,
+    write_json,
+    write_results,
+)
 from ..design.space import SearchSpace, trial_config
 
 #: The metric trials are ranked and scheduled by (percent, higher is better).
@@ -96,8 +104,12 @@ def _scheduler(space: SearchSpace) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=budget.epochs,
-                         grace_period=budget.grace_period, reduction_factor=budget.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=budget.epochs,
+        grace_period=budget.grace_period,
+        reduction_factor=budget.reduction_factor,
+    )
 
 
 def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
@@ -105,8 +117,14 @@ def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
     if seeds is not None:
         from .seed_search import SeedSearcher
 
-        return SeedSearcher(space.points(), seeds.plan(), space.spec.budget.epochs, run_dir, seeds.reference,
-                            columns=space.varying_keys())
+        return SeedSearcher(
+            space.points(),
+            seeds.plan(),
+            space.spec.budget.epochs,
+            run_dir,
+            seeds.reference,
+            columns=space.varying_keys(),
+        )
     sample = space.spec.sample
     if sample is None:
         return None
@@ -131,8 +149,9 @@ class ResultsCallback(tune.Callback):
         self.start, self.previous_s = time.time(), 0.0
         self.live: dict[str, dict[Any, dict]] = {}  # trial id -> epoch -> reports not yet in Tune's files
 
-    def setup(self, stop: Any = None, num_samples: Optional[int] = None, total_num_samples: Optional[int] = None,
-              **info: Any) -> None:
+    def setup(
+        self, stop: Any = None, num_samples: Optional[int] = None, total_num_samples: Optional[int] = None, **info: Any
+    ) -> None:
         self.start, self.previous_s = time.time(), float(_sweep_info(self.run_dir).get("wall_time_s") or 0.0)
 
     def _record(self, t: Any, status: Optional[str]) -> TrialRecord:
@@ -144,8 +163,9 @@ class ResultsCallback(tune.Callback):
         write_tables(self.run_dir, [self._record(t, status if t is trial else None) for t in trials])
         info = _sweep_info(self.run_dir)
         if info:
-            write_json(self.run_dir / SWEEP_FILE,
-                       {**info, "wall_time_s": round(self.previous_s + time.time() - self.start, 3)})
+            write_json(
+                self.run_dir / SWEEP_FILE, {**info, "wall_time_s": round(self.previous_s + time.time() - self.start, 3)}
+            )
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.live.setdefault(trial.trial_id, {})[result.get("epoch")] = dict(result)
@@ -164,9 +184,9 @@ class ResultsCallback(tune.Callback):
 def _reporter(space: SearchSpace) -> Any:
     return tune.CLIReporter(
         parameter_columns={f"point/{k}": k for k in space.varying_keys()},
-        metric_columns={"training_iteration": "epoch", "top1": "top1", "val_loss": "val_loss",
-                        "images_per_s": "img/s"},
-        sort_by_metric=True, max_report_frequency=30,
+        metric_columns={"training_iteration": "epoch", "top1": "top1", "val_loss": "val_loss", "images_per_s": "img/s"},
+        sort_by_metric=True,
+        max_report_frequency=30,
         max_progress_rows=40,
     )
 
@@ -180,8 +200,10 @@ def prepare_run_dir(storage: str | Path, name: str) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"run directory {run_dir} is not writable ({exc.strerror or exc}); "
-                          f"pass --storage DIR with a writable folder") from None
+        raise ConfigError(
+            f"run directory {run_dir} is not writable ({exc.strerror or exc}); "
+            f"pass --storage DIR with a writable folder"
+        ) from None
     return run_dir
 
 
@@ -202,8 +224,7 @@ def check_data(space: SearchSpace) -> None:
         key = (cfg.dataset, cfg.data_dir)
         if key not in seen:
             seen.add(key)
-            build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset,
-                       seed=cfg.seed)
+            build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset, seed=cfg.seed)
 
 
 def _check_reachable(address: str) -> None:
@@ -217,8 +238,10 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise AblationError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
-                            f"start one with `ray start --head` and pass its address") from None
+        raise AblationError(
+            f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
+            f"start one with `ray start --head` and pass its address"
+        ) from None
     if not address.startswith("ray://"):
         _probe_gcs(address)
 
@@ -226,8 +249,10 @@ def _check_reachable(address: str) -> None:
 #: How long a Ray head has to answer (s; ``$ABLATION_CONNECT_TIMEOUT_S`` overrides it): against an
 #: open port that is not Ray's, ``ray.init`` would retry for many minutes.
 CONNECT_TIMEOUT_S = 20.0
-_PROBE = ("import sys; from ray._private.services import canonicalize_bootstrap_address_or_die as c; "
-          "from ray._raylet import GcsClient; GcsClient(address=c(sys.argv[1]))")
+_PROBE = (
+    "import sys; from ray._private.services import canonicalize_bootstrap_address_or_die as c; "
+    "from ray._raylet import GcsClient; GcsClient(address=c(sys.argv[1]))"
+)
 
 
 def _probe_gcs(address: str) -> None:
@@ -235,18 +260,24 @@ def _probe_gcs(address: str) -> None:
     ``CONNECT_TIMEOUT_S`` (Ray's own client would block far longer)."""
     timeout = float(os.environ.get("ABLATION_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
     try:
-        probe = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
-                               timeout=timeout)
+        probe = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise AblationError(f"--address {address}: something listens there, but no Ray head answered within "
-                            f"{timeout:g} s; pass the address `ray start --head` printed (its GCS port, "
-                            f"6379 by default)") from None
+        raise AblationError(
+            f"--address {address}: something listens there, but no Ray head answered within "
+            f"{timeout:g} s; pass the address `ray start --head` printed (its GCS port, "
+            f"6379 by default)"
+        ) from None
     if probe.returncode != 0:
         lines = [ln for ln in probe.stderr.splitlines() if ln.strip()]
-        hint = (" (it uses token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN "
-                "or ~/.ray/auth_token)" if any("InvalidAuthToken" in ln for ln in lines) else "")
-        raise AblationError(f"--address {address}: cannot join the Ray head there "
-                            f"({lines[-1] if lines else 'no answer'}){hint}") from None
+        hint = (
+            " (it uses token authentication: set RAY_AUTH_MODE=token and the cluster's token, RAY_AUTH_TOKEN "
+            "or ~/.ray/auth_token)"
+            if any("InvalidAuthToken" in ln for ln in lines)
+            else ""
+        )
+        raise AblationError(
+            f"--address {address}: cannot join the Ray head there ({lines[-1] if lines else 'no answer'}){hint}"
+        ) from None
 
 
 def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None) -> bool:
@@ -265,16 +296,24 @@ def connect(address: Optional[str], runtime_env: Optional[dict[str, Any]] = None
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise AblationError(f"--address {address}: cannot join the Ray cluster ({exc}). If it uses token "
-                                f"authentication (`ray start --head` turns it on), set RAY_AUTH_MODE=token and "
-                                f"the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
+            raise AblationError(
+                f"--address {address}: cannot join the Ray cluster ({exc}). If it uses token "
+                f"authentication (`ray start --head` turns it on), set RAY_AUTH_MODE=token and "
+                f"the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            ) from None
         return True
     import torch
 
     # address="local": a private Ray, even beside a cluster that `ray start` runs (or left behind
     # in /tmp/ray/ray_current_cluster) on this machine; joining one happens only when asked
-    ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(),
-             include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count(),
+        num_gpus=torch.cuda.device_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env=runtime_env,
+    )
     return True
 
 
@@ -325,11 +364,15 @@ def run_sweep(
     exists = tune.Tuner.can_restore(str(run_dir))
     previous = _sweep_info(run_dir)
     if exists and not resume:
-        raise ConfigError(f"{run_dir} already holds sweep {space.name!r}; pass --resume to continue it, "
-                          f"or --storage DIR for a new one")
+        raise ConfigError(
+            f"{run_dir} already holds sweep {space.name!r}; pass --resume to continue it, "
+            f"or --storage DIR for a new one"
+        )
     if exists and previous.get("space") is not None and not space.same_as(previous["space"]):
-        raise ConfigError(f"{run_dir}: the sweep there was started from a different version of "
-                          f"{space.source or space.name}; restore that file or use --storage DIR")
+        raise ConfigError(
+            f"{run_dir}: the sweep there was started from a different version of "
+            f"{space.source or space.name}; restore that file or use --storage DIR"
+        )
     if check_files and not (address or os.environ.get("RAY_ADDRESS")):
         check_data(space)
     runtime_env = _runtime_env(space)
@@ -341,10 +384,16 @@ def run_sweep(
     started_ray = connect(address, runtime_env)
     start = time.time()
     info = {
-        "name": space.name, "description": space.spec.description, "space": space.dump(),
-        "source": space.source, "started": previous.get("started", _now()), "finished": None,
-        "wall_time_s": previous.get("wall_time_s", 0.0), "n_trials": space.num_trials,
-        "resources": space.spec.resources.model_dump(), "display_names": space.display_names(),
+        "name": space.name,
+        "description": space.spec.description,
+        "space": space.dump(),
+        "source": space.source,
+        "started": previous.get("started", _now()),
+        "finished": None,
+        "wall_time_s": previous.get("wall_time_s", 0.0),
+        "n_trials": space.num_trials,
+        "resources": space.spec.resources.model_dump(),
+        "display_names": space.display_names(),
     }
     write_json(run_dir / SWEEP_FILE, info)  # the results callback keeps wall_time_s current
     try:
@@ -368,29 +417,47 @@ def run_sweep(
     return SweepOutcome(run_dir, counts, info["wall_time_s"])
 
 
-def _tuner(space: SearchSpace, run_dir: Path, trial_fn: Optional[TrialFn], restore: bool,
-           max_concurrent: Optional[int], verbose: int, logs: Optional[dict[str, str]] = None) -> Any:
+def _tuner(
+    space: SearchSpace,
+    run_dir: Path,
+    trial_fn: Optional[TrialFn],
+    restore: bool,
+    max_concurrent: Optional[int],
+    verbose: int,
+    logs: Optional[dict[str, str]] = None,
+) -> Any:
     from .tracking import callbacks as tracking_callbacks
 
     resources = space.spec.resources
     trainable = tune.with_resources(make_trainable(trial_fn), {"cpu": resources.cpu, "gpu": resources.gpu})
     if restore:
         remove_partials(run_dir)  # what the killed driver was writing; the complete files stay
-        return tune.Tuner.restore(str(run_dir), trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False,
-                                  storage_filesystem=atomic_local_fs())
+        return tune.Tuner.restore(
+            str(run_dir),
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+            storage_filesystem=atomic_local_fs(),
+        )
     budget = space.spec.budget
     return tune.Tuner(
         trainable,
         param_space=param_space(space),
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode=MODE, scheduler=_scheduler(space), search_alg=_search_alg(space, run_dir),
+            metric=METRIC,
+            mode=MODE,
+            scheduler=_scheduler(space),
+            search_alg=_search_alg(space, run_dir),
             num_samples=space.num_trials if (space.sampled or space.seed_budget) else 1,
             max_concurrent_trials=max_concurrent or budget.max_concurrent,
-            trial_dirname_creator=_trial_dirname, reuse_actors=True,
+            trial_dirname_creator=_trial_dirname,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=space.name, storage_path=str(run_dir.parent), storage_filesystem=atomic_local_fs(),
+            name=space.name,
+            storage_path=str(run_dir.parent),
+            storage_filesystem=atomic_local_fs(),
             verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

@@ -7,6 +7,7 @@ every report); the default store is ``sqlite:///RUN_DIR/mlflow.db`` (``mlflow ui
 files in each trial's folder (``tensorboard --logdir RUN_DIR``). Both are optional extras
 (``pip install 'ablation[tracking]'``); a missing one is a clear error before the sweep starts.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -29,8 +30,9 @@ def parse_logs(specs: list[str]) -> dict[str, str]:
         if name == "tensorboard" and target:
             raise ConfigError("--log tensorboard takes no target: its files go into the trial folders")
         if importlib.util.find_spec(BACKENDS[name]) is None:
-            raise ConfigError(f"--log {name}: the package {BACKENDS[name]!r} is not installed; "
-                              f"pip install 'ablation[tracking]'")
+            raise ConfigError(
+                f"--log {name}: the package {BACKENDS[name]!r} is not installed; pip install 'ablation[tracking]'"
+            )
         out[name] = target
     return out
 
@@ -46,8 +48,13 @@ def callbacks(logs: dict[str, str], run_dir: Path, experiment: str) -> list[Any]
     if "mlflow" in logs:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-        out.append(MLflowLoggerCallback(tracking_uri=mlflow_uri(run_dir, logs["mlflow"]), experiment_name=experiment,
-                                        tags={"ablation.sweep": experiment}))
+        out.append(
+            MLflowLoggerCallback(
+                tracking_uri=mlflow_uri(run_dir, logs["mlflow"]),
+                experiment_name=experiment,
+                tags={"ablation.sweep": experiment},
+            )
+        )
     if "tensorboard" in logs:
         from ray.tune.logger import TBXLoggerCallback
 

@@ -9,6 +9,7 @@ NCHW on the CPU and with mixed precision (bf16, else fp16 with a gradient scaler
 channels_last on CUDA; ``fast`` adds channels_last and native bf16 on the CPU and
 ``torch.compile`` everywhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,11 +30,29 @@ from ..errors import ConfigError, NonFiniteLossError
 from ..design.train_path import TrainSetup, attention_in_fp32, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
-METRIC_KEYS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "top1", "top5", "epoch_time_s", "images_per_s", "lr",
-                                 "compile_time_s", "train_setup")
+METRIC_KEYS: tuple[str, ...] = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "top1",
+    "top5",
+    "epoch_time_s",
+    "images_per_s",
+    "lr",
+    "compile_time_s",
+    "train_setup",
+)
 
 #: Cost figures from ``profile_model`` carried in every epoch's metrics.
-COST_KEYS: tuple[str, ...] = ("params", "flops", "flops_convfc", "attention_params", "attention_flops", "latency_ms", "uncounted_ops")
+COST_KEYS: tuple[str, ...] = (
+    "params",
+    "flops",
+    "flops_convfc",
+    "attention_params",
+    "attention_flops",
+    "latency_ms",
+    "uncounted_ops",
+)
 
 #: Test-split figures, in the last epoch's metrics only (evaluated once, when training ends).
 TEST_KEYS: tuple[str, ...] = ("test_loss", "test_top1", "test_top5")
@@ -57,8 +76,10 @@ def as_config(config: Union[TrialConfig, dict]) -> TrialConfig:
     try:
         return TrialConfig(**config)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise ConfigError(f"invalid trial config: {problems}") from None
 
 
@@ -99,8 +120,15 @@ class TrainStep:
     On a compiled path the first training step compiles; its time goes to ``compile_time_s``
     (taken out of the epoch's time and images/s by :func:`train_epoch`)."""
 
-    def __init__(self, model: nn.Module, cfg: TrialConfig, device: torch.device, total_steps: int,
-                 warmup_steps: int, setup: Optional[TrainSetup] = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrialConfig,
+        device: torch.device,
+        total_steps: int,
+        warmup_steps: int,
+        setup: Optional[TrainSetup] = None,
+    ) -> None:
         self.model, self.device = model, device
         self.setup = setup or train_setup(cfg.train_path, device, cfg.amp, cfg.channels_last)
         self.dtype = self.setup.dtype
@@ -111,11 +139,15 @@ class TrainStep:
             attention_in_fp32(model)
         self.runner: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(model, mode="reduce-overhead" if self.setup.cuda_graphs else None)
-            if self.setup.compiled else model)
+            if self.setup.compiled
+            else model
+        )
         self.compile_pending = self.setup.compiled
         self.label_smoothing = cfg.label_smoothing
         self.optimizer = torch.optim.SGD(
-            param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+            param_groups(model, cfg.weight_decay),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -145,8 +177,12 @@ class TrainStep:
         return loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -191,9 +227,12 @@ def train_epoch(step: TrainStep, loader: Any, epoch: int, progress: Optional[Pro
         if progress is not None:
             progress(epoch, i + 1, n_steps)
     seconds = time.perf_counter() - start - compile_s
-    return {"train_loss": losses.mean().item() if n_steps else float("nan"),
-            "images_per_s": seen / seconds if seconds > 0 else 0.0,
-            "lr": lr, "compile_time_s": compile_s}
+    return {
+        "train_loss": losses.mean().item() if n_steps else float("nan"),
+        "images_per_s": seen / seconds if seconds > 0 else 0.0,
+        "lr": lr,
+        "compile_time_s": compile_s,
+    }
 
 
 def _sync(device: torch.device) -> None:
@@ -212,8 +251,9 @@ def evaluate(step: TrainStep, loader: Any) -> dict[str, float]:
         x, y = step.inputs(x, y)
         logits = step.forward(x).float()
         correct = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
-        totals += torch.stack([F.cross_entropy(logits, y, reduction="sum"),
-                               correct[:, 0].sum(), correct.any(dim=1).sum()]).double()
+        totals += torch.stack(
+            [F.cross_entropy(logits, y, reduction="sum"), correct[:, 0].sum(), correct.any(dim=1).sum()]
+        ).double()
         n += len(y)
     loss, top1, top5 = (totals / max(n, 1)).tolist()
     return {"val_loss": loss, "top1": 100 * top1, "top5": 100 * top5}
@@ -228,17 +268,28 @@ def test_metrics(step: TrainStep, data: DataBundle, last: dict[str, float]) -> d
 
 def data_figures(data: DataBundle) -> dict[str, int]:
     """The task's shape and the number of images in each split."""
-    return {"num_classes": data.num_classes, "in_channels": data.in_channels, "input_size": data.input_size,
-            **{f"{split}_images": getattr(data, split).num_images for split in ("train", "val", "test")}}
+    return {
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "input_size": data.input_size,
+        **{f"{split}_images": getattr(data, split).num_images for split in ("train", "val", "test")},
+    }
 
 
 def measure_cost(model: nn.Module, cfg: TrialConfig, data: DataBundle, device: torch.device) -> dict[str, float]:
     """Params, FLOPs and latency (on ``cfg.latency_path``) of the model at the trained input size."""
     from .profile import profile_model
 
-    report = profile_model(model, data.input_size, data.in_channels,
-                           batch_size=cfg.latency_batch, runs=cfg.latency_runs, device=str(device),
-                           threads=cfg.threads, path=cfg.latency_path)
+    report = profile_model(
+        model,
+        data.input_size,
+        data.in_channels,
+        batch_size=cfg.latency_batch,
+        runs=cfg.latency_runs,
+        device=str(device),
+        threads=cfg.threads,
+        path=cfg.latency_path,
+    )
     cost = report.as_dict()
     return {k: cost[k] for k in COST_KEYS}
 
@@ -247,12 +298,19 @@ def _check_resumable(cfg: TrialConfig, saved: dict) -> None:
     now = cfg.model_dump()
     diff = sorted(k for k in now if k not in EXECUTION_KEYS and now[k] != saved.get(k))
     if diff:
-        raise ConfigError(f"resume_from: the checkpoint was made with different {diff}; "
-                          f"only {sorted(EXECUTION_KEYS)} may change on resume")
+        raise ConfigError(
+            f"resume_from: the checkpoint was made with different {diff}; "
+            f"only {sorted(EXECUTION_KEYS)} may change on resume"
+        )
 
 
-def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
-              resume_from: Optional[str] = None, *, progress: Optional[Progress] = None) -> dict:
+def run_trial(
+    config: Union[TrialConfig, dict],
+    report: Optional[Report] = None,
+    resume_from: Optional[str] = None,
+    *,
+    progress: Optional[Progress] = None,
+) -> dict:
     """Build, profile, train and evaluate one config; see docs/contracts.md for the dicts.
 
     ``report(metrics, checkpoint_dir)`` is called after every epoch (the directory lives until
@@ -269,16 +327,32 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
-    data = build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, workers=cfg.workers,
-                      subset=cfg.subset, seed=cfg.seed, download=cfg.download, val_split=cfg.val_split,
-                      eval_subset=cfg.eval_subset)
+    data = build_data(
+        cfg.dataset,
+        cfg.data_dir,
+        batch_size=cfg.batch_size,
+        workers=cfg.workers,
+        subset=cfg.subset,
+        seed=cfg.seed,
+        download=cfg.download,
+        val_split=cfg.val_split,
+        eval_subset=cfg.eval_subset,
+    )
     for loader in {id(x): x for x in (data.train, data.val, data.test)}.values():
         if hasattr(loader, "to"):
             loader.to(device)
     small_input = cfg.small_input if cfg.small_input is not None else data.input_size <= 64
-    model = build_model(cfg.backbone, cfg.attention, cfg.position, cfg.stages,
-                        num_classes=data.num_classes, in_channels=data.in_channels,
-                        small_input=small_input, width_mult=cfg.width_mult, **cfg.attention_kwargs())
+    model = build_model(
+        cfg.backbone,
+        cfg.attention,
+        cfg.position,
+        cfg.stages,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+        small_input=small_input,
+        width_mult=cfg.width_mult,
+        **cfg.attention_kwargs(),
+    )
 
     saved = load_checkpoint(resume_from) if resume_from else None
     if saved is not None:
@@ -286,8 +360,7 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
     cost = saved["cost"] if saved else measure_cost(model, cfg, data, device)
     about = data_figures(data) | environment(device)
     steps = len(data.train)
-    step = TrainStep(model, cfg, device, total_steps=steps * cfg.epochs,
-                 warmup_steps=round(cfg.warmup_epochs * steps))
+    step = TrainStep(model, cfg, device, total_steps=steps * cfg.epochs, warmup_steps=round(cfg.warmup_epochs * steps))
     history: list[dict] = []
     if saved is not None:
         step.load_state_dict(saved["state"])
@@ -296,7 +369,11 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        metrics: dict[str, Any] = {"epoch": epoch, **train_epoch(step, data.train, epoch, progress), **evaluate(step, data.val)}
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            **train_epoch(step, data.train, epoch, progress),
+            **evaluate(step, data.val),
+        }
         metrics["epoch_time_s"] = time.perf_counter() - start - metrics["compile_time_s"]
         metrics["train_setup"] = step.setup.describe()
         metrics = {k: metrics[k] for k in METRIC_KEYS} | cost | about
@@ -305,8 +382,16 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
         history.append(metrics)
         if report is not None:
             with tempfile.TemporaryDirectory(prefix="ablation-ckpt-") as ckpt:
-                save_checkpoint(ckpt, {"config": cfg.model_dump(), "cost": cost, "history": history,
-                                       "state": step.state_dict(), "rng": rng_state()})
+                save_checkpoint(
+                    ckpt,
+                    {
+                        "config": cfg.model_dump(),
+                        "cost": cost,
+                        "history": history,
+                        "state": step.state_dict(),
+                        "rng": rng_state(),
+                    },
+                )
                 report(dict(metrics), ckpt)
     return trial_result(cfg, history)
 
@@ -314,7 +399,13 @@ def run_trial(config: Union[TrialConfig, dict], report: Optional[Report] = None,
 def trial_result(cfg: TrialConfig, history: list[dict]) -> dict:
     """The contract's result: the last epoch's metrics plus the best (validation) epoch and the history."""
     best = max(history, key=lambda m: m["top1"])
-    return {**history[-1], "best_top1": best["top1"], "best_epoch": best["epoch"],
-            "epochs_done": len(history), "train_time_s": sum(m["epoch_time_s"] for m in history),
-            "compile_time_s": sum(m.get("compile_time_s", 0.0) for m in history),
-            "history": [dict(m) for m in history], "config": cfg.model_dump()}
+    return {
+        **history[-1],
+        "best_top1": best["top1"],
+        "best_epoch": best["epoch"],
+        "epochs_done": len(history),
+        "train_time_s": sum(m["epoch_time_s"] for m in history),
+        "compile_time_s": sum(m.get("compile_time_s", 0.0) for m in history),
+        "history": [dict(m) for m in history],
+        "config": cfg.model_dump(),
+    }

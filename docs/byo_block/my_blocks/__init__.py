@@ -4,6 +4,7 @@
 each neuron is weighted by the inverse of its energy, computed from its squared distance to the
 channel's mean. ``my_blocks:tiny_net`` is a backbone that places the attention it is given.
 """
+
 import torch
 from torch import nn
 
@@ -28,6 +29,10 @@ def tiny_net(num_classes: int, attention, in_channels: int = 3, width: int = 32)
     """Two conv blocks, attention after each, global pooling and a classifier."""
     layers = []
     for i, (cin, cout) in enumerate(((in_channels, width), (width, 2 * width))):
-        layers += [nn.Conv2d(cin, cout, 3, stride=1 + i, padding=1, bias=False), nn.BatchNorm2d(cout),
-                   nn.ReLU(inplace=True), attention(cout)]
+        layers += [
+            nn.Conv2d(cin, cout, 3, stride=1 + i, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            attention(cout),
+        ]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
