@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ID_COLUMNS: tuple[str, ...] = ("trial_id", "variant", "status", "error")
-CONFIG_COLUMNS: tuple[str, ...] = (
-    "backbone",
+#: Config columns describing an attention variant (the rest describe the setting it runs in).
+ATTENTION_FACTORS: tuple[str, ...] = (
     "attention",
     "position",
     "stages",
@@ -31,6 +31,10 @@ CONFIG_COLUMNS: tuple[str, ...] = (
     "norm",
     "gate",
     "reduction",
+)
+CONFIG_COLUMNS: tuple[str, ...] = (
+    "backbone",
+    *ATTENTION_FACTORS,
     "dataset",
     "width_mult",
     "epochs",
@@ -96,20 +100,6 @@ LAST_METRICS: tuple[str, ...] = (
 STATUSES: tuple[str, ...] = ("completed", "failed", "stopped", "running", "pending")
 #: Keys of a trial config that say where or how a trial ran, never what was ablated.
 NOT_VARIANT_COLUMNS: tuple[str, ...] = ("data_dir", "device", "threads", "download", "workers")
-
-#: Config columns describing an attention variant (the rest describe the setting it runs in).
-ATTENTION_FACTORS: tuple[str, ...] = (
-    "attention",
-    "position",
-    "stages",
-    "kernel_size",
-    "branches",
-    "pool",
-    "fuse",
-    "norm",
-    "gate",
-    "reduction",
-)
 
 
 def is_attention_factor(column: str) -> bool:
