@@ -18,8 +18,8 @@ import pytest
 
 from ablation.cli import main
 from ablation.provenance import FINGERPRINT_KEYS, fingerprint_here
-from ablation.report import DATA_FILES, REPORT_FILES
-from ablation.results import RESULTS_FILE
+from ablation.analysis.report import DATA_FILES, REPORT_FILES
+from ablation.run.results import RESULTS_FILE
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 SHIPPED = sorted(p.parent.name for p in REPORTS.glob(f"*/{RESULTS_FILE}"))
@@ -46,9 +46,9 @@ def test_shipped_report_regenerates_identically(name, tmp_path, monkeypatch):
     recorded = pd.read_csv(run / RESULTS_FILE, dtype=str)
     trials = {k: sorted(set(recorded[k].dropna())) for k in [*FINGERPRINT_KEYS, "gpu"] if k in recorded}
     here = {**fingerprint_here(), **{k: v[0] for k, v in trials.items() if len(v) == 1 and k != "gpu"}}
-    monkeypatch.setattr("ablation.report.fingerprint_here", lambda: dict(here))
+    monkeypatch.setattr("ablation.analysis.report.fingerprint_here", lambda: dict(here))
     if len(trials.get("gpu", [])) == 1:
-        monkeypatch.setattr("ablation.report.gpu_here", lambda: trials["gpu"][0])
+        monkeypatch.setattr("ablation.analysis.report.gpu_here", lambda: trials["gpu"][0])
 
     assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
     for file in REPORT_FILES:

@@ -19,7 +19,7 @@ module's and the seed (``subset``, ``epochs``, ``dataset`` ...). Per budget:
   factor of ~70, so every seed count below is stated with the range that interval allows.
 - **Criterion.** The seeds per variant a two-sided paired t-test at ``level`` (the study's alpha
   over its comparisons) needs to detect ``effect`` points with 80% power, exactly from the
-  noncentral t (:func:`ablation.detectable.power`), taking the pooled sd as the truth; times the
+  noncentral t (:func:`ablation.analysis.detectable.power`), taking the pooled sd as the truth; times the
   trial time of a variant and its baseline (CPU-hours per decision, ``cpu`` CPUs a trial). The
   budget recommended is the one with the most decisions per CPU-hour among the flat ones.
 
@@ -423,7 +423,7 @@ class SpaceCost:
 def space_cost(
     space: Any, pilot: Pilot, plan: PilotPlan, cores: float, relative_cost: Optional[Mapping[str, float]] = None
 ) -> SpaceCost:
-    """The cost of ``space`` (a grid :class:`ablation.space.SearchSpace`) from ``pilot``."""
+    """The cost of ``space`` (a grid :class:`ablation.design.space.SearchSpace`) from ``pilot``."""
     from ..design.seed_budget import cell_key, cells
 
     if space.sampled:
