@@ -7,7 +7,10 @@ SGD with Nesterov momentum, the lr schedule, the loss in fp32) on fixed random b
 - ``eager``: the eager path (fp32, NCHW on the CPU; today's default);
 - ``eager bf16 CL``: channels_last and bf16 autocast without compilation (not a training path:
   shown to say what compilation adds);
-- ``fast``: the fast path (channels_last, bf16 autocast where the CPU has it natively, compiled).
+- ``fast``: the fast path (channels_last, bf16 autocast where the CPU has it natively, compiled;
+  every attention module in fp32 under the autocast, see ``attention_in_fp32``);
+- ``fast bf16 attn``: the fast path with the attention modules in bf16 too (the fast path before
+  the fp32-attention fix): shown to say what keeping attention in fp32 costs.
 
 Each round cycles through every (module, setup) pair 2 steps at a time, so load on a shared
 machine hits all of them alike; images/s are medians over rounds, ratios medians of per-round
@@ -22,6 +25,7 @@ up speeds every module up the same way.
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import statistics
 import time
@@ -50,6 +54,7 @@ def setups(device: torch.device) -> dict[str, object]:
         "eager": train_setup("eager", device),
         "eager bf16 CL": dataclasses.replace(fast, path="eager bf16 CL", compiled=False),
         "fast": fast,
+        "fast bf16 attn": dataclasses.replace(fast, path="fast bf16 attn", attention_fp32=False),
     }
 
 
@@ -99,6 +104,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write a markdown report here")
     args = parser.parse_args()
+    args.load = os.getloadavg()
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -144,6 +150,8 @@ def main() -> None:
             row[f"{name} img/s"] = rate[a, name]
             row[f"{name} GFLOP/s (of peak)"] = f"{gflops:.1f} ({gflops / ref:.0%})"
         row["fast / eager"] = ratio((a, "fast"), (a, "eager"))
+        if a != "none":
+            row["fast / fast bf16 attn"] = ratio((a, "fast"), (a, "fast bf16 attn"))
         row["x none, eager"] = ratio((a, "eager"), ("none", "eager")) if "none" in args.modules else float("nan")
         row["x none, fast"] = ratio((a, "fast"), ("none", "fast")) if "none" in args.modules else float("nan")
         rows.append(row)
@@ -183,9 +191,10 @@ def _write(
         "resnet20 on 28x28x1, 10 classes, batch "
         f"{args.batch_size}, the harness's training step on fixed random batches; images/s are the median of "
         f"{args.rounds} rounds of {args.steps} steps per (module, setup), taken 2 steps at a time in turn so that "
-        "every pair is sampled across the whole round; ratios are medians of per-round ratios. The machine was shared with other jobs while "
-        "this ran, so absolute figures are depressed and noisy; the ratios, measured side by side in the same "
-        "rounds, are what the report is for.",
+        "every pair is sampled across the whole round; ratios are medians of per-round ratios. Load average "
+        f"(1 min) {args.load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs: where it "
+        "exceeds the threads used, other jobs shared the machine, absolute figures are depressed and noisy and "
+        "the ratios, measured side by side in the same rounds, are what the report is for.",
         "",
         "Setups: " + "; ".join(f"`{name}`: {s.describe()}" for name, s in chosen.items()) + ".",
         "",
