@@ -1,6 +1,7 @@
 """Every shipped report regenerates identically from the data files in its folder: ``ablate
 report`` on a copy of ``reports/X``'s data writes the committed tables and summary (report.md,
-report.html, tables.tex, summary.csv; the PNGs are not compared).
+report.html, tables.tex, summary.csv, and convergence.csv where it has epochs.csv; the PNGs are
+not compared).
 
 Two things in them depend on when and where a report is written, and are normalised: the
 "Generated <date> <time> UTC" line, and the paragraph comparing the writing machine's fingerprint
@@ -18,7 +19,9 @@ import pytest
 
 from ablation.cli import main
 from ablation.provenance import FINGERPRINT_KEYS, fingerprint_here
+from ablation.analysis.convergence import CONVERGENCE_FILE
 from ablation.analysis.report import DATA_FILES, REPORT_FILES
+from ablation.run.epochs import EPOCHS_FILE
 from ablation.run.results import RESULTS_FILE
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
@@ -51,6 +54,7 @@ def test_shipped_report_regenerates_identically(name, tmp_path, monkeypatch):
         monkeypatch.setattr("ablation.analysis.report.gpu_here", lambda: trials["gpu"][0])
 
     assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
-    for file in REPORT_FILES:
+    with_curves = (shipped / EPOCHS_FILE).is_file()
+    for file in (*REPORT_FILES, CONVERGENCE_FILE) if with_curves else REPORT_FILES:
         want, got = (shipped / file).read_text(), (tmp_path / "out" / file).read_text()
         assert normalised(got) == normalised(want), f"reports/{name}/{file} differs when regenerated"

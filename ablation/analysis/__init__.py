@@ -2,8 +2,9 @@
 
 Seeds are aggregated into variants (``aggregate.py``), ranked with Optuna's Pareto tools and
 compared with their baselines (``rank.py``, with ``familywise.py`` and ``detectable.py``; robust
-statistics in ``robust.py``), laid out as tables, plots and verdicts (``tables.py``, ``plots.py``,
-``verdicts.py``) and written as the report (``report.py``).
+statistics in ``robust.py``), checked for convergence (``convergence.py``), laid out as tables,
+plots and verdicts (``tables.py``, ``plots.py``, ``verdicts.py``) and written as the report
+(``report.py``).
 
 Public names are imported from their module on first use (so that importing one module of this
 package does not import the others' libraries, such as Ray or matplotlib).
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .aggregate import aggregate, factors, reported_metric
+    from .convergence import is_flat, last_gains, trial_convergence
     from .rank import Ranking, rank
     from .familywise import Family, holm
     from .detectable import mde
@@ -26,6 +28,9 @@ _HOMES: dict[str, str] = {
     "aggregate": "aggregate",
     "factors": "aggregate",
     "reported_metric": "aggregate",
+    "is_flat": "convergence",
+    "last_gains": "convergence",
+    "trial_convergence": "convergence",
     "Ranking": "rank",
     "rank": "rank",
     "Family": "familywise",
@@ -41,9 +46,12 @@ __all__ = [
     "aggregate",
     "factors",
     "holm",
+    "is_flat",
+    "last_gains",
     "mde",
     "rank",
     "reported_metric",
+    "trial_convergence",
     "write_report",
 ]
 

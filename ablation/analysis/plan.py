@@ -9,9 +9,9 @@ module's and the seed (``subset``, ``epochs``, ``dataset`` ...). Per budget:
 - **Cost.** A trial's time is its training plus compilation (``train_time_s + compile_time_s``:
   every epoch's training and validation pass; not the process start, data loading, test pass or
   latency measurement, which the pilot's sweep wall time shows apart where it finished).
-- **Convergence.** The baseline's validation top-1 gain over its last three epochs (top-1 at the
-  last epoch minus top-1 three epochs before), per seed; the budget is *flat* when every seed
-  gained less than ``flat`` points.
+- **Convergence.** The baseline's validation top-1 gain over its last three epochs, per seed
+  (:mod:`ablation.analysis.convergence`); the budget is *flat* when every seed gained less than
+  ``flat`` points.
 - **Spread.** Each variant's test top-1 (validation top-1 where no test split was held out) is
   paired by seed with the baseline's; the sd of the paired differences is pooled over the
   budget's variants (variance weighted by degrees of freedom: sum (n_v - 1) s_v^2 / sum (n_v - 1)).
@@ -44,13 +44,12 @@ import pandas as pd
 from scipy import stats
 
 from ..design.columns import cell_text, config_columns, is_attention_factor
+from .convergence import FLAT, LAST, is_flat, last_gains
 from .detectable import POWER, power
 from ..run.epochs import EPOCHS_FILE, read_epochs
 from ..errors import ConfigError
 from ..run.results import RESULTS_FILE, SWEEP_FILE, read_results
 
-FLAT = 0.2  # points of validation top-1 over the last LAST epochs
-LAST = 3
 EFFECT = 1.0  # points of test top-1
 ALPHA = 0.05
 MAX_SEEDS = 1000  # beyond this a seed count is shown as "> MAX_SEEDS"
@@ -218,13 +217,9 @@ def curve_gains(pilot: Pilot, budget: str, attention: Optional[str] = None, last
         & (pilot.results["attention"] == attention)
         & (pilot.results["status"] == "completed")
     ]
-    gains = {}
-    for _, row in rows.sort_values("seed").iterrows():
-        curve = pilot.epochs[pilot.epochs["trial_id"] == row["trial_id"]].sort_values("epoch")
-        top1 = dict(zip(curve["epoch"].astype(int), curve["top1"].astype(float)))
-        end = max(top1) if top1 else 0
-        gains[int(row["seed"])] = top1[end] - top1[end - last] if end - last in top1 else math.nan
-    return gains
+    rows = rows.sort_values("seed")
+    gains = last_gains(pilot.epochs, rows["trial_id"], last)
+    return {int(seed): gains[t] for seed, t in zip(rows["seed"], rows["trial_id"])}
 
 
 @dataclass
@@ -275,11 +270,8 @@ def plan_budget(
     low, high = sd_interval(sd, df)
     gains = curve_gains(pilot, budget) if pilot.has_curves else {}
     waiting = rows[(rows["attention"] == pilot.baseline) & rows["status"].isin(["running", "pending"])]
-    is_flat = (
-        all(g < flat for g in gains.values())
-        if gains and waiting.empty and not any(math.isnan(g) for g in gains.values())
-        else None
-    )
+    judged = [is_flat(g, flat) for g in gains.values()]
+    every_flat = all(judged) if judged and waiting.empty and None not in judged else None
     t_base = float(times.get(base_label, math.nan)) if base_label else math.nan
     others = [v["trial_time_s"] for v in variants if v["kind"] == "variant"]
     t_pair = t_base + (float(np.mean(others)) if others else math.nan)
@@ -298,7 +290,7 @@ def plan_budget(
         "compile_time_s": _median(done, "compile_time_s"),
         "images_per_s": _median(done, "images_per_s"),
         "baseline_gains": gains,
-        "flat": is_flat,
+        "flat": every_flat,
         "sd": sd,
         "df": df,
         "sd_low": low,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import plots
 from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
+from .convergence import CONVERGENCE_FILE, FLAT, LAST, trial_convergence
 from ..run.calibrate import LATENCY_FILE, read_latency, with_latency
 from ..run.collapse import RULE
 from ..run.epochs import EPOCHS_FILE, read_epochs
@@ -238,9 +239,9 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
         else _rank_into_study_file(variants, results, varying, run_dir, name, **family)
     )
     ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
-    blocks = _blocks(
-        name, info, results, epochs, ranking, varying, reading, has_epochs=(run_dir / EPOCHS_FILE).is_file()
-    )
+    has_epochs = (run_dir / EPOCHS_FILE).is_file()
+    convergence = _convergence_trials(results, epochs, ranking.variants) if has_epochs else None
+    blocks = _blocks(name, info, results, epochs, ranking, varying, reading, has_epochs, convergence)
     for block in blocks:
         if isinstance(block, Figure):
             atomic_write_bytes(out / block.file, block.png)
@@ -248,6 +249,9 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     tables.update(
         factor_tables(ranking.variants, ranking.deltas, varying, reading.accuracy) if not ranking.variants.empty else {}
     )
+    if convergence is not None and len(convergence):
+        tables["convergence"] = convergence_table(convergence)
+        atomic_write_text(out / CONVERGENCE_FILE, convergence.to_csv(index=False))
     atomic_write_text(out / "tables.tex", latex(tables, name))
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
@@ -296,6 +300,7 @@ def _blocks(
     varying: list[str],
     reading: Reading,
     has_epochs: bool = True,
+    convergence: Optional[pd.DataFrame] = None,
 ) -> list[Block]:
     variants = ranking.variants
     status = results["status"].value_counts()
@@ -347,6 +352,7 @@ def _blocks(
     ]
     completed = set(results.loc[results["status"] == "completed", "trial_id"])
     blocks += _curve_blocks(epochs[epochs["trial_id"].isin(completed)], variants, has_epochs)
+    blocks += _convergence_blocks(convergence)
     blocks += [
         Heading("All variants"),
         Para(
@@ -380,7 +386,7 @@ def _blocks(
         + _collapsed(results, variants)
         + _failures(results)
         + _sweep_figures(info, results)
-        + _files_blocks(ranking)
+        + _files_blocks(ranking, convergence is not None and len(convergence) > 0)
     )
 
 
@@ -408,6 +414,84 @@ def _curve_blocks(epochs: pd.DataFrame, variants: pd.DataFrame, has_epochs: bool
             "Val top-1 and training loss by epoch (mean over seeds, band: min-max)",
             plots.to_png(plots.training_curves(epochs, labels)),
         )
+    ]
+
+
+def _convergence_trials(results: pd.DataFrame, epochs: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:
+    """``convergence.csv``: each completed trial's gain over its last epochs and whether it is flat
+    (:func:`ablation.analysis.convergence.trial_convergence`), its variant named as the tables name it."""
+    trials = trial_convergence(results, epochs)
+    done = results.set_index("trial_id").loc[trials["trial_id"]].reset_index()
+    trials["variant"] = _variant_names(done, variants).to_numpy()
+    trials["seed"] = trials["seed"].astype(int)
+    return trials.sort_values(["backbone", "variant", "seed"], kind="stable", ignore_index=True)
+
+
+def _gain_text(gain: float) -> str:
+    return "-" if math.isnan(gain) else f"{gain:+.2f}"
+
+
+def convergence_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: its seeds, how many are flat, each seed's gain and their mean."""
+    rows = []
+    for (backbone, variant), g in trials.groupby(["backbone", "variant"], sort=False):
+        gains = g["gain"].astype(float)
+        rows.append(
+            {
+                "backbone": backbone,
+                "variant": variant,
+                "seeds": len(g),
+                "flat / seeds": f"{int(g['flat'].eq(True).sum())} / {len(g)}",
+                f"val top-1 gain, last {LAST} epochs": ", ".join(
+                    f"s{s} {_gain_text(x)}" for s, x in zip(g["seed"], gains)
+                ),
+                "mean gain": _gain_text(gains.mean()) if gains.notna().any() else "-",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def convergence_sentence(trials: pd.DataFrame) -> str:
+    """Whether every seed's curve was flat at the end, or which were still rising."""
+    judged = trials[trials["flat"].notna()]
+    rising = judged[judged["flat"].eq(False)]
+    short = len(trials) - len(judged)
+    if judged.empty:
+        return (
+            f"No completed trial has a validation curve of more than {LAST} epochs in epochs.csv, so "
+            f"convergence is not judged."
+        )
+    not_judged = f" {short} of {len(trials)} seeds trained {LAST} epochs or fewer: not judged." if short else ""
+    if rising.empty:
+        if short:
+            return (
+                f"Every seed with more than {LAST} epochs gained less than {FLAT:g} points of validation top-1 "
+                f"over its last {LAST} epochs (flat)." + not_judged
+            )
+        return f"Every seed's validation top-1 gained less than {FLAT:g} points over its last {LAST} epochs (flat)."
+    named = "; ".join(
+        f"{backbone} {variant} ({', '.join(f's{s}' for s in g['seed'])})"
+        for (backbone, variant), g in rising.groupby(["backbone", "variant"], sort=False)
+    )
+    return (
+        f"{len(rising)} of {len(judged)} seeds gained {FLAT:g} points or more over their last {LAST} epochs "
+        f"(still rising): {named}." + not_judged
+    )
+
+
+def _convergence_blocks(trials: Optional[pd.DataFrame]) -> list[Block]:
+    """Whether training had flattened at the end, per seed (``ablation.analysis.convergence``)."""
+    head: list[Block] = [Heading("Convergence")]
+    if trials is None:
+        return head + [Para("No per-epoch metrics for this run (no epochs.csv), so convergence is not judged.")]
+    return head + [
+        Para(
+            f"Whether training had flattened at the end: each completed trial's validation top-1 at its last "
+            f"epoch minus its top-1 {LAST} epochs before (the gain), flat when below {FLAT:g} points; per trial "
+            f"in {CONVERGENCE_FILE}. A seed still rising was stopped before it converged, and its variant's "
+            f"figures may change with more epochs. " + convergence_sentence(trials)
+        ),
+        Table(convergence_table(trials)),
     ]
 
 
@@ -779,7 +863,7 @@ def _wall_time(info: dict) -> str:
     return text + (f" of driver time; {span / 60:.1f} min from start to finish (resumed)" if span > wall + 60 else "")
 
 
-def _files_blocks(ranking: Ranking) -> list[Block]:
+def _files_blocks(ranking: Ranking, convergence: bool = False) -> list[Block]:
     """The report folder's files, named relative to it (see :func:`portable_storage`)."""
     if ranking.storage == f"sqlite:///{STUDY_FILE}":
         study = (
@@ -797,7 +881,13 @@ def _files_blocks(ranking: Ranking) -> list[Block]:
         Heading("Files"),
         Bullets(
             [
-                "tables.tex: the tables above for LaTeX (booktabs); summary.csv: every figure per variant",
+                "tables.tex: the tables above for LaTeX (booktabs); summary.csv: every figure per variant"
+                + (
+                    f"; {CONVERGENCE_FILE}: every completed trial's validation gain over its last {LAST} epochs "
+                    "and whether it is flat"
+                    if convergence
+                    else ""
+                ),
                 f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
                 "report from this folder alone",
                 study,

@@ -1,0 +1,56 @@
+"""Convergence: whether each trial's validation curve had flattened when its training ended.
+
+A trial's *gain* is its validation top-1 at its last epoch minus its top-1 ``LAST`` epochs
+before (from ``epochs.csv``); it is *flat* when the gain is below ``FLAT`` points. A trial with
+too few epochs to look that far back has no gain (NaN) and is not judged. Reports state it for
+every seed (``convergence.csv``) and ``ablate plan`` requires it of a pilot's baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Optional
+
+import pandas as pd
+
+FLAT = 0.2  # points of validation top-1 over the last LAST epochs
+LAST = 3
+CONVERGENCE_FILE = "convergence.csv"
+
+
+def last_gains(epochs: pd.DataFrame, trial_ids: Iterable[str], last: int = LAST) -> dict[str, float]:
+    """Validation top-1 gain over the last ``last`` epochs of each trial in ``trial_ids`` (top-1 at
+    its last epoch minus top-1 at the epoch ``last`` before it), NaN where that epoch is missing."""
+    gains = {}
+    for trial_id in trial_ids:
+        curve = epochs[epochs["trial_id"] == trial_id]
+        top1 = dict(zip(curve["epoch"].astype(int), curve["top1"].astype(float)))
+        end = max(top1) if top1 else 0
+        gains[trial_id] = top1[end] - top1[end - last] if end - last in top1 else math.nan
+    return gains
+
+
+def is_flat(gain: float, flat: float = FLAT) -> Optional[bool]:
+    """Whether a gain is below ``flat`` points; None where it is unknown (NaN)."""
+    return None if math.isnan(gain) else bool(gain < flat)
+
+
+def trial_convergence(
+    results: pd.DataFrame, epochs: pd.DataFrame, last: int = LAST, flat: float = FLAT
+) -> pd.DataFrame:
+    """One row per completed trial of ``results``: ``trial_id``, ``backbone``, ``variant``,
+    ``seed``, ``epochs`` (its last recorded epoch), ``gain`` and ``flat`` (None where not judged)."""
+    done = results[results["status"] == "completed"]
+    gains = last_gains(epochs, done["trial_id"], last)
+    last_epoch = epochs.groupby("trial_id")["epoch"].max() if len(epochs) else pd.Series(dtype=int)
+    return pd.DataFrame(
+        {
+            "trial_id": done["trial_id"].to_numpy(),
+            "backbone": done["backbone"].to_numpy(),
+            "variant": done["variant"].to_numpy(),
+            "seed": done["seed"].to_numpy(),
+            "epochs": [int(last_epoch[t]) if t in last_epoch else 0 for t in done["trial_id"]],
+            "gain": [gains[t] for t in done["trial_id"]],
+            "flat": [is_flat(gains[t], flat) for t in done["trial_id"]],
+        }
+    )
