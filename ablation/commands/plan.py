@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     comparisons = args.comparisons if args.comparisons is not None else comparisons
     plan = plan_pilot(pilot, args.effect, alpha / comparisons, args.flat, cores)
     cost = space_cost(space, pilot, plan, cores, dict(args.relative_cost)) if space is not None else None
-    text = to_markdown(plan, cost, str(args.pilot))
+    text = to_markdown(plan, cost, Path(args.pilot).resolve().name)  # the folder, not this machine's path
     print(text, end="")
     if args.out:
         out = Path(args.out)
