@@ -98,7 +98,7 @@ def test_trial_on_the_fast_path_records_setup_and_compile_time(bf16):
 
 
 @pytest.mark.slow
-def test_resume_on_the_fast_path_ends_like_an_uninterrupted_run(tmp_path, bf16):
+def test_resume_on_the_fast_path_ends_like_an_uninterrupted_run(tmp_path, bf16, monkeypatch):
     cfg = dict(TINY, epochs=3, train_path="fast")
 
     def keep_epoch_1(metrics, checkpoint_dir):
@@ -114,6 +114,10 @@ def test_resume_on_the_fast_path_ends_like_an_uninterrupted_run(tmp_path, bf16):
     assert strip(resumed["history"]) == strip(full["history"])
     with pytest.raises(ConfigError, match="train_path"):
         run_trial(dict(cfg, train_path="eager"), resume_from=str(tmp_path / "epoch1"))
+    # epoch 1 trained in bf16: a machine without it must not train epochs 2-3 in its fp32 fallback
+    monkeypatch.setattr(ablation.design.train_path, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ConfigError, match="trained as 'fast: bfloat16 .* gives 'fast: fp32"):
+        run_trial(cfg, resume_from=str(tmp_path / "epoch1"))
 
 
 def _space(**sections):

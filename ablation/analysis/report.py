@@ -132,9 +132,19 @@ def training_note(results: pd.DataFrame) -> str:
             + ", ".join(f"{p} ({TRAIN_DESCRIPTIONS.get(p, p)})" for p in paths)
             + "; labels carry the path, and each path's variants are compared with its own baseline."
         )
-    setups = results.get("train_setup", pd.Series(dtype=str)).dropna().astype(str).value_counts()
+    ran = results.dropna(subset=["train_setup"]) if "train_setup" in results else results.iloc[:0]
+    setups = ran.get("train_setup", pd.Series(dtype=str)).astype(str).value_counts()
     if len(setups):
         text += " As run: " + "; ".join(f"{s} ({n} trials)" for s, n in sorted(setups.items())) + "."
+    for path, group in ran.groupby(ran["train_path"].astype(str)):  # paths were recorded: see above
+        counts = group["train_setup"].astype(str).value_counts()
+        if len(counts) > 1:
+            text += (
+                f" Warning: the {path}-path trials did not all train the same way ("
+                + "; ".join(f"{n} as {s}" for s, n in sorted(counts.items()))
+                + "): the study mixes setups (e.g. resumed on other hardware), so its variants' "
+                "differences are partly the setup's, not the modules'."
+            )
     compile_s = pd.to_numeric(results.get("compile_time_s", pd.Series(dtype=float)), errors="coerce").dropna()
     if len(compile_s) and compile_s.sum() > 0:
         text += (

@@ -25,7 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional, get_args
+from typing import TYPE_CHECKING, Iterable, Literal, Optional, get_args
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # torch stays out of config validation (the CLI's error paths)
     import torch
@@ -111,6 +113,19 @@ def train_setup(path: str, device: "torch.device", amp: bool = True, channels_la
     return TrainSetup(
         path, dtype, channels_last, fast, fallback, cuda_graphs=fast and cuda, attention_fp32=fast and dtype is not None
     )
+
+
+def check_same_setup(where: str, recorded: Iterable[str], here: Iterable[str]) -> None:
+    """``ConfigError`` naming both unless every setup in ``recorded`` (what trials already trained
+    with) is one of ``here`` (what this machine gives): a study, and each trial in it, trains one
+    way throughout, so work begun on hardware with native bf16 must not go on in an fp32 fallback."""
+    recorded, here = sorted(set(recorded)), sorted(set(here))
+    if set(recorded) - set(here):
+        raise ConfigError(
+            f"{where}: trained as {' and '.join(map(repr, recorded))}, but this machine gives "
+            f"{' or '.join(map(repr, here))}; every trial of a study trains the same way, "
+            f"so continue it on hardware that gives the recorded setup"
+        )
 
 
 #: fp32 subclasses of attention module classes, made once per class by :func:`attention_in_fp32`.

@@ -26,9 +26,11 @@ from .atomic_storage import atomic_local_fs, remove_partials
 from .epochs import epoch_rows, write_epochs
 from ..errors import AblationError, ConfigError
 from .results import (
+    RESULTS_FILE,
     SWEEP_FILE,
     TrialRecord,
     merge_by_epoch,
+    read_results,
     record_from_trial,
     records_from_run_dir,
     write_json,
@@ -227,6 +229,29 @@ def check_data(space: SearchSpace) -> None:
             build_data(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, subset=cfg.subset, seed=cfg.seed)
 
 
+def check_train_setups(run_dir: Path, space: SearchSpace) -> None:
+    """Before a resume: ``ConfigError`` unless, for each training path of ``space``, the setup
+    this machine gives is the one the trials in ``run_dir`` already trained with (a study made
+    with native bf16 must not go on in an fp32 fallback); reads only."""
+    from .train import resolve_device
+    from ..design.train_path import check_same_setup, train_setup
+
+    if not (run_dir / RESULTS_FILE).is_file():
+        return
+    results = read_results(run_dir)
+    if "train_setup" not in results:
+        return
+    ran = results.dropna(subset=["train_setup"])
+    for path in sorted({c.train_path for c in space.configs()}):
+        here = {
+            train_setup(path, resolve_device(c.device), c.amp, c.channels_last).describe()
+            for c in space.configs()
+            if c.train_path == path
+        }
+        recorded = ran["train_setup"][ran["train_path"] == path] if "train_path" in ran else ran["train_setup"]
+        check_same_setup(f"{run_dir}: train path {path}", recorded.astype(str), here)
+
+
 def _check_reachable(address: str) -> None:
     """Fail fast on an address nobody answers (``ray.init`` would retry for minutes)."""
     if address == "auto":
@@ -373,7 +398,10 @@ def run_sweep(
             f"{run_dir}: the sweep there was started from a different version of "
             f"{space.source or space.name}; restore that file or use --storage DIR"
         )
-    if check_files and not (address or os.environ.get("RAY_ADDRESS")):
+    on_this_machine = not (address or os.environ.get("RAY_ADDRESS"))
+    if resume and on_this_machine:
+        check_train_setups(run_dir, space)
+    if check_files and on_this_machine:
         check_data(space)
     runtime_env = _runtime_env(space)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD_S)

@@ -27,7 +27,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from ..design.config import TrialConfig
 from ..data import DataBundle, build_data
 from ..errors import ConfigError, NonFiniteLossError
-from ..design.train_path import TrainSetup, attention_in_fp32, train_setup
+from ..design.train_path import TrainSetup, attention_in_fp32, check_same_setup, train_setup
 
 #: Per-epoch training metrics (then the cost figures), in report order.
 METRIC_KEYS: tuple[str, ...] = (
@@ -304,6 +304,13 @@ def _check_resumable(cfg: TrialConfig, saved: dict) -> None:
         )
 
 
+def _saved_setup(saved: dict) -> str:
+    """The setup a checkpoint's epochs trained with: its ``train_setup``, else (checkpoints made
+    before it was kept) the last epoch's metrics' one, else ``""`` (made before either)."""
+    history = saved.get("history") or [{}]
+    return str(saved.get("train_setup") or history[-1].get("train_setup") or "")
+
+
 def run_trial(
     config: Union[TrialConfig, dict],
     report: Optional[Report] = None,
@@ -363,6 +370,9 @@ def run_trial(
     step = TrainStep(model, cfg, device, total_steps=steps * cfg.epochs, warmup_steps=round(cfg.warmup_epochs * steps))
     history: list[dict] = []
     if saved is not None:
+        recorded = _saved_setup(saved)
+        if recorded:  # checkpoints made before setups were recorded restore as before
+            check_same_setup(f"resume_from {resume_from}", [recorded], [step.setup.describe()])
         step.load_state_dict(saved["state"])
         set_rng_state(saved["rng"])
         history = list(saved["history"])
@@ -390,6 +400,7 @@ def run_trial(
                         "history": history,
                         "state": step.state_dict(),
                         "rng": rng_state(),
+                        "train_setup": step.setup.describe(),
                     },
                 )
                 report(dict(metrics), ckpt)
