@@ -280,8 +280,10 @@ def test_node_killed_mid_sweep_resumes_on_the_other_node_to_the_uninterrupted_re
     assert driver.returncode == 0, err[-3000:]
     assert "COUNTS {'completed': 4}" in out
     killed = pd.read_csv(tmp_path / "killed" / "nodes" / "results.csv").sort_values("seed", ignore_index=True)
-    assert mid["ray_node"].dropna().nunique() == 2  # before the kill, trials ran on both worker nodes
-    assert killed.set_index("seed").loc[2, "ray_node"] != node  # seed 2 finished on the other node
+    # Seed 2 finished on the other worker node. (Where seeds 0 and 1 ran before the kill is Ray's
+    # choice: a fake trial can end before the next one is placed, so both may use one node.)
+    other = killed.set_index("seed").loc[2, "ray_node"]
+    assert other != node and other in sockets, (node, other, sorted(sockets))
     epochs = [line for line in Path(env["FAKE_TRIAL_LOG"]).read_text().splitlines() if line.startswith("epoch")]
     assert sorted(epochs) == sorted(f"epoch {s} {e}" for s in range(4) for e in range(1, 4))  # each epoch once
     clean = _sweep(tmp_path, ray_tmp, f"127.0.0.1:{port}", spec=MULTI_SPEC)
