@@ -31,8 +31,9 @@ import sweep_fixtures
 from ablation.design.space import parse_space
 from ablation.run.sweep import run_sweep
 ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
-run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.fake_trial,
-          resume="--resume" in sys.argv, verbose=0)
+outcome = run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.fake_trial,
+                    resume="--resume" in sys.argv, verbose=0)
+print("COUNTS", outcome.counts)
 """
 
 #: Four trials, one at a time; the one with seed 2 pauses at epoch 2 (see sweep_fixtures._hold).
@@ -120,6 +121,35 @@ def test_driver_sigkilled_mid_sweep_resumes_to_the_uninterrupted_result(tmp_path
     )
     assert len(clean_epochs) == 12
     pd.testing.assert_frame_equal(killed_epochs, clean_epochs)
+
+
+@pytest.mark.slow
+def test_driver_sigint_stops_cleanly_and_resumes(tmp_path):
+    """SIGINT to the driver alone (Ctrl-C, or ``timeout -s INT`` at a job's wall-clock limit) while
+    seed 2 is mid-way: Tune saves its state and the driver returns promptly, without waiting for the
+    paused trial, with that trial pending and the finished ones kept; ``--resume`` then runs every
+    remaining epoch once and completes the sweep."""
+    cmd, env = _driver(tmp_path, FAKE_TRIAL_PAUSE=str(tmp_path / "paused"))
+    run_dir = tmp_path / "stopped" / SPEC["name"]
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path / "stopped")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(tmp_path / "paused", proc)
+        time.sleep(2)  # seed 2's epoch-1 checkpoint is saved
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)  # the paused trial would hold for 120 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    mid = read_results(run_dir).set_index("seed")  # seed 3 is pending, or not yet created
+    assert list(mid.loc[[0, 1, 2], "status"]) == ["completed", "completed", "pending"]
+    assert f"COUNTS {{'completed': 2, 'pending': {len(mid) - 2}}}" in out
+    resumed = subprocess.run([*cmd, str(tmp_path / "stopped"), "--resume"], env=env, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+    assert "COUNTS {'completed': 4}" in resumed.stdout.decode()
+    assert _epochs_run(tmp_path / "trials.log") == [(str(s), str(e)) for s in range(4) for e in range(1, 4)]
 
 
 @pytest.mark.slow
