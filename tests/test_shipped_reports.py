@@ -1,7 +1,7 @@
 """Every shipped report regenerates identically from the data files in its folder: ``ablate
 report`` on a copy of ``reports/X``'s data writes the committed tables and summary (report.md,
-report.html, tables.tex, summary.csv, and convergence.csv where it has epochs.csv; the PNGs are
-not compared).
+report.html, tables.tex, summary.csv, convergence.csv where it has epochs.csv and path_parity.csv
+where its study compared training paths; the PNGs are not compared).
 
 Two things in them depend on when and where a report is written, and are normalised: the
 "Generated <date> <time> UTC" line, and the paragraph comparing the writing machine's fingerprint
@@ -20,6 +20,7 @@ import pytest
 from ablation.cli import main
 from ablation.provenance import FINGERPRINT_KEYS, fingerprint_here
 from ablation.analysis.convergence import CONVERGENCE_FILE
+from ablation.analysis.path_parity import PARITY_FILE
 from ablation.analysis.report import DATA_FILES, REPORT_FILES
 from ablation.run.epochs import EPOCHS_FILE
 from ablation.run.results import RESULTS_FILE
@@ -55,6 +56,7 @@ def test_shipped_report_regenerates_identically(name, tmp_path, monkeypatch):
 
     assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
     with_curves = (shipped / EPOCHS_FILE).is_file()
-    for file in (*REPORT_FILES, CONVERGENCE_FILE) if with_curves else REPORT_FILES:
+    also = ((CONVERGENCE_FILE,) if with_curves else ()) + ((PARITY_FILE,) if (shipped / PARITY_FILE).is_file() else ())
+    for file in (*REPORT_FILES, *also):
         want, got = (shipped / file).read_text(), (tmp_path / "out" / file).read_text()
         assert normalised(got) == normalised(want), f"reports/{name}/{file} differs when regenerated"

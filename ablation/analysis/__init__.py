@@ -2,7 +2,8 @@
 
 Seeds are aggregated into variants (``aggregate.py``), ranked with Optuna's Pareto tools and
 compared with their baselines (``rank.py``, with ``familywise.py`` and ``detectable.py``; robust
-statistics in ``robust.py``), checked for convergence (``convergence.py``), laid out as tables,
+statistics in ``robust.py``), checked for convergence (``convergence.py``), training paths compared pair by pair in a parity
+study (``path_parity.py``), laid out as tables,
 plots and verdicts (``tables.py``, ``plots.py``, ``verdicts.py``) and written as the report
 (``report.py``).
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .aggregate import aggregate, factors, reported_metric
     from .convergence import is_flat, last_gains, trial_convergence
+    from .path_parity import PathParity, path_parity
     from .rank import Ranking, rank
     from .familywise import Family, holm
     from .detectable import mde
@@ -31,6 +33,8 @@ _HOMES: dict[str, str] = {
     "is_flat": "convergence",
     "last_gains": "convergence",
     "trial_convergence": "convergence",
+    "PathParity": "path_parity",
+    "path_parity": "path_parity",
     "Ranking": "rank",
     "rank": "rank",
     "Family": "familywise",
@@ -41,6 +45,7 @@ _HOMES: dict[str, str] = {
 }
 __all__ = [
     "Family",
+    "PathParity",
     "REPORT_FILES",
     "Ranking",
     "aggregate",
@@ -49,6 +54,7 @@ __all__ = [
     "is_flat",
     "last_gains",
     "mde",
+    "path_parity",
     "rank",
     "reported_metric",
     "trial_convergence",

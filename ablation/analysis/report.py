@@ -26,6 +26,7 @@ import pandas as pd
 from . import plots
 from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
 from .convergence import CONVERGENCE_FILE, FLAT, LAST, trial_convergence
+from .path_parity import PARITY_FILE, PathParity, parity_table, path_parity
 from ..run.calibrate import LATENCY_FILE, read_latency, with_latency
 from ..run.collapse import RULE
 from ..run.epochs import EPOCHS_FILE, read_epochs
@@ -251,7 +252,8 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     ranking.storage = portable_storage(storage, out) if storage else f"sqlite:///{STUDY_FILE}"
     has_epochs = (run_dir / EPOCHS_FILE).is_file()
     convergence = _convergence_trials(results, epochs, ranking.variants) if has_epochs else None
-    blocks = _blocks(name, info, results, epochs, ranking, varying, reading, has_epochs, convergence)
+    parity = path_parity(results, **family)
+    blocks = _blocks(name, info, results, epochs, ranking, varying, reading, has_epochs, convergence, parity)
     for block in blocks:
         if isinstance(block, Figure):
             atomic_write_bytes(out / block.file, block.png)
@@ -262,6 +264,9 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     if convergence is not None and len(convergence):
         tables["convergence"] = convergence_table(convergence)
         atomic_write_text(out / CONVERGENCE_FILE, convergence.to_csv(index=False))
+    if parity is not None:
+        tables["path parity"] = parity_table(parity)
+        atomic_write_text(out / PARITY_FILE, parity.pairs.to_csv(index=False))
     atomic_write_text(out / "tables.tex", latex(tables, name))
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
@@ -311,6 +316,7 @@ def _blocks(
     reading: Reading,
     has_epochs: bool = True,
     convergence: Optional[pd.DataFrame] = None,
+    parity: Optional[PathParity] = None,
 ) -> list[Block]:
     variants = ranking.variants
     status = results["status"].value_counts()
@@ -389,14 +395,14 @@ def _blocks(
                 plots.to_png(plots.factor_effects(variants, effect_factors, acc)),
             )
         )
-    blocks += _delta_blocks(ranking) + _robust_blocks(ranking, results)
+    blocks += _delta_blocks(ranking) + _parity_blocks(parity) + _robust_blocks(ranking, results)
     blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (
         blocks
         + _collapsed(results, variants)
         + _failures(results)
         + _sweep_figures(info, results)
-        + _files_blocks(ranking, convergence is not None and len(convergence) > 0)
+        + _files_blocks(ranking, convergence is not None and len(convergence) > 0, parity is not None)
     )
 
 
@@ -620,6 +626,25 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
         Heading("Difference to no attention"),
         Para(delta_note(ranking.family.describe())),
         Table(delta_frame(ranking.deltas)),
+    ]
+
+
+def _parity_blocks(parity: Optional[PathParity]) -> list[Block]:
+    """A parity study's paths against its reference path (``ablation.analysis.path_parity``)."""
+    if parity is None:
+        return []
+    return [
+        Heading("Training paths"),
+        Para(
+            f"Each variant trained on every path with the same seeds: {parity.accuracy} on each path minus "
+            f"{parity.reference}'s on the same variant and seed, a paired t-test per variant (cell) and pooled per "
+            "backbone over its cells (which assumes a path's effect does not depend on the module), each "
+            "interval at the level its comparison was tested at (Holm over the cells, and over the backbones); "
+            f"MDE (80%): the smallest difference the test would most likely have detected; the {parity.reference} "
+            f"seed sd is the seed noise it is judged against; † marks a pair with a collapsed trial. Pairs in "
+            f"{PARITY_FILE}. " + parity.sentence()
+        ),
+        Table(parity_table(parity)),
     ]
 
 
@@ -873,7 +898,7 @@ def _wall_time(info: dict) -> str:
     return text + (f" of driver time; {span / 60:.1f} min from start to finish (resumed)" if span > wall + 60 else "")
 
 
-def _files_blocks(ranking: Ranking, convergence: bool = False) -> list[Block]:
+def _files_blocks(ranking: Ranking, convergence: bool = False, parity: bool = False) -> list[Block]:
     """The report folder's files, named relative to it (see :func:`portable_storage`)."""
     if ranking.storage == f"sqlite:///{STUDY_FILE}":
         study = (
@@ -896,6 +921,11 @@ def _files_blocks(ranking: Ranking, convergence: bool = False) -> list[Block]:
                     f"; {CONVERGENCE_FILE}: every completed trial's validation gain over its last {LAST} epochs "
                     "and whether it is flat"
                     if convergence
+                    else ""
+                )
+                + (
+                    f"; {PARITY_FILE}: every pair of trials (same variant and seed) on two training paths"
+                    if parity
                     else ""
                 ),
                 f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
