@@ -63,7 +63,10 @@ class Setup:
         self.rounds = 3 if tiny else 10
         self.jpegs = 48 if tiny else 3000
         self.trials_per_gpu = (1, 2) if tiny else (1, 2, 4, 8)
-        self.packed_images = 256 if tiny else 20000
+        self.packed_images = 128 if tiny else 20000
+        self.packed_epochs = 2 if tiny else 3
+        self.val_images = 64 if tiny else 256
+        self.fractional_images = 64 if tiny else 256
         self.packed_path = "eager" if tiny else "fast"  # tiny: no compile, so the test stays short
         self.workers = 0 if tiny else _imagenet_workers()
 
@@ -162,7 +165,7 @@ def fractional_sweep(s: Setup) -> dict:
     spec = {
         "name": "gpu_check",
         "base": {
-            "dataset": "synthetic:size=32,channels=3,classes=10,train=256,val=64",
+            "dataset": f"synthetic:size=32,channels=3,classes=10,train={s.fractional_images},val=64",
             "backbone": "resnet20",
             "batch_size": 64,
             "latency_runs": 1,
@@ -213,7 +216,7 @@ def packed_trials(s: Setup) -> tuple[list[dict], float]:
         spec = {
             "name": f"packed_{k}",
             "base": {
-                "dataset": f"synthetic:size=32,channels=3,classes=10,train={s.packed_images},val=256",
+                "dataset": f"synthetic:size=32,channels=3,classes=10,train={s.packed_images},val={s.val_images}",
                 "backbone": "resnet20",
                 "batch_size": 128,
                 "latency_runs": 1,
@@ -221,7 +224,7 @@ def packed_trials(s: Setup) -> tuple[list[dict], float]:
                 "device": s.device,
             },
             "grid": {"seed": list(range(k))},
-            "budget": {"epochs": 3, "max_concurrent": k},
+            "budget": {"epochs": s.packed_epochs, "max_concurrent": k},
             "resources": {"cpu": 1, "gpu": 1 / k if s.device == "cuda" else 0},
             "latency": {"calibrate": False},
             "train": {"path": s.packed_path},
@@ -356,7 +359,7 @@ def main() -> None:
         "## Trials per GPU",
         "",
         f"resnet20 at 32 px, batch 128, synthetic data held on the {s.device}, {s.packed_images} training images, "
-        f"3 epochs, training path `{s.packed_path}`; k trials with 1/k GPU each, run together. Per-trial images/s: "
+        f"{s.packed_epochs} epochs, training path `{s.packed_path}`; k trials with 1/k GPU each, run together. Per-trial images/s: "
         "each trial's mean over its epochs (compilation excluded); aggregate: their sum. Fraction of peak: aggregate "
         f"x 3 x 2 x the forward's multiply-adds per image (fvcore) against this device's bf16 GEMM peak, {peak:.1f} TFLOP/s (best `torch.mm`).",
         "",

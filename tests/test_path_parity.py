@@ -122,10 +122,3 @@ def test_report_of_a_parity_study_has_the_paths_section(tmp_path):
     assert len(pairs) == 16 and set(pairs["path"]) == {"fast"}
     assert PARITY_FILE in text  # named under Files
     assert "Training paths" in (out / "report.html").read_text()
-
-
-def test_report_without_paths_has_no_paths_section(tmp_path):
-    rows = [r for r in parity_rows({"resnet20": 0.0, "mobilenet_v2": 0.0}) if r["train_path"] == "eager"]
-    out = write_report(write_run(tmp_path / "run", rows), tmp_path / "report")
-    assert "## Training paths" not in (out / "report.md").read_text()
-    assert not (out / PARITY_FILE).exists()

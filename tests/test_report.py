@@ -221,6 +221,8 @@ def test_report_folder_carries_its_data_and_regenerates_from_it(tmp_path):
     assert main(["report", str(out), "--out", str(out)]) == 0
     assert (out / "summary.csv").read_text() == first
     assert "## Training curves" in (out / "report.md").read_text()
+    assert "## Training paths" not in (out / "report.md").read_text()  # one path: no parity section
+    assert not (out / "path_parity.csv").exists()
 
 
 @pytest.mark.slow
