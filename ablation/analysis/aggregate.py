@@ -90,6 +90,15 @@ def _is_option(column: str) -> bool:
     return is_attention_factor(column) and column not in ("attention", "position", "stages")
 
 
+def label_factors(varying: Sequence[str]) -> list[str]:
+    """The factors a variant's label shows, in order: backbone and attention always, then width
+    and the attention options where they vary, then every other varying factor."""
+    shown = [
+        c for c in ("backbone", "width_mult", *ATTENTION_FACTORS) if c in varying or c in ("backbone", "attention")
+    ]
+    return shown + [c for c in varying if c not in shown]
+
+
 def label(row: pd.Series, shown: Sequence[str]) -> str:
     """A short human name for a variant from the factors in ``shown``, e.g. ``resnet20 sca k=5``."""
     parts = []
@@ -140,9 +149,6 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    shown = [
-        c for c in ("backbone", "width_mult", *ATTENTION_FACTORS) if c in varying or c in ("backbone", "attention")
-    ]
-    shown += [c for c in varying if c not in shown]
+    shown = label_factors(varying)
     table["label"] = [label(r, shown) for _, r in table.iterrows()]
     return table.sort_values(["backbone", "label"], kind="stable").reset_index(drop=True)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.columns import ATTENTION_FACTORS, cell_text, config_columns
-from .aggregate import collapsed_mask, factors, label, reported_metric
+from ..design.columns import cell_text, config_columns
+from .aggregate import collapsed_mask, factors, label, label_factors, reported_metric
 from .detectable import mde
 from .familywise import holm
 
@@ -91,18 +91,15 @@ def path_parity(results: pd.DataFrame, alpha: float = 0.05, family: str = "study
     if pairs.empty:
         return None
     cells = _tests(pairs, ["backbone", "cell", "path"], alpha, family)
-    cells = cells.merge(_reference_sd(done, reference, metric, pairs), on=["backbone", "cell"], how="left")
+    cells = cells.merge(_reference_sd(reference, pairs), on=["backbone", "cell"], how="left")
     pooled = _tests(pairs, ["backbone", "path"], alpha, family)
     return PathParity(reference, metric, alpha, family, pairs, cells, pooled)
 
 
 def _pairs(results: pd.DataFrame, done: pd.DataFrame, reference: str, metric: str) -> pd.DataFrame:
     keys = [c for c in config_columns(results) if c not in ("seed", "train_path")]
-    shown = [c for c in ("width_mult", *ATTENTION_FACTORS) if c in keys]  # the backbone has its column
     varying = [c for c in factors(results) if c != "train_path"]
-    shown = [c for c in shown if c in varying or c == "attention"] + [
-        c for c in varying if c not in shown and c != "backbone"
-    ]
+    shown = [c for c in label_factors(varying) if c != "backbone"]  # the backbone has its own column
     frame = done.assign(
         _cell=[tuple(cell_text(v) for v in row) for row in done[keys].itertuples(index=False)],
         _collapsed=collapsed_mask(done).to_numpy(),
@@ -154,7 +151,7 @@ def _tests(pairs: pd.DataFrame, by: list[str], alpha: float, family: str) -> pd.
     return table
 
 
-def _reference_sd(done: pd.DataFrame, reference: str, metric: str, pairs: pd.DataFrame) -> pd.DataFrame:
+def _reference_sd(reference: str, pairs: pd.DataFrame) -> pd.DataFrame:
     """The reference path's seed sd per cell, over the seeds that were paired."""
     ref_values = pairs.drop_duplicates(["backbone", "cell", "seed"])
     return (
