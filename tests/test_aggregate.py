@@ -59,6 +59,17 @@ def test_factors_are_the_config_columns_that_vary():
     assert set(factors(more)) == {"attention", "branches"}
 
 
+def test_an_option_that_only_follows_the_module_is_no_factor():
+    """SCA at kernel 5 beside CBAM at kernel 7: kernel_size is each module's own setting, so it
+    neither labels the variants nor counts as a factor; once SCA runs at two kernels it does."""
+    cbam = [trial_row(40 + i, seed=i, top1=90.0, params=1, flops=1, attention="cbam", kernel_size=7) for i in (0, 1)]
+    peers = pd.concat([table(), pd.DataFrame(cbam)], ignore_index=True)
+    assert set(factors(peers)) == {"attention"}
+    assert set(aggregate(peers)["label"]) == {"resnet20 none", "resnet20 sca", "resnet20 cbam"}
+    k3 = pd.DataFrame([trial_row(30, seed=0, top1=90.0, params=1, flops=1, **{**SCA, "kernel_size": 3})])
+    assert set(factors(pd.concat([peers, k3], ignore_index=True))) == {"attention", "kernel_size"}
+
+
 def test_labels_name_what_varies():
     assert set(aggregate(table())["label"]) == {"resnet20 none", "resnet20 sca"}
     more = pd.concat(

@@ -80,10 +80,19 @@ def collapsed_mask(results: pd.DataFrame) -> pd.Series:
 
 def factors(results: pd.DataFrame) -> list[str]:
     """Config columns (seed excluded) that take more than one value among completed trials. An
-    attention option counts only its values (empty where a module does not take it): SCA's
-    options, recorded on every SCA row, do not vary just because ``none`` has none."""
+    attention option varies only where one module ran with two values of it: SCA's options do not
+    vary just because ``none`` has none, and SCA's kernel 3 beside CBAM's 7 is each module's own
+    setting, not a factor of the study (it would only repeat ``attention``)."""
     done = results[results["status"] == "completed"]
-    return [c for c in config_columns(results) if c != "seed" and done[c].nunique(dropna=_is_option(c)) > 1]
+    return [c for c in config_columns(results) if c != "seed" and _varies(done, c)]
+
+
+def _varies(done: pd.DataFrame, column: str) -> bool:
+    if not _is_option(column):
+        return bool(done[column].nunique(dropna=False) > 1)
+    if "attention" not in done:
+        return bool(done[column].nunique() > 1)
+    return bool((done.groupby("attention", dropna=False)[column].nunique() > 1).any())
 
 
 def _is_option(column: str) -> bool:
