@@ -189,6 +189,8 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     assert "## Seeds until decided" in text and "Lan-DeMets O'Brien-Fleming" in text
     assert "familywise over the study's 3 comparisons" in text and "MDE (80%)" in text
     assert BUDGET_CAVEAT in text  # the nominal per-variant intervals say so
+    delta = text.split("## Difference to no attention")[1].split("\n## ")[0]
+    assert BUDGET_CAVEAT in delta  # and so do the tests against no attention, which ignore the looks
     found, spent = decisions(table, parse_space(space).seed_budget.plan(), epochs=1)
     kernel = dict(zip(table["variant"], table["kernel_size"]))
     by_kernel = {kernel[v]: d for v, d in zip(found["variant"], found["decision"])}

@@ -395,7 +395,7 @@ def _blocks(
                 plots.to_png(plots.factor_effects(variants, effect_factors, acc)),
             )
         )
-    blocks += _delta_blocks(ranking) + _parity_blocks(parity) + _robust_blocks(ranking, results)
+    blocks += _delta_blocks(ranking, info) + _parity_blocks(parity) + _robust_blocks(ranking, results)
     blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (
         blocks
@@ -616,7 +616,9 @@ def _summary_blocks(ranking: Ranking, reading: Reading, info: dict, results: pd.
     return [Heading("Summary"), Bullets(items)]
 
 
-def _delta_blocks(ranking: Ranking) -> list[Block]:
+def _delta_blocks(ranking: Ranking, info: dict) -> list[Block]:
+    """Each variant against no attention, Holm over the study; with seeds as a budget its tests
+    are nominal (they ignore the looks that chose the seeds), and the section says so."""
     from .verdicts import delta_frame, delta_note
 
     if ranking.deltas.empty:
@@ -624,7 +626,7 @@ def _delta_blocks(ranking: Ranking) -> list[Block]:
     assert ranking.family is not None, "rank() sets the family with the deltas"
     return [
         Heading("Difference to no attention"),
-        Para(delta_note(ranking.family.describe())),
+        Para(delta_note(ranking.family.describe()) + (BUDGET_CAVEAT if _budget(info).get("seeds") else "")),
         Table(delta_frame(ranking.deltas)),
     ]
 
