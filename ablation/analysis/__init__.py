@@ -3,7 +3,8 @@
 Seeds are aggregated into variants (``aggregate.py``), ranked with Optuna's Pareto tools and
 compared with their baselines (``rank.py``, with ``familywise.py`` and ``detectable.py``; robust
 statistics in ``robust.py``), checked for convergence (``convergence.py``), training paths compared pair by pair in a parity
-study (``path_parity.py``), laid out as tables,
+study (``path_parity.py``) and against an earlier run with a setting changed
+(``setting_change.py``), laid out as tables,
 plots and verdicts (``tables.py``, ``plots.py``, ``verdicts.py``) and written as the report
 (``report.py``).
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from .aggregate import aggregate, factors, reported_metric
     from .convergence import is_flat, last_gains, trial_convergence
     from .path_parity import PathParity, path_parity
+    from .setting_change import SettingChange, setting_change
     from .rank import Ranking, rank
     from .familywise import Family, holm
     from .detectable import mde
@@ -35,6 +37,8 @@ _HOMES: dict[str, str] = {
     "trial_convergence": "convergence",
     "PathParity": "path_parity",
     "path_parity": "path_parity",
+    "SettingChange": "setting_change",
+    "setting_change": "setting_change",
     "Ranking": "rank",
     "rank": "rank",
     "Family": "familywise",
@@ -48,6 +52,7 @@ __all__ = [
     "PathParity",
     "REPORT_FILES",
     "Ranking",
+    "SettingChange",
     "aggregate",
     "factors",
     "holm",
@@ -57,6 +62,7 @@ __all__ = [
     "path_parity",
     "rank",
     "reported_metric",
+    "setting_change",
     "trial_convergence",
     "write_report",
 ]

@@ -27,6 +27,7 @@ from . import plots
 from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
 from .convergence import CONVERGENCE_FILE, FLAT, LAST, trial_convergence
 from .path_parity import PARITY_FILE, PathParity, parity_table, path_parity
+from .setting_change import AGAINST_FILES, CHANGE_FILE, SettingChange, change_table, setting_change
 from ..run.calibrate import LATENCY_FILE, read_latency, with_latency
 from ..run.collapse import RULE
 from ..run.epochs import EPOCHS_FILE, read_epochs
@@ -253,7 +254,8 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     has_epochs = (run_dir / EPOCHS_FILE).is_file()
     convergence = _convergence_trials(results, epochs, ranking.variants) if has_epochs else None
     parity = path_parity(results, **family)
-    blocks = _blocks(name, info, results, epochs, ranking, varying, reading, has_epochs, convergence, parity)
+    change = setting_change(run_dir, results, **family)
+    blocks = _blocks(name, info, results, epochs, ranking, varying, reading, has_epochs, convergence, parity, change)
     for block in blocks:
         if isinstance(block, Figure):
             atomic_write_bytes(out / block.file, block.png)
@@ -267,11 +269,14 @@ def write_report(run_dir: str | Path, out: Optional[str | Path] = None, storage:
     if parity is not None:
         tables["path parity"] = parity_table(parity)
         atomic_write_text(out / PARITY_FILE, parity.pairs.to_csv(index=False))
+    if change is not None:
+        tables["setting change"] = change_table(change)
+        atomic_write_text(out / CHANGE_FILE, change.pairs.to_csv(index=False))
     atomic_write_text(out / "tables.tex", latex(tables, name))
     atomic_write_text(out / "summary.csv", _summary(ranking).to_csv(index=False))
     atomic_write_text(out / "report.md", to_markdown(blocks))
     atomic_write_text(out / "report.html", to_html(blocks, f"Ablation report: {name}"))
-    _copy_data(run_dir, out, (STUDY_FILE,) if not storage else ())
+    _copy_data(run_dir, out, ((STUDY_FILE,) if not storage else ()) + AGAINST_FILES)
     return out
 
 
@@ -281,6 +286,7 @@ def _copy_data(run_dir: Path, out: Path, also: tuple[str, ...] = ()) -> None:
     for file in (*DATA_FILES, *also):
         source = run_dir / file
         if source.is_file() and source.resolve() != (out / file).resolve():
+            (out / file).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(out / file, source.read_bytes())
 
 
@@ -317,6 +323,7 @@ def _blocks(
     has_epochs: bool = True,
     convergence: Optional[pd.DataFrame] = None,
     parity: Optional[PathParity] = None,
+    change: Optional[SettingChange] = None,
 ) -> list[Block]:
     variants = ranking.variants
     status = results["status"].value_counts()
@@ -395,14 +402,17 @@ def _blocks(
                 plots.to_png(plots.factor_effects(variants, effect_factors, acc)),
             )
         )
-    blocks += _delta_blocks(ranking, info) + _parity_blocks(parity) + _robust_blocks(ranking, results)
+    blocks += _delta_blocks(ranking, info) + _parity_blocks(parity) + _change_blocks(change)
+    blocks += _robust_blocks(ranking, results)
     blocks += _seed_budget_blocks(info, results, variants) + _importance_blocks(ranking)
     return (
         blocks
         + _collapsed(results, variants)
         + _failures(results)
         + _sweep_figures(info, results)
-        + _files_blocks(ranking, convergence is not None and len(convergence) > 0, parity is not None)
+        + _files_blocks(
+            ranking, convergence is not None and len(convergence) > 0, parity is not None, change is not None
+        )
     )
 
 
@@ -647,6 +657,28 @@ def _parity_blocks(parity: Optional[PathParity]) -> list[Block]:
             f"{PARITY_FILE}. " + parity.sentence()
         ),
         Table(parity_table(parity)),
+    ]
+
+
+def _change_blocks(change: Optional[SettingChange]) -> list[Block]:
+    """This run against an earlier run of the same variants and seeds (``ablation.analysis.setting_change``)."""
+    if change is None:
+        return []
+    return [
+        Heading(f"Against {change.earlier}"),
+        Para(
+            f"This run repeats variants and seeds of {change.earlier} (its data in against/) with "
+            f"{change.changed_text()}. A pair is one variant and seed completed in both runs (the same initial "
+            f"weights and training images where the data settings did not change). Change: {change.accuracy} here "
+            "minus there, a paired t-test per variant and pooled over all variants. Δ vs none, change: the "
+            "variant's difference to no attention here minus there on the same seeds, i.e. whether the change of "
+            "setting moved it against the baseline. All these comparisons form one family (Holm), each interval at "
+            "the level it was tested at; MDE (80%): the smallest difference it would most likely have detected. "
+            "Earlier and now: the means compared (for Δ vs none, the variant minus no attention). "
+            f"Flat: seeds whose validation top-1 gained < {FLAT} points over their last {LAST} epochs, in each run. "
+            f"Pairs in {CHANGE_FILE}. " + change.sentence()
+        ),
+        Table(change_table(change)),
     ]
 
 
@@ -900,7 +932,9 @@ def _wall_time(info: dict) -> str:
     return text + (f" of driver time; {span / 60:.1f} min from start to finish (resumed)" if span > wall + 60 else "")
 
 
-def _files_blocks(ranking: Ranking, convergence: bool = False, parity: bool = False) -> list[Block]:
+def _files_blocks(
+    ranking: Ranking, convergence: bool = False, parity: bool = False, change: bool = False
+) -> list[Block]:
     """The report folder's files, named relative to it (see :func:`portable_storage`)."""
     if ranking.storage == f"sqlite:///{STUDY_FILE}":
         study = (
@@ -929,9 +963,15 @@ def _files_blocks(ranking: Ranking, convergence: bool = False, parity: bool = Fa
                     f"; {PARITY_FILE}: every pair of trials (same variant and seed) on two training paths"
                     if parity
                     else ""
+                )
+                + (
+                    f"; {CHANGE_FILE}: every pair of trials (same variant and seed) in this run and the earlier one"
+                    if change
+                    else ""
                 ),
-                f"{', '.join(DATA_FILES)}: the run's data (where it has them), so that `ablate report` regenerates this "
-                "report from this folder alone",
+                f"{', '.join(DATA_FILES + (AGAINST_FILES if change else ()))}: the run's data (where it has them)"
+                + (", and the earlier run's" if change else "")
+                + ", so that `ablate report` regenerates this report from this folder alone",
                 study,
             ]
         ),

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=int, help="interleaved rounds of the calibration, >= 3 (default: the space's, 15 unless set)"
     )
     parser.add_argument("--device", default="cpu", help="device of the calibration (default: cpu)")
+    parser.add_argument(
+        "--against",
+        metavar="EARLIER",
+        help="an earlier run (run directory or report folder) of the same variants and seeds with a setting "
+        "changed: its data is kept in RUN_DIR/against/ and the report compares each variant and seed in both",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rounds is not None and args.rounds < 3:
         raise ConfigError(f"--rounds must be >= 3, got {args.rounds}")
+    if args.against:
+        from ..analysis.setting_change import keep_against
+
+        keep_against(args.run_dir, args.against)
     if args.calibrate:
         from ..run.calibrate import calibrate_run
         from ..run.train import resolve_device
