@@ -113,8 +113,9 @@ def study_rows(seeds=(0, 1, 2), collapse: tuple = (), **extra: Any) -> list[dict
     return rows
 
 
-def write_epochs_for(run_dir: Path, rows: list[dict[str, Any]], epochs: int = 2) -> pd.DataFrame:
-    """An ``epochs.csv`` for completed ``rows``: val top-1 rises to the row's top1, loss falls."""
+def write_epochs_for(run_dir: Path, rows: list[dict[str, Any]], epochs: int = 2, rise: float = 1.0) -> pd.DataFrame:
+    """An ``epochs.csv`` for completed ``rows``: val top-1 rises ``rise`` points an epoch to the
+    row's top1, loss falls."""
     from ablation.run.epochs import EPOCHS_FILE, epochs_table
 
     table = epochs_table(
@@ -127,7 +128,7 @@ def write_epochs_for(run_dir: Path, rows: list[dict[str, Any]], epochs: int = 2)
             "epoch": e,
             "train_loss": r["train_loss"] * (epochs + 1 - e),
             "val_loss": 0.3,
-            "top1": r["top1"] - (epochs - e),
+            "top1": r["top1"] - rise * (epochs - e),
             "top5": 99.0,
             "lr": 0.1,
             "epoch_time_s": 1.0,

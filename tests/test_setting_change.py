@@ -20,8 +20,7 @@ from ablation.analysis.setting_change import (
     setting_change,
 )
 from ablation.cli import main
-from ablation.run.epochs import EPOCHS_FILE, epochs_table
-from report_fixtures import HARDWARE, trial_row, write_run
+from report_fixtures import HARDWARE, trial_row, write_epochs_for, write_run
 
 SEEDS = (0, 1, 2, 3)
 
@@ -42,6 +41,7 @@ def rows(epochs: int, shift: dict[str, float], seeds=SEEDS, attentions=("none", 
                     epochs=epochs,
                     epochs_done=epochs,
                     top1=top1 + 0.3,
+                    train_loss=0.2,
                     test_top1=top1,
                     val_split=0.1,
                     train_path="fast",
@@ -61,24 +61,7 @@ def run_with(path, epochs, shift, slope, name, **kwargs):
     """A run directory with results, and curves whose last three epochs gain 3 x ``slope``."""
     table = rows(epochs, shift, **kwargs)
     write_run(path, table, name=name)
-    epochs_table(
-        {
-            "trial_id": r["trial_id"],
-            "variant": r["variant"],
-            "backbone": r["backbone"],
-            "attention": r["attention"],
-            "seed": r["seed"],
-            "epoch": e,
-            "train_loss": 0.2,
-            "val_loss": 0.3,
-            "top1": r["top1"] - slope * (epochs - e),
-            "top5": 99.0,
-            "lr": 0.1,
-            "epoch_time_s": 1.0,
-        }
-        for r in table
-        for e in range(1, epochs + 1)
-    ).to_csv(path / EPOCHS_FILE, index=False)
+    write_epochs_for(path, table, epochs, rise=slope)
     return path
 
 

@@ -11,15 +11,23 @@ at, so that it excludes 0 exactly where Holm decides: the i-th smallest p-value 
 rejections at ``alpha / (m - r)``. (Those intervals are not simultaneous: a joint 1 - alpha
 coverage would need Bonferroni's ``alpha / m`` for all.) ``family="comparison"``: every
 comparison at ``alpha`` on its own, as a single pre-planned comparison would be.
+
+:func:`paired_tests` runs one such family of paired t-tests (training paths, an earlier run),
+with each interval at its Holm level and its detectable effect.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
+
+from .detectable import mde
 
 FAMILIES = ("study", "comparison")
 METHOD = "Holm's step-down (statsmodels multipletests, method holm)"
@@ -81,3 +89,32 @@ def holm(p_values: Sequence[float], alpha: float = 0.05, family: str = "study") 
     r = int(reject.sum())
     levels[tested] = np.where(reject, alpha / (m - step), alpha / max(m - r, 1))  # all rejected: unused
     return Family(decided, adjusted, levels, m, alpha, family)
+
+
+def paired_tests(
+    samples: Sequence[tuple[dict[str, Any], Sequence[float]]], alpha: float = 0.05, family: str = "study"
+) -> pd.DataFrame:
+    """One family of paired t-tests: per ``(keys, differences)`` in ``samples`` a row of the keys
+    with ``pairs``, ``mean``, ``sd``, ``se``, ``p`` (none with fewer than 2 pairs or no spread),
+    Holm's ``decided``, ``holm_p`` and ``level`` (:func:`holm`), the t interval ``low``-``high``
+    at that level and the detectable effect ``mde`` (80%, at :attr:`Family.detection_level`)."""
+    rows = []
+    for keys, differences in samples:
+        d = np.asarray(differences, dtype=float)
+        n = len(d)
+        sd = float(d.std(ddof=1)) if n > 1 else math.nan
+        se = sd / math.sqrt(n) if n > 1 else math.nan
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and sd > 0 else math.nan
+        rows.append({**keys, "pairs": n, "mean": float(d.mean()), "sd": sd, "se": se, "p": p})
+    table = pd.DataFrame(rows)
+    tested = holm(table["p"].to_numpy(), alpha, family)
+    table["decided"], table["holm_p"], table["level"] = tested.decided, tested.adjusted, tested.levels
+    half = np.array(
+        [
+            stats.t.isf(level / 2, n - 1) * se if n > 1 and not math.isnan(level) else math.nan
+            for level, n, se in zip(table["level"], table["pairs"], table["se"])
+        ]
+    )
+    table["low"], table["high"] = table["mean"] - half, table["mean"] + half
+    table["mde"] = [mde(se, n - 1, tested.detection_level) for se, n in zip(table["se"], table["pairs"])]
+    return table

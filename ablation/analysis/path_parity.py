@@ -18,14 +18,11 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..design.columns import cell_text, config_columns
 from .aggregate import collapsed_mask, factors, label, label_factors, reported_metric
-from .detectable import mde
-from .familywise import holm
+from .familywise import paired_tests
 
 PARITY_FILE = "path_parity.csv"
 REFERENCE = "eager"
@@ -129,26 +126,8 @@ def _pairs(results: pd.DataFrame, done: pd.DataFrame, reference: str, metric: st
 def _tests(pairs: pd.DataFrame, by: list[str], alpha: float, family: str) -> pd.DataFrame:
     """Paired t-test of the differences per group of ``by``, with Holm over the groups (``family``
     ``study``) or each at ``alpha``."""
-    rows = []
-    for key, group in pairs.groupby(by, sort=True):
-        d = group["difference"].to_numpy(dtype=float)
-        n = len(d)
-        sd = float(d.std(ddof=1)) if n > 1 else math.nan
-        se = sd / math.sqrt(n) if n > 1 else math.nan
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and sd > 0 else math.nan
-        rows.append({**dict(zip(by, key)), "pairs": n, "mean": float(d.mean()), "sd": sd, "se": se, "p": p})
-    table = pd.DataFrame(rows)
-    tested = holm(table["p"].to_numpy(), alpha, family)
-    table["decided"] = tested.decided
-    table["holm_p"] = tested.adjusted
-    table["level"] = tested.levels
-    half = [
-        stats.t.isf(level / 2, n - 1) * se if n > 1 and not math.isnan(level) else math.nan
-        for level, n, se in zip(table["level"], table["pairs"], table["se"])
-    ]
-    table["low"], table["high"] = table["mean"] - np.array(half), table["mean"] + np.array(half)
-    table["mde"] = [mde(se, n - 1, tested.detection_level) for se, n in zip(table["se"], table["pairs"])]
-    return table
+    samples = [(dict(zip(by, key)), group["difference"]) for key, group in pairs.groupby(by, sort=True)]
+    return paired_tests(samples, alpha, family)
 
 
 def _reference_sd(reference: str, pairs: pd.DataFrame) -> pd.DataFrame:

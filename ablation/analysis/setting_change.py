@@ -28,17 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..design.columns import cell_text, config_columns
 from ..run.epochs import EPOCHS_FILE, read_epochs
 from ..run.results import RESULTS_FILE, SWEEP_FILE, read_results
 from .aggregate import collapsed_mask, factors, label, label_factors, reported_metric
 from .convergence import last_gains, is_flat
-from .detectable import mde
-from .familywise import holm
+from .familywise import paired_tests
 
 AGAINST_DIR = "against"
 #: The earlier run's data, kept inside the run directory (and copied into the report folder).
@@ -202,38 +199,14 @@ def _tests(pairs: pd.DataFrame, alpha: float, family: str) -> pd.DataFrame:
             common = seeds.index.intersection(base.index)
             if len(common):  # the variant's difference to no attention, in each run
                 groups.append(("order", str(cell), seeds.loc[common] - base.loc[common]))
-    rows = []
-    for kind, cell, values in groups:
-        d = (values["now"] - values["earlier"]).to_numpy(dtype=float)
-        n = len(d)
-        sd = float(d.std(ddof=1)) if n > 1 else math.nan
-        se = sd / math.sqrt(n) if n > 1 else math.nan
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and sd > 0 else math.nan
-        rows.append(
-            {
-                "kind": kind,
-                "cell": cell,
-                "pairs": n,
-                "earlier": float(values["earlier"].mean()),
-                "now": float(values["now"].mean()),
-                "mean": float(d.mean()),
-                "sd": sd,
-                "se": se,
-                "p": p,
-            }
+    samples = [
+        (
+            {"kind": kind, "cell": cell, "earlier": values["earlier"].mean(), "now": values["now"].mean()},
+            values["now"] - values["earlier"],
         )
-    table = pd.DataFrame(rows)
-    tested = holm(table["p"].to_numpy(), alpha, family)
-    table["decided"], table["holm_p"], table["level"] = tested.decided, tested.adjusted, tested.levels
-    half = np.array(
-        [
-            stats.t.isf(level / 2, n - 1) * se if n > 1 and not math.isnan(level) else math.nan
-            for level, n, se in zip(table["level"], table["pairs"], table["se"])
-        ]
-    )
-    table["low"], table["high"] = table["mean"] - half, table["mean"] + half
-    table["mde"] = [mde(se, n - 1, tested.detection_level) for se, n in zip(table["se"], table["pairs"])]
-    return table
+        for kind, cell, values in groups
+    ]
+    return paired_tests(samples, alpha, family)
 
 
 def change_table(change: SettingChange) -> pd.DataFrame:
