@@ -25,9 +25,11 @@ from report_fixtures import HARDWARE, trial_row, write_epochs_for, write_run
 SEEDS = (0, 1, 2, 3)
 
 
-def rows(epochs: int, shift: dict[str, float], seeds=SEEDS, attentions=("none", "se", "cbam")) -> list[dict]:
-    """resnet20 with each module in ``attentions`` for ``seeds``, trained ``epochs`` epochs; test
-    top-1 is a seed effect plus ``shift[attention]`` plus small seeded noise."""
+def rows(
+    epochs: int, shift: dict[str, float], seeds=SEEDS, attentions=("none", "se", "cbam"), backbone="resnet20"
+) -> list[dict]:
+    """``backbone`` with each module in ``attentions`` for ``seeds``, trained ``epochs`` epochs;
+    test top-1 is a seed effect plus ``shift[attention]`` plus small seeded noise."""
     rng = np.random.default_rng(epochs)
     out = []
     for attention in attentions:
@@ -36,6 +38,7 @@ def rows(epochs: int, shift: dict[str, float], seeds=SEEDS, attentions=("none", 
             out.append(
                 trial_row(
                     len(out),
+                    backbone=backbone,
                     attention=attention,
                     seed=seed,
                     epochs=epochs,
@@ -105,6 +108,26 @@ def test_pairs_are_the_same_variant_and_seed_and_the_order_test_finds_what_moved
     cbam = table[(table["comparison"] == "change") & (table["variant"] == "resnet20 cbam")].iloc[0]
     assert cbam["flat earlier"] == "0/4" and cbam["flat now"] == "4/4"
     assert cbam["per seed (earlier → now)"].count("→") == len(SEEDS)
+
+
+def test_each_variant_is_judged_against_the_baseline_of_its_own_setting(tmp_path):
+    def both(epochs, wide_cbam):
+        table = []
+        for width, cbam in ((0.5, -0.8), (1.0, wide_cbam)):
+            for row in rows(epochs, {"cbam": cbam}, attentions=("none", "cbam"), backbone="mobilenet_v2"):
+                table.append({**row, "width_mult": width, "trial_id": f"t{len(table):03d}"})
+        return table
+
+    earlier, later = tmp_path / "short", tmp_path / "long"
+    write_run(earlier, both(20, -0.8), name="short")
+    write_run(later, both(30, 0.0), name="long")  # CBAM catches up with none at width 1.0 only
+    keep_against(later, earlier)
+    tests = setting_change(later, pd.read_csv(later / "results.csv")).tests
+    order = tests[tests["kind"] == "order"].set_index("cell")
+    wide, narrow = [c for c in order.index if "1" in c.split()[1]], [c for c in order.index if "0.5" in c]
+    assert len(wide) == 1 and len(narrow) == 1 and len(order) == 2
+    assert order.loc[wide[0], "decided"] and order.loc[wide[0], "mean"] == pytest.approx(0.8, abs=0.1)
+    assert not order.loc[narrow[0], "decided"] and order.loc[narrow[0], "pairs"] == len(SEEDS)
 
 
 def test_holm_over_the_section_widens_every_interval(two_runs):

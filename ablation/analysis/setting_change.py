@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from ..design.columns import cell_text, config_columns
+from ..design.columns import cell_text, config_columns, is_attention_factor
 from ..run.epochs import EPOCHS_FILE, read_epochs
 from ..run.results import RESULTS_FILE, SWEEP_FILE, read_results
 from .aggregate import collapsed_mask, factors, label, label_factors, reported_metric
@@ -151,7 +151,9 @@ def paired_trials(
     epochs_now: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per variant and seed completed in both runs: ``cell``, ``seed``, ``earlier``,
-    ``now``, ``change``, ``baseline`` (whether it is a no-attention cell), ``collapsed`` and whether
+    ``now``, ``change``, ``baseline`` (whether it is a no-attention cell), ``setting`` (the config
+    without the attention variant: a variant's baseline is the no-attention cell of its setting),
+    ``collapsed`` and whether
     each run's curve was flat at the end (``flat_earlier``, ``flat_now``; None where not judged)."""
     done_before, done_now = _done(before), _done(now)
     keys = [c for c in config_columns(now) if c != "seed" and c in before and c not in changed]
@@ -170,7 +172,7 @@ def paired_trials(
             {
                 "cell": label(row, shown),
                 "baseline": cell_text(row.get("attention")) in ("none", "-"),
-                "backbone": cell_text(row.get("backbone")),
+                "setting": " ".join(cell_text(row.get(k)) for k in keys if not is_attention_factor(k)),
                 "seed": int(row["seed"]),
                 "earlier": float(base[metric]),
                 "now": float(row[metric]),
@@ -192,9 +194,9 @@ def _tests(pairs: pd.DataFrame, alpha: float, family: str) -> pd.DataFrame:
         groups.append(("change", str(cell), group[["earlier", "now"]]))
     if pairs["cell"].nunique() > 1:
         groups.append(("change", POOLED, pairs[["earlier", "now"]]))
-    for _, of_backbone in pairs.groupby("backbone", sort=False):
-        base = of_backbone[of_backbone["baseline"]].set_index("seed")[["earlier", "now"]]
-        for cell, group in of_backbone[~of_backbone["baseline"]].groupby("cell", sort=False):
+    for _, of_setting in pairs.groupby("setting", sort=False):  # the baseline of the same setting
+        base = of_setting[of_setting["baseline"]].set_index("seed")[["earlier", "now"]]
+        for cell, group in of_setting[~of_setting["baseline"]].groupby("cell", sort=False):
             seeds = group.set_index("seed")[["earlier", "now"]]
             common = seeds.index.intersection(base.index)
             if len(common):  # the variant's difference to no attention, in each run
