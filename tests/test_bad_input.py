@@ -138,6 +138,8 @@ CASES: dict[str, tuple] = {
         ["{tmp}/file.txt/runs/bad", "not writable"],
         True,
     ),
+    "missing_carry": (GOOD, ["--carry", "{tmp}/nowhere"], ["--carry {tmp}/nowhere", "no such run directory"], False),
+    "carry_from_no_run": (GOOD, ["--carry", "{tmp}"], ["--carry {tmp}", "no results.csv there"], False),
     "read_only_storage": (GOOD, ["--storage", "{tmp}/readonly"], ["{tmp}/readonly/bad", "not writable"], False),
 }
 

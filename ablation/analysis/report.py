@@ -838,6 +838,13 @@ def _sweep_figures(info: dict, results: pd.DataFrame) -> list[Block]:
     ]
     if info.get("started"):
         items.append(f"started {info['started']}" + (f", finished {info['finished']}" if info.get("finished") else ""))
+    carried = info.get("carried") or {}
+    if carried.get("trial_ids"):
+        items.append(
+            f"carried over: {len(carried['trial_ids'])} completed trials from "
+            f"{', '.join(carried.get('from') or [])} (`--carry`: the same trial configs and training setup); "
+            f"trained there, so the wall time above leaves them out and the training time includes them"
+        )
     blocks: list[Block] = [Heading("The sweep"), Bullets(items)]
     return blocks + _hardware_blocks(done)
 

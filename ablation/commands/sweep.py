@@ -35,6 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="at most N trials at once (default: budget.max_concurrent, else as resources allow)",
     )
+    parser.add_argument(
+        "--carry",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="when the sweep starts, take the completed trials of the run directory RUN that are "
+        "trials of this space (same config, seed included, and this machine's training setup) "
+        "instead of training them again; repeatable",
+    )
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     parser.add_argument(
         "--log",
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         max_concurrent=args.max_concurrent,
         log=tuple(args.log),
+        carry=tuple(args.carry),
     )
     counts = ", ".join(f"{n} {status}" for status, n in outcome.counts.items())
     print(f"sweep {space.name}: {counts} in {outcome.wall_time_s:.0f} s; results: {outcome.run_dir / 'results.csv'}")

@@ -7,7 +7,8 @@ sweep when nothing is open and nothing runs. Being a Tune searcher, it runs wher
 
 After a driver crash, ``--resume`` rebuilds its state from the trials Tune itself restores (the
 experiment state in the run directory), never from a snapshot of its own that could be older or
-newer than Tune's: a seed is neither lost nor run twice.
+newer than Tune's: a seed is neither lost nor run twice. Trials carried from earlier sweeps
+(``ablation.run.carry``) count as finished from the start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from ray.tune.search import Searcher
 
 from ..design.seed_budget import Comparison, cell_key, cells, comparisons, for_study, seeds_wanted, value_of
 from ..design.sequential import Plan
+from .results import TrialRecord
+
+
+def _pair(config: dict[str, Any]) -> tuple[str, int]:
+    return cell_key(config), int(config.get("seed", 0))
 
 
 class SeedSearcher(Searcher):
@@ -33,13 +39,16 @@ class SeedSearcher(Searcher):
         run_dir: str | Path,
         reference: Optional[dict[str, Any]] = None,
         columns: Iterable[str] = (),
+        carried: Iterable[TrialRecord] = (),
     ):
         super().__init__()
         self.columns = tuple(columns)  # keys every suggested point carries (None where a variant has none)
         self.cells = cells(points)
         self.comparisons: list[Comparison] = comparisons(points, reference)
         self.plan, self.epochs, self.run_dir = for_study(plan, self.comparisons), epochs, str(run_dir)
-        self.values: dict[tuple[str, int], Optional[float]] = {}  # finished (variant, seed) -> value
+        # (variant, seed) -> value of the trials carried from earlier sweeps (ablation.run.carry)
+        self.carried = {_pair(r.config): value_of(r.history[-1] if r.history else {}) for r in carried}
+        self.values: dict[tuple[str, int], Optional[float]] = dict(self.carried)  # finished (variant, seed) -> value
         self.live: dict[str, tuple[str, int]] = {}  # trial id -> (variant, seed) suggested, not finished
 
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], config: dict, **spec: Any) -> bool:
@@ -92,9 +101,9 @@ class SeedSearcher(Searcher):
         """Rebuild from the trials of the experiment state Tune restores (in the run directory)."""
         from .results import records_from_run_dir
 
-        self.values, self.live = {}, {}
+        self.values, self.live = dict(self.carried), {}
         for record in records_from_run_dir(self.run_dir):
-            pair = cell_key(record.config), int(record.config.get("seed", 0))
+            pair = _pair(record.config)
             if record.status in ("completed", "stopped", "failed"):
                 last = record.history[-1] if record.history else {}
                 done = record.status == "completed" and (last.get("epoch") or 0) >= self.epochs

@@ -18,11 +18,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from ray import tune
 
 from .atomic_storage import atomic_local_fs, remove_partials
+from .carry import carried_summary, carry_trials, is_carried, keys_of, load_carried, save_carried
 from .epochs import epoch_rows, write_epochs
 from ..errors import AblationError, ConfigError
 from .results import (
@@ -80,15 +81,16 @@ def make_trainable(trial_fn: Optional[TrialFn] = None) -> Callable[[dict], None]
     return ablation_trial
 
 
-def param_space(space: SearchSpace) -> dict[str, Any]:
-    """Tune's param space: a grid over full config dicts, or the base with sampled domains."""
+def param_space(space: SearchSpace, carried: Iterable[TrialRecord] = ()) -> dict[str, Any]:
+    """Tune's param space: a grid over full config dicts (less the ``carried`` trials), or the
+    base with sampled domains."""
 
     if space.seed_budget is not None:
         return {}  # the seed searcher suggests every point
     spec = space.spec
     if spec.sample is None:
-        columns = space.varying_keys()
-        return {"point": tune.grid_search([_complete(p, columns) for p in space.points()])}
+        columns, done = space.varying_keys(), keys_of(carried)
+        return {"point": tune.grid_search([_complete(p, columns) for p in space.points() if not is_carried(p, done)])}
     fixed = {**spec.base, **spec.section_values()}
     return {"point": {**fixed, **{k: d.domain() for k, d in spec.sample.params.items()}}}
 
@@ -114,7 +116,7 @@ def _scheduler(space: SearchSpace) -> Any:
     )
 
 
-def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
+def _search_alg(space: SearchSpace, run_dir: Path, carried: list[TrialRecord]) -> Any:
     seeds = space.seed_budget
     if seeds is not None:
         from .seed_search import SeedSearcher
@@ -126,6 +128,7 @@ def _search_alg(space: SearchSpace, run_dir: Path) -> Any:
             run_dir,
             seeds.reference,
             columns=space.varying_keys(),
+            carried=carried,
         )
     sample = space.spec.sample
     if sample is None:
@@ -146,8 +149,8 @@ class ResultsCallback(tune.Callback):
     whenever a trial reports an epoch (driver side), and the driver's wall time in
     ``sweep.json``, so that a driver killed outright loses none of them."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, carried: list[TrialRecord]):
+        self.run_dir, self.carried = Path(run_dir), carried
         self.start, self.previous_s = time.time(), 0.0
         self.live: dict[str, dict[Any, dict]] = {}  # trial id -> epoch -> reports not yet in Tune's files
 
@@ -162,7 +165,7 @@ class ResultsCallback(tune.Callback):
         return record
 
     def _write(self, trials: list, trial: Any, status: Optional[str]) -> None:
-        write_tables(self.run_dir, [self._record(t, status if t is trial else None) for t in trials])
+        write_tables(self.run_dir, [*self.carried, *(self._record(t, status if t is trial else None) for t in trials)])
         info = _sweep_info(self.run_dir)
         if info:
             write_json(
@@ -373,12 +376,14 @@ def run_sweep(
     check_files: bool = True,
     verbose: int = 1,
     log: tuple[str, ...] = (),
+    carry: tuple[str, ...] = (),
 ) -> SweepOutcome:
     """Run (or, with ``resume``, continue) the sweep of ``space``; returns where results are.
 
     Everything the user can get wrong is checked before Ray starts: the run directory, an
-    existing sweep there, the trackers in ``log`` (``ablation.run.tracking``), the data set files
-    (``check_files``, on this machine) and the address.
+    existing sweep there, the trackers in ``log`` (``ablation.run.tracking``), the runs to
+    ``carry`` trials from (``ablation.run.carry``), the data set files (``check_files``, on this
+    machine) and the address.
     """
     from .tracking import parse_logs
 
@@ -401,6 +406,16 @@ def run_sweep(
     on_this_machine = not (address or os.environ.get("RAY_ADDRESS"))
     if resume and on_this_machine:
         check_train_setups(run_dir, space)
+    if carry and exists:
+        raise ConfigError(
+            f"--carry: {run_dir} already holds sweep {space.name!r}; trials are carried when a sweep starts"
+        )
+    if carry and space.sampled:
+        raise ConfigError(f"--carry: {space.name!r} samples its trials; carry into a grid or a seed budget")
+    carried = carry_trials(carry, space, check_setup=on_this_machine) if carry else []
+    carried = carried or (load_carried(run_dir) if exists else [])
+    if carry and space.seed_budget is None and len(carried) == space.num_trials:
+        raise ConfigError(f"--carry: every trial of {space.name!r} is carried; nothing is left to train")
     if check_files and on_this_machine:
         check_data(space)
     runtime_env = _runtime_env(space)
@@ -423,14 +438,19 @@ def run_sweep(
         "resources": space.spec.resources.model_dump(),
         "display_names": space.display_names(),
     }
+    if carry:
+        save_carried(run_dir, carry, carried)
+    if carried:
+        info["carried"] = carried_summary(run_dir)
     write_json(run_dir / SWEEP_FILE, info)  # the results callback keeps wall_time_s current
     try:
-        tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose, logs)
+        tuner = _tuner(space, run_dir, trial_fn, exists, max_concurrent, verbose, logs, carried)
         grid = tuner.fit()
         # Ray's saved state (interrupted trials are pending), corrected by the in-memory outcome:
         # a trial whose worker died on its last retry can be saved as RUNNING.
         failed = {Path(r.path).name.removeprefix("trial_") for r in grid if r.error is not None}
         records = records_from_run_dir(run_dir, failed)
+        records = [*carried, *records]
         write_tables(run_dir, records)
     finally:
         info["wall_time_s"] = round(info["wall_time_s"] + time.time() - start, 3)
@@ -453,6 +473,7 @@ def _tuner(
     max_concurrent: Optional[int],
     verbose: int,
     logs: Optional[dict[str, str]] = None,
+    carried: Optional[list[TrialRecord]] = None,
 ) -> Any:
     from .tracking import callbacks as tracking_callbacks
 
@@ -468,16 +489,16 @@ def _tuner(
             restart_errored=False,
             storage_filesystem=atomic_local_fs(),
         )
-    budget = space.spec.budget
+    budget, carried = space.spec.budget, carried or []
     return tune.Tuner(
         trainable,
-        param_space=param_space(space),
+        param_space=param_space(space, carried),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
             scheduler=_scheduler(space),
-            search_alg=_search_alg(space, run_dir),
-            num_samples=space.num_trials if (space.sampled or space.seed_budget) else 1,
+            search_alg=_search_alg(space, run_dir, carried),
+            num_samples=space.num_trials - len(carried) if (space.sampled or space.seed_budget) else 1,
             max_concurrent_trials=max_concurrent or budget.max_concurrent,
             trial_dirname_creator=_trial_dirname,
             reuse_actors=True,
@@ -489,7 +510,7 @@ def _tuner(
             verbose=verbose,
             failure_config=tune.FailureConfig(max_failures=budget.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[ResultsCallback(run_dir), *tracking_callbacks(logs or {}, run_dir, space.name)],
+            callbacks=[ResultsCallback(run_dir, carried), *tracking_callbacks(logs or {}, run_dir, space.name)],
             progress_reporter=_reporter(space),
         ),
     )

@@ -1,0 +1,142 @@
+"""Trials carried from earlier sweeps (``ablate sweep --carry RUN``): which trials qualify, and a
+seed-budget sweep that carries seeds 0-1 training only the rest, with the results and decisions of
+a sweep that trained everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ablation.design.space import parse_space, trial_config
+from ablation.errors import ConfigError
+from ablation.run.carry import carry_trials
+from ablation.run.results import read_results
+from sweep_fixtures import TINY_BASE
+
+TESTS = Path(__file__).parent
+SEEDS = {"min": 2, "max": 5, "alpha": 0.05, "equivalence": 0.5}
+GRID = {"attention": ["none", "sca"], "kernel_size": [3, 5, 7]}
+
+
+def spec(name: str, seeds: bool = True, grid=None, epochs: int = 1) -> dict:
+    budget: dict = {"epochs": epochs, "max_failures": 0, "max_concurrent": 2}
+    if seeds:
+        budget["seeds"] = dict(SEEDS)
+    return {
+        "name": name,
+        "base": dict(TINY_BASE),
+        "grid": grid or GRID,
+        "budget": budget,
+        "resources": {"cpu": 1},
+    }
+
+
+def fake_run(run_dir: Path, trials: list[tuple[dict, str, str]]) -> Path:
+    """A run directory as a sweep leaves it: ``results.csv`` and, per trial, Tune's
+    ``params.json`` and ``result.json``; ``trials`` are (point, status, train_setup)."""
+    run_dir.mkdir(parents=True)
+    rows = []
+    for i, (point, status, setup) in enumerate(trials):
+        trial_id = f"t{i:03d}"
+        folder = run_dir / f"trial_{trial_id}"
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps({"point": point}))
+        epochs = trial_config(point).epochs
+        lines = [{"epoch": e, "top1": 50.0 + e, "test_top1": 49.0 + e, "train_setup": setup} for e in range(1, epochs + 1)]
+        (folder / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+        rows.append({"trial_id": trial_id, "status": status})
+    pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
+    return run_dir
+
+
+def test_only_completed_trials_of_the_space_trained_this_machines_way_are_carried(tmp_path):
+    from ablation.run.carry import _setup_here
+
+    space = parse_space(spec("new", epochs=2))
+    point = {**TINY_BASE, "attention": "sca", "kernel_size": 5, "epochs": 2}
+    here = _setup_here(trial_config({**point, "seed": 0}).model_dump())
+    run = fake_run(
+        tmp_path / "old",
+        [
+            ({**point, "seed": 0}, "completed", here),  # carried
+            ({**point, "seed": 1}, "failed", here),  # not finished
+            ({**point, "seed": 2, "epochs": 1}, "completed", here),  # another budget
+            ({**point, "seed": 3}, "completed", "fast: bf16 autocast, channels_last, compiled"),  # another setup
+            ({**point, "seed": 7}, "completed", here),  # beyond the budget's 5 seeds
+            ({**point, "seed": 4, "lr": 0.05}, "completed", here),  # another config
+        ],
+    )
+    carried = carry_trials([run], space)
+    assert [(r.trial_id, r.config["seed"]) for r in carried] == [("t000", 0)]
+    assert carried[0].history[-1]["top1"] == 52.0 and len(carried[0].history) == 2
+    elsewhere = carry_trials([run], space, check_setup=False)  # on a cluster: the setup is the nodes'
+    assert sorted(r.config["seed"] for r in elsewhere) == [0, 3]
+    with pytest.raises(ConfigError, match=r"^--carry .*nowhere: no such run directory$"):
+        carry_trials([tmp_path / "nowhere"], space)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"^--carry .*empty: no results\.csv there"):
+        carry_trials([tmp_path / "empty"], space)
+    with pytest.raises(ConfigError, match=r"no completed trial there has a trial config of 'other'"):
+        carry_trials([run], parse_space(spec("other", epochs=3)))
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+import ray.cloudpickle
+import sweep_fixtures
+from ablation.design.space import parse_space
+from ablation.run.sweep import run_sweep
+ray.cloudpickle.register_pickle_by_value(sweep_fixtures)
+carry = tuple(a.removeprefix("--carry=") for a in sys.argv[2:] if a.startswith("--carry="))
+out = run_sweep(parse_space({space!r}), storage=sys.argv[1], trial_fn=sweep_fixtures.noisy_trial,
+                resume="--resume" in sys.argv, verbose=0, carry=carry)
+print("COUNTS", out.counts)
+"""
+
+
+def _sweep(tmp_path: Path, space: dict, storage: str, *args: str, log: str = "trials.log") -> str:
+    script = tmp_path / f"driver_{space['name']}.py"
+    script.write_text(DRIVER.format(tests=str(TESTS), space=space))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["FAKE_TRIAL_LOG"] = str(tmp_path / log)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / storage), *args], env=env, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return (tmp_path / log).read_text() if (tmp_path / log).exists() else ""
+
+
+@pytest.mark.slow
+def test_a_seed_budget_sweep_carrying_seeds_0_and_1_trains_only_the_rest_and_decides_the_same(tmp_path):
+    from ablation.analysis.report import write_report
+
+    seeds01 = spec("first", seeds=False, grid={**GRID, "seed": [0, 1]})
+    _sweep(tmp_path, seeds01, "runs", log="first.log")
+    study = spec("study")
+    trained = _sweep(tmp_path, study, "runs", f"--carry={tmp_path / 'runs' / 'first'}", log="study.log")
+    assert trained and not [ln for ln in trained.splitlines() if ln.split()[1] in ("0", "1")]  # seeds 0-1 not again
+    _sweep(tmp_path, study, "alone", log="alone.log")
+    compared = ["kernel_size", "seed", "status", "epochs_done", "top1", "test_top1"]
+    carried, alone = (
+        read_results(tmp_path / d / "study").sort_values(["kernel_size", "seed"], ignore_index=True)[compared]
+        for d in ("runs", "alone")
+    )
+    pd.testing.assert_frame_equal(carried, alone)  # the same trials, seeds and results
+    first_ids = set(read_results(tmp_path / "runs" / "first")["trial_id"])
+    assert first_ids <= set(read_results(tmp_path / "runs" / "study")["trial_id"])  # under their own ids
+    info = json.loads((tmp_path / "runs" / "study" / "sweep.json").read_text())
+    assert info["carried"]["from"] == ["first"] and sorted(info["carried"]["trial_ids"]) == sorted(first_ids)
+    epochs = pd.read_csv(tmp_path / "runs" / "study" / "epochs.csv")
+    assert first_ids <= set(epochs["trial_id"])  # their curves too
+    text = (write_report(tmp_path / "runs" / "study", tmp_path / "report") / "report.md").read_text()
+    assert f"carried over: {len(first_ids)} completed trials from first (`--carry`" in text
+    with pytest.raises(AssertionError, match="already holds sweep 'study'"):  # carried only when a sweep starts
+        _sweep(tmp_path, study, "runs", "--resume", f"--carry={tmp_path / 'runs' / 'first'}", log="again.log")
+
