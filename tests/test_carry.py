@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +50,9 @@ def fake_run(run_dir: Path, trials: list[tuple[dict, str, str]]) -> Path:
         folder.mkdir()
         (folder / "params.json").write_text(json.dumps({"point": point}))
         epochs = trial_config(point).epochs
-        lines = [{"epoch": e, "top1": 50.0 + e, "test_top1": 49.0 + e, "train_setup": setup} for e in range(1, epochs + 1)]
+        lines = [
+            {"epoch": e, "top1": 50.0 + e, "test_top1": 49.0 + e, "train_setup": setup} for e in range(1, epochs + 1)
+        ]
         (folder / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
         rows.append({"trial_id": trial_id, "status": status})
     pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
@@ -101,27 +105,52 @@ print("COUNTS", out.counts)
 """
 
 
-def _sweep(tmp_path: Path, space: dict, storage: str, *args: str, log: str = "trials.log") -> str:
+def _command(tmp_path: Path, space: dict, storage: str, *args: str, log: str, **env: str):
     script = tmp_path / f"driver_{space['name']}.py"
     script.write_text(DRIVER.format(tests=str(TESTS), space=space))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["FAKE_TRIAL_LOG"] = str(tmp_path / log)
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / storage), *args], env=env, capture_output=True, text=True, timeout=400
-    )
+    full_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    full_env.update(FAKE_TRIAL_LOG=str(tmp_path / log), **env)
+    return [sys.executable, str(script), str(tmp_path / storage), *args], full_env
+
+
+def _sweep(tmp_path: Path, space: dict, storage: str, *args: str, log: str) -> str:
+    """Run a sweep to its end; what its trials trained (the fake trials' log)."""
+    cmd, env = _command(tmp_path, space, storage, *args, log=log)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     return (tmp_path / log).read_text() if (tmp_path / log).exists() else ""
 
 
+def _killed_at_seed_2(tmp_path: Path, space: dict, storage: str, *args: str, log: str) -> None:
+    """Start a sweep and SIGKILL its driver while a seed-2 trial is mid-way (sweep_fixtures._hold)."""
+    paused = tmp_path / "paused"
+    cmd, env = _command(tmp_path, space, storage, *args, log=log, FAKE_TRIAL_PAUSE=str(paused))
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while not paused.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+            assert time.time() < deadline, "the sweep never reached seed 2"
+            time.sleep(0.3)
+        time.sleep(3)  # Tune snapshots its state every second
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.slow
 def test_a_seed_budget_sweep_carrying_seeds_0_and_1_trains_only_the_rest_and_decides_the_same(tmp_path):
+    """Carried seeds 0-1, killed mid-way and resumed: every other epoch trained once, none of
+    seeds 0-1, and the results of a sweep that trained everything."""
     from ablation.analysis.report import write_report
 
-    seeds01 = spec("first", seeds=False, grid={**GRID, "seed": [0, 1]})
+    seeds01 = spec("first", seeds=False, grid={**GRID, "seed": [0, 1]}, epochs=2)
     _sweep(tmp_path, seeds01, "runs", log="first.log")
-    study = spec("study")
-    trained = _sweep(tmp_path, study, "runs", f"--carry={tmp_path / 'runs' / 'first'}", log="study.log")
-    assert trained and not [ln for ln in trained.splitlines() if ln.split()[1] in ("0", "1")]  # seeds 0-1 not again
+    study, carry = spec("study", epochs=2), f"--carry={tmp_path / 'runs' / 'first'}"
+    _killed_at_seed_2(tmp_path, study, "runs", carry, log="study.log")
+    trained = _sweep(tmp_path, study, "runs", "--resume", log="study.log").splitlines()
+    assert trained and not [ln for ln in trained if ln.split()[1] in ("0", "1")]  # seeds 0-1 not again
+    assert len(trained) == len(set(trained))  # every epoch once, across the kill
     _sweep(tmp_path, study, "alone", log="alone.log")
     compared = ["kernel_size", "seed", "status", "epochs_done", "top1", "test_top1"]
     carried, alone = (
@@ -138,5 +167,4 @@ def test_a_seed_budget_sweep_carrying_seeds_0_and_1_trains_only_the_rest_and_dec
     text = (write_report(tmp_path / "runs" / "study", tmp_path / "report") / "report.md").read_text()
     assert f"carried over: {len(first_ids)} completed trials from first (`--carry`" in text
     with pytest.raises(AssertionError, match="already holds sweep 'study'"):  # carried only when a sweep starts
-        _sweep(tmp_path, study, "runs", "--resume", f"--carry={tmp_path / 'runs' / 'first'}", log="again.log")
-
+        _sweep(tmp_path, study, "runs", "--resume", carry, log="again.log")

@@ -1,6 +1,7 @@
 """Run: Ray Tune trials and what they leave behind.
 
-The sweep (``sweep.py``, with the seed searcher ``seed_search.py``) runs each trial config:
+The sweep (``sweep.py``, with the seed searcher ``seed_search.py`` and the trials it carries
+from earlier sweeps, ``carry.py``) runs each trial config:
 build, profile (``profile.py``), train (``train.py``, resumable from ``checkpoint.py``); it
 records each trial's row (``results.py``, ``epochs.py``, collapse flagged by ``collapse.py``)
 through atomic storage (``atomic_storage.py``) and optional trackers (``tracking.py``);
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .sweep import SweepOutcome, run_sweep
     from .seed_search import SeedSearcher
+    from .carry import CARRIED_FILE, carry_trials, load_carried
     from .train import as_config, resolve_device, run_trial
     from .profile import profile_model
     from .results import RESULTS_FILE, SWEEP_FILE, TrialRecord, read_results, results_table, write_results
@@ -30,6 +32,9 @@ _HOMES: dict[str, str] = {
     "SweepOutcome": "sweep",
     "run_sweep": "sweep",
     "SeedSearcher": "seed_search",
+    "CARRIED_FILE": "carry",
+    "carry_trials": "carry",
+    "load_carried": "carry",
     "as_config": "train",
     "resolve_device": "train",
     "run_trial": "train",
@@ -48,6 +53,7 @@ _HOMES: dict[str, str] = {
     "read_latency": "calibrate",
 }
 __all__ = [
+    "CARRIED_FILE",
     "EPOCHS_FILE",
     "LATENCY_FILE",
     "RESULTS_FILE",
@@ -57,7 +63,9 @@ __all__ = [
     "TrialRecord",
     "as_config",
     "calibrate_run",
+    "carry_trials",
     "is_collapsed",
+    "load_carried",
     "profile_model",
     "read_epochs",
     "read_latency",
