@@ -61,6 +61,24 @@ def _hold(cfg, epoch: int) -> None:
         time.sleep(0.2)
 
 
+def kill_when_paused(command: list[str], env: dict[str, str], paused: Path) -> None:
+    """Start a sweep driver and SIGKILL it (its whole process group) once a trial is held by
+    :func:`_hold` (``paused`` exists, ``$FAKE_TRIAL_PAUSE`` in ``env``) and Tune has saved its state."""
+    import subprocess
+
+    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while not paused.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+            assert time.time() < deadline, "the sweep never reached seed 2"
+            time.sleep(0.3)
+        time.sleep(3)  # Tune snapshots its state every second
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def fake_trial(cfg, report=None, resume_from=None):
     """Cheap and scriptable through its config: ``lr`` > 1 raises; ``kernel_size`` lowers top1
     (so ASHA has losers); see :func:`_hold` for the pause."""

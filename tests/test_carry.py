@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,7 @@ from ablation.design.space import parse_space, trial_config
 from ablation.errors import ConfigError
 from ablation.run.carry import carry_trials
 from ablation.run.results import read_results
-from sweep_fixtures import TINY_BASE
+from sweep_fixtures import TINY_BASE, kill_when_paused
 
 TESTS = Path(__file__).parent
 SEEDS = {"min": 2, "max": 5, "alpha": 0.05, "equivalence": 0.5}
@@ -125,17 +123,7 @@ def _killed_at_seed_2(tmp_path: Path, space: dict, storage: str, *args: str, log
     """Start a sweep and SIGKILL its driver while a seed-2 trial is mid-way (sweep_fixtures._hold)."""
     paused = tmp_path / "paused"
     cmd, env = _command(tmp_path, space, storage, *args, log=log, FAKE_TRIAL_PAUSE=str(paused))
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 300
-        while not paused.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            assert time.time() < deadline, "the sweep never reached seed 2"
-            time.sleep(0.3)
-        time.sleep(3)  # Tune snapshots its state every second
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when_paused(cmd, env, paused)
 
 
 @pytest.mark.slow

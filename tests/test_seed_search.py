@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +19,7 @@ from ablation.run.results import read_results
 from ablation.design.seed_budget import cell_key, comparisons, decisions, state_of
 from ablation.run.seed_search import SeedSearcher
 from ablation.design.space import parse_space, trial_config
-from sweep_fixtures import TINY_BASE, noisy_top1
+from sweep_fixtures import TINY_BASE, kill_when_paused, noisy_top1
 
 TESTS = Path(__file__).parent
 SEEDS = {"min": 2, "max": 5, "alpha": 0.05, "equivalence": 0.5}
@@ -220,19 +218,7 @@ def test_driver_sigkilled_mid_budget_resumes_without_losing_or_repeating_a_seed(
     every epoch of every (variant, seed) ran once."""
     space = spec("killed", epochs=3, max_concurrent=1, seeds={**SEEDS, "max": 4})
     cmd, env = _driver(tmp_path, space, FAKE_TRIAL_PAUSE=str(tmp_path / "paused"))
-    proc = subprocess.Popen(
-        [*cmd, str(tmp_path / "a")], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.time() + 300
-        while not (tmp_path / "paused").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            assert time.time() < deadline, "the sweep never reached seed 2"
-            time.sleep(0.3)
-        time.sleep(3)  # Tune snapshots its state every second
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when_paused([*cmd, str(tmp_path / "a")], env, tmp_path / "paused")
     mid = read_results(tmp_path / "a" / "killed")
     assert set(mid.loc[mid["seed"] == 2, "status"]) & {"running", "pending"}
     resumed = subprocess.run(
