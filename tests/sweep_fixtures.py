@@ -15,10 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
+from ray.tune.search import Searcher
 
 from ablation.provenance import environment
-from ablation.design.space import parse_space
+from ablation.design.space import parse_space, trial_config
+from ablation.run.seed_search import SeedSearcher
 
 TINY_DATA = "synthetic:size=8,channels=1,classes=2,train=64,val=32"
 TINY_BASE = {
@@ -153,3 +156,48 @@ def dying_trial(cfg, report=None, resume_from=None):
     from ablation.run.train import run_trial
 
     return run_trial(cfg.model_copy(update={"lr": 1e30, "warmup_epochs": 0}), report, resume_from)
+
+
+# The seed-budget procedure driven without Ray, to compare sweeps with.
+
+
+def value(point: dict, epochs: int = 1) -> float:
+    """What noisy_trial reports as test top-1 for this point."""
+    return noisy_top1(trial_config(point), epochs) - 1.0
+
+
+def drive(searcher: SeedSearcher, concurrency: int, order: str, epochs: int = 1, stop=lambda p: False) -> list[dict]:
+    """Run the searcher as Tune would, ``concurrency`` trials at a time, finishing the oldest
+    (fifo) or the newest (lifo) first; returns the suggested points in order."""
+    live: list[tuple[str, dict]] = []
+    asked = []
+    while True:
+        while len(live) < concurrency:
+            got = searcher.suggest(f"t{len(asked)}")
+            if got is None or got == Searcher.FINISHED:
+                break
+            live.append((f"t{len(asked)}", got["point"]))
+            asked.append(got["point"])
+        if not live:
+            assert searcher.suggest("last") == Searcher.FINISHED
+            return asked
+        trial_id, point = live.pop(0 if order == "fifo" else -1)
+        done = epochs - 1 if stop(point) else epochs
+        searcher.on_trial_complete(trial_id, {"epoch": done, "test_top1": value(point, done)})
+
+
+def procedure_pairs(space: dict, tmp_path: Path) -> list[tuple[int, int]]:
+    """(kernel size, seed) of every trial the seed-budget procedure runs for ``space`` (no Ray)."""
+    parsed = parse_space(space)
+    asked = drive(
+        SeedSearcher(parsed.points(), parsed.seed_budget.plan(), space["budget"]["epochs"], tmp_path),
+        1,
+        "fifo",
+        epochs=space["budget"]["epochs"],
+    )
+    return sorted((p["kernel_size"] or 0, p["seed"]) for p in asked)
+
+
+def ran_pairs(table: pd.DataFrame) -> list[tuple[int, int]]:
+    """(kernel size, seed) of every trial in a results table."""
+    return sorted((0 if pd.isna(k) else int(k), int(s)) for k, s in zip(table["kernel_size"], table["seed"]))

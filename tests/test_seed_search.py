@@ -10,16 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from ray.tune.search import Searcher
 
 from ablation.errors import ConfigError
 from ablation.run.results import read_results
 from ablation.design.seed_budget import cell_key, comparisons, decisions, state_of
 from ablation.run.seed_search import SeedSearcher
 from ablation.design.space import parse_space, trial_config
-from sweep_fixtures import TINY_BASE, kill_when_paused, noisy_top1
+from sweep_fixtures import TINY_BASE, drive, kill_when_paused, procedure_pairs, ran_pairs, value
 
 TESTS = Path(__file__).parent
 SEEDS = {"min": 2, "max": 5, "alpha": 0.05, "equivalence": 0.5}
@@ -34,31 +32,6 @@ def spec(name: str = "seeds", epochs: int = 1, seeds: dict = SEEDS, grid=None, *
         "budget": {"epochs": epochs, "max_failures": 0, "seeds": dict(seeds), **budget},
         "resources": {"cpu": 1},
     }
-
-
-def value(point: dict, epochs: int = 1) -> float:
-    """What noisy_trial reports as test top-1 for this point."""
-    return noisy_top1(trial_config(point), epochs) - 1.0
-
-
-def drive(searcher: SeedSearcher, concurrency: int, order: str, epochs: int = 1, stop=lambda p: False) -> list[dict]:
-    """Run the searcher as Tune would, ``concurrency`` trials at a time, finishing the oldest
-    (fifo) or the newest (lifo) first; returns the suggested points in order."""
-    live: list[tuple[str, dict]] = []
-    asked = []
-    while True:
-        while len(live) < concurrency:
-            got = searcher.suggest(f"t{len(asked)}")
-            if got is None or got == Searcher.FINISHED:
-                break
-            live.append((f"t{len(asked)}", got["point"]))
-            asked.append(got["point"])
-        if not live:
-            assert searcher.suggest("last") == Searcher.FINISHED
-            return asked
-        trial_id, point = live.pop(0 if order == "fifo" else -1)
-        done = epochs - 1 if stop(point) else epochs
-        searcher.on_trial_complete(trial_id, {"epoch": done, "test_top1": value(point, done)})
 
 
 def test_seed_budget_space_expands_to_max_seeds_and_names_bad_keys():
@@ -156,21 +129,6 @@ def _driver(tmp_path: Path, space: dict, **env: str) -> tuple[list[str], dict[st
     return [sys.executable, str(script)], full_env
 
 
-def _expected(space: dict, tmp_path: Path) -> list[tuple[int, int]]:
-    parsed = parse_space(space)
-    asked = drive(
-        SeedSearcher(parsed.points(), parsed.seed_budget.plan(), space["budget"]["epochs"], tmp_path),
-        1,
-        "fifo",
-        epochs=space["budget"]["epochs"],
-    )
-    return sorted((p["kernel_size"] or 0, p["seed"]) for p in asked)
-
-
-def _ran(table: pd.DataFrame) -> list[tuple[int, int]]:
-    return sorted((0 if pd.isna(k) else int(k), int(s)) for k, s in zip(table["kernel_size"], table["seed"]))
-
-
 @pytest.mark.slow
 def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tmp_path):
     from ablation.analysis.report import BUDGET_CAVEAT, write_report
@@ -181,7 +139,7 @@ def test_sweep_with_a_seed_budget_runs_what_the_procedure_asks_and_reports_it(tm
     assert done.returncode == 0, done.stderr[-3000:]
     table = read_results(tmp_path / "runs" / "budget")
     assert set(table["status"]) == {"completed"}
-    assert _ran(table) == _expected(space, tmp_path)  # the sweep did what the procedure, run alone, does
+    assert ran_pairs(table) == procedure_pairs(space, tmp_path)  # the sweep did what the procedure, run alone, does
     out = write_report(tmp_path / "runs" / "budget", tmp_path / "report")
     text = (out / "report.md").read_text()
     assert "## Seeds until decided" in text and "Lan-DeMets O'Brien-Fleming" in text
