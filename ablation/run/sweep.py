@@ -116,7 +116,7 @@ def _scheduler(space: SearchSpace) -> Any:
     )
 
 
-def _search_alg(space: SearchSpace, run_dir: Path, carried: list[TrialRecord]) -> Any:
+def _search_alg(space: SearchSpace, run_dir: Path, carried: Iterable[TrialRecord] = ()) -> Any:
     seeds = space.seed_budget
     if seeds is not None:
         from .seed_search import SeedSearcher
