@@ -10,8 +10,19 @@ import pandas as pd
 import pytest
 
 from ablation.analysis import convergence as conv
-from ablation.analysis.convergence import FLAT, LAST, is_flat, last_gains, trial_convergence
-from ablation.analysis.report import convergence_sentence, convergence_table, write_report
+from scipy import stats
+
+from ablation.analysis.convergence import (
+    ALPHA,
+    FLAT,
+    LAST,
+    is_flat,
+    last_gains,
+    mean_gain_bound,
+    trial_convergence,
+    variant_flatness,
+)
+from ablation.analysis.report import convergence_sentence, convergence_table, variant_flatness_sentence, write_report
 from ablation.run.epochs import epochs_table
 from report_fixtures import study_rows, trial_row, write_epochs_for, write_run
 
@@ -89,6 +100,41 @@ def test_sentence_and_table_follow_the_data():
     assert "not judged" in convergence_sentence(trials_frame({("none", 0): math.nan}))
 
 
+def test_a_variant_is_flat_when_its_mean_gain_is_shown_below_the_rule():
+    # Each seed's gain at the size of the rule: per seed, 2 of 6 fail it by chance; on average the
+    # variant is flat, as a one-sided t test of mean < FLAT says.
+    noisy = [0.25, -0.1, 0.0, 0.22, -0.15, 0.05]
+    n, mean, upper = mean_gain_bound(noisy)
+    assert (n, mean) == (6, pytest.approx(sum(noisy) / 6))
+    assert upper == pytest.approx(stats.t.interval(1 - 2 * ALPHA, 5, loc=mean, scale=stats.sem(noisy))[1])
+    assert stats.ttest_1samp(noisy, FLAT, alternative="less").pvalue < ALPHA and upper < FLAT
+    assert mean_gain_bound([0.25, -0.1, math.nan])[0] == 2  # a seed with no gain is left out
+    assert math.isnan(mean_gain_bound([0.1])[2]) and mean_gain_bound([])[0] == 0
+
+    gains = {("none", s): g for s, g in enumerate(noisy)}
+    gains |= {("se", s): g for s, g in enumerate([0.05, 0.1, 0.45])}  # mean 0.2: not shown below it
+    gains |= {("cbam", s): g for s, g in enumerate([0.05, 0.15])}  # flat per seed, too few to show it
+    gains |= {("eca", 0): 0.0}  # one seed: not judged on average
+    trials = trials_frame(gains)
+    variants = variant_flatness(trials).set_index("variant")
+    assert list(variants.index) == ["none", "se", "cbam", "eca"]
+    assert variants["flat"].tolist() == [True, False, False, None]
+    assert variants.loc["se", "upper"] > FLAT > variants.loc["cbam", "mean_gain"]
+    sentence = variant_flatness_sentence(trials)
+    assert ": 1 of 3 variants flat; not shown flat: resnet20 se (mean +0.20, bound " in sentence
+    assert "resnet20 cbam (mean +0.10, bound " in sentence and "1 of 4 variants had fewer than 2 seeds" in sentence
+    table = convergence_table(trials).set_index("variant")
+    assert table["flat on average"].tolist() == ["yes", "no", "no", "-"]
+    assert table.loc["none", "flat / seeds"] == "4 / 6"
+    assert table.loc["none", "mean gain, 95% upper bound (t)"] == f"{upper:+.2f}"
+
+    flat_only = trials_frame({("none", 0): 0.0, ("none", 1): 0.02, ("sca", 0): -0.1, ("sca", 1): -0.08})
+    assert "every variant judged is flat; as an intersection-union test, the claim that all 2 are flat" in (
+        variant_flatness_sentence(flat_only)
+    )
+    assert "none is judged on average" in variant_flatness_sentence(trials_frame({("none", 0): 0.0}))
+
+
 def section(md: str) -> str:
     return md[md.index("## Convergence") : md.index("## All variants")]
 
@@ -120,6 +166,7 @@ def test_report_section_and_data_file(tmp_path):
     assert f"{len(rising)} of {len(rows)} seeds gained 0.2 points or more" in text
     assert "(still rising): mobilenet_v2 sca k=7 (s0, s1, s2)." in text
     assert "| 0 / 3 " in text and "| 3 / 3 " in text
+    assert "5 of 6 variants flat; not shown flat: mobilenet_v2 sca k=7 (mean +3.00, bound +3.00)." in text
     data = pd.read_csv(out / conv.CONVERGENCE_FILE)
     assert list(data.columns) == ["trial_id", "backbone", "variant", "seed", "epochs", "gain", "flat"]
     assert set(data.loc[~data["flat"], "trial_id"]) == rising

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .aggregate import aggregate, factors, reported_metric
-    from .convergence import is_flat, last_gains, trial_convergence
+    from .convergence import is_flat, last_gains, trial_convergence, variant_flatness
     from .path_parity import PathParity, path_parity
     from .setting_change import SettingChange, setting_change
     from .rank import Ranking, rank
@@ -35,6 +35,7 @@ _HOMES: dict[str, str] = {
     "is_flat": "convergence",
     "last_gains": "convergence",
     "trial_convergence": "convergence",
+    "variant_flatness": "convergence",
     "PathParity": "path_parity",
     "path_parity": "path_parity",
     "SettingChange": "setting_change",
@@ -64,6 +65,7 @@ __all__ = [
     "reported_metric",
     "setting_change",
     "trial_convergence",
+    "variant_flatness",
     "write_report",
 ]
 

@@ -4,6 +4,13 @@ A trial's *gain* is its validation top-1 at its last epoch minus its top-1 ``LAS
 before (from ``epochs.csv``); it is *flat* when the gain is below ``FLAT`` points. A trial with
 too few epochs to look that far back has no gain (NaN) and is not judged. Reports state it for
 every seed (``convergence.csv``) and ``ablate plan`` requires it of a pilot's baseline.
+
+A per-seed rule at ``FLAT`` points sits at the size of the epoch-to-epoch noise once the learning
+rate has decayed (0.2 points is 12 of 6,000 validation images), so it fails some seeds of a
+converged variant by chance. A variant is therefore also judged on its mean gain over seeds: flat
+when the one-sided ``1 - ALPHA`` Student t upper bound of that mean is below ``FLAT``. The claim
+that every variant is flat is an intersection-union test, so it errs with probability at most
+``ALPHA`` with no correction for the number of variants.
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ import math
 from typing import Iterable, Optional
 
 import pandas as pd
+from scipy import stats
 
 FLAT = 0.2  # points of validation top-1 over the last LAST epochs
 LAST = 3
+ALPHA = 0.05  # one-sided, for a variant's mean gain
 CONVERGENCE_FILE = "convergence.csv"
 
 
@@ -54,3 +63,37 @@ def trial_convergence(
             "flat": [is_flat(gains[t], flat) for t in done["trial_id"]],
         }
     )
+
+
+def mean_gain_bound(gains: Iterable[float], alpha: float = ALPHA) -> tuple[int, float, float]:
+    """Judged seeds, mean gain and the one-sided ``1 - alpha`` Student t upper bound of the mean
+    (NaN with fewer than 2 judged seeds); NaN gains are left out."""
+    judged = [g for g in gains if not math.isnan(g)]
+    n = len(judged)
+    if n == 0:
+        return 0, math.nan, math.nan
+    mean = sum(judged) / n
+    if n < 2:
+        return n, mean, math.nan
+    sd = math.sqrt(sum((g - mean) ** 2 for g in judged) / (n - 1))
+    return n, mean, mean + float(stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n)
+
+
+def variant_flatness(trials: pd.DataFrame, flat: float = FLAT, alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per backbone and variant of :func:`trial_convergence`'s frame: ``judged`` seeds,
+    ``mean_gain``, ``upper`` (its one-sided ``1 - alpha`` t bound) and ``flat`` (``upper`` below
+    ``flat``; None with fewer than 2 judged seeds)."""
+    rows = []
+    for (backbone, variant), g in trials.groupby(["backbone", "variant"], sort=False):
+        n, mean, upper = mean_gain_bound(g["gain"].astype(float), alpha)
+        rows.append(
+            {
+                "backbone": backbone,
+                "variant": variant,
+                "judged": n,
+                "mean_gain": mean,
+                "upper": upper,
+                "flat": is_flat(upper, flat),
+            }
+        )
+    return pd.DataFrame(rows, columns=["backbone", "variant", "judged", "mean_gain", "upper", "flat"])

@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import plots
 from .aggregate import aggregate, cell_text, collapsed_mask, factors, is_attention_factor, reported_metric
-from .convergence import CONVERGENCE_FILE, FLAT, LAST, trial_convergence
+from .convergence import ALPHA, CONVERGENCE_FILE, FLAT, LAST, trial_convergence, variant_flatness
 from .path_parity import PARITY_FILE, PathParity, parity_table, path_parity
 from .setting_change import AGAINST_FILES, CHANGE_FILE, SettingChange, change_table, setting_change
 from ..run.calibrate import LATENCY_FILE, read_latency, with_latency
@@ -458,10 +458,13 @@ def _gain_text(gain: float) -> str:
 
 
 def convergence_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: its seeds, how many are flat, each seed's gain and their mean."""
+    """One row per variant: its seeds, how many are flat, each seed's gain, their mean, the mean's
+    one-sided upper bound and whether the variant is flat on average."""
+    bounds = variant_flatness(trials).set_index(["backbone", "variant"])
     rows = []
     for (backbone, variant), g in trials.groupby(["backbone", "variant"], sort=False):
         gains = g["gain"].astype(float)
+        bound = bounds.loc[(backbone, variant)]
         rows.append(
             {
                 "backbone": backbone,
@@ -472,6 +475,8 @@ def convergence_table(trials: pd.DataFrame) -> pd.DataFrame:
                     f"s{s} {_gain_text(x)}" for s, x in zip(g["seed"], gains)
                 ),
                 "mean gain": _gain_text(gains.mean()) if gains.notna().any() else "-",
+                f"mean gain, {1 - ALPHA:.0%} upper bound (t)": _gain_text(float(bound["upper"])),
+                "flat on average": {True: "yes", False: "no"}.get(bound["flat"], "-"),
             }
         )
     return pd.DataFrame(rows)
@@ -505,8 +510,36 @@ def convergence_sentence(trials: pd.DataFrame) -> str:
     )
 
 
+def variant_flatness_sentence(trials: pd.DataFrame) -> str:
+    """Whether every variant was flat on average (its mean gain's one-sided upper bound below the
+    rule), or which were not shown flat."""
+    variants = variant_flatness(trials)
+    judged = variants[variants["flat"].notna()]
+    if judged.empty:
+        return "No variant has 2 or more seeds with a gain, so none is judged on average."
+    unshown = judged[judged["flat"].eq(False)]
+    short = len(variants) - len(judged)
+    not_judged = (
+        f" {short} of {len(variants)} variants had fewer than 2 seeds with a gain: not judged." if short else ""
+    )
+    rule = (
+        f"On average over seeds (the mean gain's one-sided {1 - ALPHA:.0%} Student t upper bound below {FLAT:g} points)"
+    )
+    if unshown.empty:
+        return (
+            f"{rule}, every variant judged is flat; as an intersection-union test, the claim that all "
+            f"{len(judged)} are flat errs with probability at most {ALPHA:g}." + not_judged
+        )
+    named = "; ".join(
+        f"{b} {v} (mean {_gain_text(m)}, bound {_gain_text(u)})"
+        for b, v, m, u in unshown[["backbone", "variant", "mean_gain", "upper"]].itertuples(index=False)
+    )
+    return f"{rule}: {len(judged) - len(unshown)} of {len(judged)} variants flat; not shown flat: {named}." + not_judged
+
+
 def _convergence_blocks(trials: Optional[pd.DataFrame]) -> list[Block]:
-    """Whether training had flattened at the end, per seed (``ablation.analysis.convergence``)."""
+    """Whether training had flattened at the end, per seed and per variant
+    (``ablation.analysis.convergence``)."""
     head: list[Block] = [Heading("Convergence")]
     if trials is None:
         return head + [Para("No per-epoch metrics for this run (no epochs.csv), so convergence is not judged.")]
@@ -516,6 +549,10 @@ def _convergence_blocks(trials: Optional[pd.DataFrame]) -> list[Block]:
             f"epoch minus its top-1 {LAST} epochs before (the gain), flat when below {FLAT:g} points; per trial "
             f"in {CONVERGENCE_FILE}. A seed still rising was stopped before it converged, and its variant's "
             f"figures may change with more epochs. " + convergence_sentence(trials)
+        ),
+        Para(
+            "A seed's gain also moves by chance from epoch to epoch, so a variant is judged on its seeds' mean "
+            "gain as well. " + variant_flatness_sentence(trials)
         ),
         Table(convergence_table(trials)),
     ]
