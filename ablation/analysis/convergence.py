@@ -75,8 +75,7 @@ def mean_gain_bound(gains: Iterable[float], alpha: float = ALPHA) -> tuple[int, 
     mean = sum(judged) / n
     if n < 2:
         return n, mean, math.nan
-    sd = math.sqrt(sum((g - mean) ** 2 for g in judged) / (n - 1))
-    return n, mean, mean + float(stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n)
+    return n, mean, mean + float(stats.t.ppf(1 - alpha, n - 1) * stats.sem(judged))
 
 
 def variant_flatness(trials: pd.DataFrame, flat: float = FLAT, alpha: float = ALPHA) -> pd.DataFrame:
